@@ -1,0 +1,41 @@
+# Two commands do all the set-up on a fresh machine (see README):
+#   make quickstart   the main job end to end on the embedded workspace
+#   make test         lint, type check and the test suite
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: quickstart test lint typecheck pytest install-dev clean
+
+$(VENV)/.installed-all: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[all]'
+	touch $@
+
+# PyTorch: the CPU build (torch 2.13.0 is the release this machine's pip serves as a CPU wheel;
+# an unpinned torch would pull several GB of CUDA wheels).
+$(VENV)/.installed-dev: $(VENV)/.installed-all
+	$(BIN)/python -m pip install -q 'torch==2.13.0'
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $@
+
+install-dev: $(VENV)/.installed-dev
+
+quickstart: $(VENV)/.installed-all
+	$(BIN)/amlpkg quickstart
+
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(VENV)/.installed-dev
+	$(BIN)/mypy
+
+pytest: $(VENV)/.installed-dev
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test: lint typecheck pytest
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

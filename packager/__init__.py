@@ -1,0 +1,1 @@
+"""Optimize, build and deploy; home of the ``amlpkg`` command line."""

@@ -1,0 +1,7 @@
+"""`amlpkg models ...`: placeholder until its commands are written."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(no_args_is_help=True)
