@@ -32,7 +32,19 @@ _LAZY: dict[str, str] = {
     "AmlpkgError": "amlpkg.errors",
 }
 
-__all__ = ["__version__", *_LAZY]
+__all__ = [
+    "AmlpkgError",
+    "__version__",
+    "active_run",
+    "end_run",
+    "log_artifact",
+    "log_metric",
+    "log_metrics",
+    "log_param",
+    "log_params",
+    "set_tag",
+    "start_run",
+]
 
 if TYPE_CHECKING:
     from amlpkg.errors import AmlpkgError

@@ -10,62 +10,327 @@ adapter returns them as JSON and the gRPC adapter fills the proto with
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+import contextlib
+import importlib.metadata
+import logging
+import os
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+import yaml
+
+from amlpkg.runtime.errors import (
+    InvalidInputError,
+    ModelLoadError,
+    ModelNotFoundError,
+    ModelNotReadyError,
+    UnavailableError,
+)
+from amlpkg.runtime.metrics import RuntimeMetrics
+from amlpkg.runtime.model import PLATFORM, LoadedModel
+from amlpkg.runtime.model_config import parse_model_config
+from amlpkg.runtime.repository import ModelRepository
+from amlpkg.runtime.tracing import InferTracer, tracer_from_env
 from amlpkg.runtime.types import (
+    InferOutput,
     InferRequest,
     InferResponse,
     ModelMetadata,
     RepositoryModel,
     ServerMetadata,
 )
+from amlpkg.runtime.validation import validate_request
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
+logger = logging.getLogger(__name__)
+
+
+def _server_version() -> str:
+    try:
+        return importlib.metadata.version("amlpkg")
+    except importlib.metadata.PackageNotFoundError:  # running from a source tree
+        return "0+unknown"
+
+
+SERVER_NAME = "amlpkg"
+# Only what is really implemented end to end by the data plane and both transports.
+EXTENSIONS = (
+    "model_repository",
+    "model_configuration",
+    "statistics",
+    "binary_tensor_data",
+)
 
 
 class DataPlane:
-    """Placeholder of the interface; the implementation replaces the bodies."""
+    """Every V2 operation over one model repository, for any transport.
+
+    Usage (transports, benchmarks, tests)::
+
+        dp = DataPlane.from_repository("path/to/repo")  # cheap: nothing loaded yet
+        await dp.start()            # loads every model (a failed model -> UNAVAILABLE row)
+        response = await dp.infer(request, trace_context={"traceparent": "00-..."})
+        registry = dp.metrics_registry  # prometheus_client CollectorRegistry for /metrics
+        await dp.stop(drain_timeout=30.0)  # refuse new work, drain, release sessions
+
+    ``from_repository(path, *, models=None, environ=None, drain_timeout_s=30.0)``:
+    ``models`` limits which models load at start (None = all, ``[]`` = none: explicit
+    model control); ``environ`` (default ``os.environ``) is where the ``OTEL_*``
+    variables are read from; ``drain_timeout_s`` bounds how long an unload/reload
+    waits for the old version's requests. All methods must be called on the one event loop
+    that ran ``start()``; inference itself runs in per-model thread pools.
+
+    ``trace_context``: the W3C trace headers the transport received (``traceparent``,
+    optionally ``tracestate``; HTTP headers or gRPC metadata, lower-case keys), so the
+    ``infer`` span joins the caller's trace. May also be passed in
+    ``request.parameters["trace_context"]``. Ignored when tracing is off.
+    """
+
+    def __init__(
+        self,
+        repository: ModelRepository,
+        metrics: RuntimeMetrics,
+        *,
+        tracer: InferTracer | None = None,
+        models: Sequence[str] | None = None,
+    ) -> None:
+        self._repository = repository
+        self._metrics = metrics
+        self._tracer = tracer
+        self._startup_models = None if models is None else list(models)
+        self._started = False
+        self._stopping = False
+        self._in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    @classmethod
+    def from_repository(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        models: Sequence[str] | None = None,
+        environ: Mapping[str, str] | None = None,
+        drain_timeout_s: float = 30.0,
+    ) -> DataPlane:
+        """A data plane over ``path``; call :meth:`start` on the event loop to load models."""
+        root = Path(path)
+        if not root.is_dir():
+            raise ModelNotFoundError(
+                f"model repository {root} is not a directory",
+                hint="pass a folder laid out as <repo>/<model>/<version>/model.onnx",
+            )
+        metrics = RuntimeMetrics()
+        tracer = tracer_from_env(os.environ if environ is None else environ)
+        return cls(
+            ModelRepository(root, metrics, drain_timeout_s), metrics, tracer=tracer, models=models
+        )
+
+    @property
+    def metrics_registry(self) -> CollectorRegistry:
+        """The Prometheus registry of this data plane (serve it on ``/metrics``)."""
+        return self._metrics.registry
+
+    @property
+    def tracer(self) -> InferTracer | None:
+        """The OTLP tracer, or None when tracing is off."""
+        return self._tracer
+
+    async def start(self) -> None:
+        """Load the startup models; one that fails is logged and reported in the index."""
+        names = self._startup_models
+        if names is None:
+            names = self._repository.model_names()
+        for name in names:
+            try:
+                await self._repository.load(name)
+            except (ModelLoadError, ModelNotFoundError) as exc:
+                logger.error("%s", exc)
+        self._started = True
+
+    async def stop(self, drain_timeout: float = 30.0) -> None:
+        """Refuse new requests, wait (bounded) for those in flight, then release sessions."""
+        self._stopping = True
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._idle.wait(), drain_timeout)
+        await self._repository.close()
+        if self._tracer is not None:
+            await asyncio.to_thread(self._tracer.shutdown)
+        self._started = False
 
     async def live(self) -> bool:
-        """Server liveness."""
-        raise NotImplementedError
+        """Server liveness: the process serves the API (also while it drains)."""
+        return True
 
     async def ready(self) -> bool:
         """Server readiness: started and every model that should load has been tried."""
-        raise NotImplementedError
+        return self._started and not self._stopping
 
     async def model_ready(self, name: str, version: str | None = None) -> bool:
         """Whether a model (or one version of it) is loaded and can infer."""
-        raise NotImplementedError
+        try:
+            self._repository.get(name, version)
+        except (ModelNotFoundError, ModelNotReadyError):
+            return False
+        return not self._stopping
 
     async def server_metadata(self) -> ServerMetadata:
         """``GET /v2``."""
-        raise NotImplementedError
+        return ServerMetadata(SERVER_NAME, _server_version(), EXTENSIONS)
 
     async def model_metadata(self, name: str, version: str | None = None) -> ModelMetadata:
         """``GET /v2/models/{name}[/versions/{version}]``."""
-        raise NotImplementedError
+        model = self._repository.get(name, version)
+        versions = tuple(m.version_str for m in self._repository.ready_versions(name))
+        return ModelMetadata(
+            name=name,
+            versions=versions,
+            platform=PLATFORM,
+            inputs=model.input_specs(),
+            outputs=model.output_specs(),
+            parameters=model.parameters,
+        )
 
     async def model_config(self, name: str, version: str | None = None) -> dict[str, Any]:
         """Triton ``ModelConfig`` as a dict (``GET /v2/models/{name}/config``)."""
-        raise NotImplementedError
+        return self._repository.get(name, version).triton_config()
 
     async def model_statistics(
         self, name: str | None = None, version: str | None = None
     ) -> dict[str, Any]:
         """Triton ``ModelStatisticsResponse`` as a dict: ``{"model_stats": [...]}``."""
-        raise NotImplementedError
+        if name is None or name == "":
+            models = self._repository.loaded()
+        elif version:
+            models = [self._repository.get(name, version)]
+        else:
+            self._repository.get(name)  # unknown / not ready -> the usual errors
+            models = self._repository.ready_versions(name)
+        return {"model_stats": [m.stats.to_dict(m.name, m.version_str) for m in models]}
 
     async def repository_index(self, ready_only: bool = False) -> list[RepositoryModel]:
         """Every model version the repository holds, with its state."""
-        raise NotImplementedError
+        return self._repository.index(ready_only)
 
     async def load_model(self, name: str, parameters: dict[str, Any] | None = None) -> None:
-        """Load (or reload) a model from the repository."""
-        raise NotImplementedError
+        """Load (or reload) a model from the repository.
+
+        ``parameters["config"]`` (a JSON/YAML string or a mapping in the ``config.yaml``
+        schema) replaces the model's ``config.yaml`` for this load, as Triton's
+        ``config`` load parameter does.
+        """
+        if self._stopping:
+            raise UnavailableError("the server is shutting down")
+        config = None
+        raw = (parameters or {}).get("config")
+        if raw is not None:
+            if isinstance(raw, str | bytes):
+                try:
+                    raw = yaml.safe_load(raw)
+                except yaml.YAMLError as exc:
+                    raise InvalidInputError(
+                        f"load parameter 'config' is not JSON/YAML: {exc}"
+                    ) from None
+            try:
+                config = parse_model_config(raw, "load parameter 'config'")
+            except ModelLoadError as exc:
+                raise InvalidInputError(exc.message, hint=exc.hint) from None
+        await self._repository.load(name, config)
 
     async def unload_model(self, name: str, unload_dependents: bool = False) -> None:
         """Unload every version of a model after its in-flight requests finish."""
-        raise NotImplementedError
+        await self._repository.unload(name)
 
-    async def infer(self, request: InferRequest) -> InferResponse:
-        """Validate, queue (dynamic batching) and run one request."""
-        raise NotImplementedError
+    async def infer(
+        self, request: InferRequest, *, trace_context: Mapping[str, str] | None = None
+    ) -> InferResponse:
+        """Validate, queue (dynamic batching) and run one request.
+
+        ``trace_context``: W3C ``traceparent``/``tracestate`` from the transport, so the
+        ``infer`` span joins the caller's trace (or ``request.parameters["trace_context"]``).
+        """
+        if self._stopping:
+            raise UnavailableError("the server is shutting down", hint="retry on another replica")
+        model = self._repository.get(request.model_name, request.model_version)
+        start = time.time_ns()
+        self._begin(model)
+        result = None
+        error: BaseException | None = None
+        try:
+            session = model.session
+            feeds, names, batch = validate_request(
+                request, model.name, session.inputs, session.outputs, model.config.max_batch_size
+            )
+            result = await model.scheduler.submit(feeds, names, batch)
+        except BaseException as exc:
+            error = exc
+            end = time.time_ns()
+            model.stats.record_failure(end - start, end)
+            model.metrics.failure.inc()
+            raise
+        finally:
+            self._end(model)
+            if self._tracer is not None:
+                self._trace(
+                    request=request,
+                    model=model,
+                    start=start,
+                    result=result,
+                    error=error,
+                    trace_context=trace_context,
+                )
+        end = time.time_ns()
+        record = result.batch
+        model.stats.record_success(batch, end - start, result.queue_ns, record, end)
+        metrics = model.metrics
+        metrics.success.inc()
+        metrics.queue.observe(result.queue_ns / 1e9)
+        metrics.compute.observe((record.end_ns - record.start_ns) / 1e9)
+        specs = session.outputs
+        outputs = [
+            InferOutput(n, specs[n].datatype.v2, result.outputs[n].shape, result.outputs[n])
+            for n in names
+        ]
+        return InferResponse(request.model_name, model.version_str, outputs, id=request.id)
+
+    def _begin(self, model: LoadedModel) -> None:
+        self._in_flight += 1
+        self._idle.clear()
+        model.begin()
+
+    def _end(self, model: LoadedModel) -> None:
+        model.end()
+        self._in_flight -= 1
+        if self._in_flight == 0:
+            self._idle.set()
+
+    def _trace(
+        self,
+        *,
+        request: InferRequest,
+        model: LoadedModel,
+        start: int,
+        result: Any,
+        error: BaseException | None,
+        trace_context: Mapping[str, str] | None,
+    ) -> None:
+        assert self._tracer is not None
+        context = trace_context or request.parameters.get("trace_context")
+        try:
+            self._tracer.record(
+                model=model.name,
+                version=model.version_str,
+                start_ns=start,
+                end_ns=time.time_ns(),
+                trace_context=context if isinstance(context, Mapping) else None,
+                result=result,
+                error=error,
+                request_id=request.id,
+            )
+        except Exception:  # tracing must never fail a request
+            logger.exception("could not record the trace of a request")

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
+
+from amlpkg.runtime.types import InferInput, InferRequest, RequestedOutput
 
 OPSET = 17
 
@@ -74,7 +77,7 @@ def mlp_model(sizes: tuple[int, ...] = (64, 256, 256, 10), seed: int = 0) -> onn
     nodes: list[onnx.NodeProto] = []
     inits: list[onnx.TensorProto] = []
     current = "x"
-    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+    for i, (n_in, n_out) in enumerate(itertools.pairwise(sizes)):
         w = (rng.standard_normal((n_in, n_out)) / np.sqrt(n_in)).astype(np.float32)
         b = (rng.standard_normal(n_out) * 0.01).astype(np.float32)
         inits += [numpy_helper.from_array(w, f"w{i}"), numpy_helper.from_array(b, f"b{i}")]
@@ -101,3 +104,79 @@ def save(model: onnx.ModelProto, repo: Path, name: str, version: int = 1) -> Pat
     path.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(model, str(path))
     return path
+
+
+def fails_on_large_model(threshold: float = 1000.0) -> onnx.ModelProto:
+    """``y = x + x[:, i]`` [batch, 4] FP32 where ``i`` is 0, or out of range (an ONNX Runtime
+    error at run time) when any element of the whole batch is >= ``threshold``."""
+    graph = helper.make_graph(
+        [
+            helper.make_node("ReduceMax", ["x"], ["mx"], keepdims=0),
+            helper.make_node("GreaterOrEqual", ["mx", "threshold"], ["bad"]),
+            helper.make_node("Cast", ["bad"], ["bad_i"], to=TensorProto.INT64),
+            helper.make_node("Mul", ["bad_i", "hundred"], ["index"]),
+            helper.make_node("Unsqueeze", ["index", "axes0"], ["index1"]),
+            helper.make_node("Gather", ["x", "index1"], ["column"], axis=1),
+            helper.make_node("Add", ["x", "column"], ["y"]),
+        ],
+        "fails_on_large",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 4])],
+        initializer=[
+            numpy_helper.from_array(np.array(threshold, dtype=np.float32), "threshold"),
+            numpy_helper.from_array(np.array(100, dtype=np.int64), "hundred"),
+            numpy_helper.from_array(np.array([0], dtype=np.int64), "axes0"),
+        ],
+    )
+    return _model(graph)
+
+
+def sum_over_batch_model() -> onnx.ModelProto:
+    """``y = sum(x, axis 0)`` kept as [1, 4]: an output that does not keep the batch dim."""
+    graph = helper.make_graph(
+        [
+            # The axes are computed (always [0]) so shape inference cannot see the output
+            # loses the batch dim: only the server's check at run time can.
+            helper.make_node("ReduceMax", ["x"], ["mx"], keepdims=0),
+            helper.make_node("Mul", ["mx", "zero"], ["zero_f"]),
+            helper.make_node("Cast", ["zero_f"], ["zero_i"], to=TensorProto.INT64),
+            helper.make_node("Unsqueeze", ["zero_i", "axes0"], ["axes"]),
+            helper.make_node("ReduceSum", ["x", "axes"], ["y"], keepdims=1),
+        ],
+        "sum_over_batch",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 4])],
+        initializer=[
+            numpy_helper.from_array(np.array([0], dtype=np.int64), "axes0"),
+            numpy_helper.from_array(np.array(0, dtype=np.float32), "zero"),
+        ],
+    )
+    return _model(graph)
+
+
+def write_config(repo: Path, name: str, text: str) -> Path:
+    """Write ``<repo>/<name>/config.yaml``."""
+    path = repo / name / "config.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def infer_request(
+    model: str,
+    inputs: dict[str, np.ndarray],
+    version: str | None = None,
+    outputs: list[str] | None = None,
+) -> InferRequest:
+    """A decoded V2 request as the transports hand it to the data plane."""
+    from amlpkg.runtime.datatypes import from_numpy
+
+    return InferRequest(
+        model_name=model,
+        model_version=version,
+        inputs=[
+            InferInput(name, from_numpy(a.dtype).v2, tuple(a.shape), a)
+            for name, a in inputs.items()
+        ],
+        outputs=None if outputs is None else [RequestedOutput(n) for n in outputs],
+    )

@@ -1,0 +1,211 @@
+"""The model repository (Triton layout ``<repo>/<model>/<version>/model.onnx``) and its states.
+
+A model that fails to load is recorded UNAVAILABLE with the reason while the
+others keep serving. A reload builds the new sessions first, then switches the
+table in one assignment, then closes the old versions once their requests finish;
+a version that fails to reload keeps its old, working session (as Triton does).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from amlpkg.runtime.errors import ModelLoadError, ModelNotFoundError, ModelNotReadyError
+from amlpkg.runtime.metrics import RuntimeMetrics
+from amlpkg.runtime.model import LoadedModel
+from amlpkg.runtime.model_config import ModelConfig, load_model_config
+from amlpkg.runtime.session import OnnxSession
+from amlpkg.runtime.types import RepositoryModel
+
+logger = logging.getLogger(__name__)
+
+MODEL_FILE = "model.onnx"
+READY, UNAVAILABLE, LOADING = "READY", "UNAVAILABLE", "LOADING"
+
+
+@dataclass(frozen=True, slots=True)
+class VersionState:
+    """One row of the state table: a loaded model, or why there is none."""
+
+    state: str
+    reason: str = ""
+    model: LoadedModel | None = None
+
+
+class ModelRepository:
+    """Loads, serves and unloads the models of one repository folder."""
+
+    def __init__(self, root: Path, metrics: RuntimeMetrics, drain_timeout_s: float = 30.0) -> None:
+        self.root = root
+        self._metrics = metrics
+        self._drain_timeout_s = drain_timeout_s
+        self._table: dict[str, dict[int, VersionState]] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    def model_names(self) -> list[str]:
+        """Model folders in the repository (hidden ones skipped)."""
+        if not self.root.is_dir():
+            return []
+        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and p.name[0] not in "._")
+
+    def _disk_versions(self, model_dir: Path) -> list[int]:
+        return sorted(
+            int(p.name)
+            for p in model_dir.iterdir()
+            if p.is_dir() and p.name.isdigit() and int(p.name) > 0
+        )
+
+    async def load(self, name: str, config: ModelConfig | None = None) -> None:
+        """Load or reload every version the policy selects; raise if none could load."""
+        model_dir = self.root / name
+        if "/" in name or name.startswith(".") or not model_dir.is_dir():
+            raise ModelNotFoundError(
+                f"model {name!r} is not in the repository {self.root}",
+                hint=f"the repository holds {self.model_names()}",
+            )
+        async with self._locks.setdefault(name, asyncio.Lock()):
+            old = self._table.get(name, {})
+            try:
+                config = config or load_model_config(model_dir)
+                versions = config.version_policy.select(self._disk_versions(model_dir))
+                if not versions:
+                    raise ModelLoadError(
+                        f"model {name!r}: no version folder matches the version policy",
+                        hint=f"add {model_dir}/<N>/{MODEL_FILE} (N a positive integer)",
+                    )
+            except ModelLoadError as exc:
+                if not any(s.state == READY for s in old.values()):
+                    self._table[name] = {0: VersionState(UNAVAILABLE, str(exc))}
+                raise
+            loading = {v: old.get(v, VersionState(LOADING)) for v in versions}
+            self._table[name] = {**old, **loading}
+            built = await asyncio.gather(*(self._build(name, v, config) for v in versions))
+            new: dict[int, VersionState] = {}
+            for version, fresh in zip(versions, built, strict=True):
+                previous = old.get(version)
+                if fresh.state != READY and previous is not None and previous.state == READY:
+                    logger.error(
+                        "model %s version %d failed to reload, keeping the old one: %s",
+                        name,
+                        version,
+                        fresh.reason,
+                    )
+                    new[version] = previous
+                else:
+                    new[version] = fresh
+            self._table[name] = new  # the switch: new requests now reach the new sessions
+            await self._close_replaced(old, new)
+        # A failed reload is reported to the caller even when the old version keeps serving.
+        failures = [
+            f"version {v}: {s.reason}"
+            for v, s in zip(versions, built, strict=True)
+            if s.state != READY
+        ]
+        if failures:
+            raise ModelLoadError(f"model {name!r} failed to load: " + "; ".join(failures))
+
+    async def _build(self, name: str, version: int, config: ModelConfig) -> VersionState:
+        path = self.root / name / str(version) / MODEL_FILE
+        try:
+            # Building a session takes from milliseconds to minutes (TensorRT): off the loop.
+            session = await asyncio.to_thread(OnnxSession, path, config, name)
+        except ModelLoadError as exc:
+            logger.error("%s", exc)
+            return VersionState(UNAVAILABLE, str(exc))
+        model = LoadedModel(
+            name=name,
+            version=version,
+            path=path,
+            config=config,
+            session=session,
+            metrics=self._metrics,
+        )
+        logger.info("loaded model %s version %d on %s", name, version, session.provider_short_names)
+        return VersionState(READY, model=model)
+
+    async def _close_replaced(
+        self, old: dict[int, VersionState], new: dict[int, VersionState]
+    ) -> None:
+        kept = {id(s.model) for s in new.values() if s.model is not None}
+        stale = [s.model for s in old.values() if s.model is not None and id(s.model) not in kept]
+        await asyncio.gather(*(m.close(self._drain_timeout_s) for m in stale))
+
+    async def unload(self, name: str) -> None:
+        """Mark every version unavailable, then close each after its requests finish."""
+        if name not in self._table and name not in self.model_names():
+            raise ModelNotFoundError(f"model {name!r} is not in the repository {self.root}")
+        async with self._locks.setdefault(name, asyncio.Lock()):
+            old = self._table.get(name, {})
+            self._table[name] = {v: VersionState(UNAVAILABLE, "unloaded") for v in old if v > 0}
+            await self._close_replaced(old, {})
+
+    def get(self, name: str, version: str | None = None) -> LoadedModel:
+        """The loaded model version to serve; ``None`` picks the highest ready version."""
+        versions = self._table.get(name)
+        if versions is None:
+            if name in self.model_names():
+                raise ModelNotReadyError(
+                    f"model {name!r} is not loaded", hint="load it through the repository API"
+                )
+            raise ModelNotFoundError(
+                f"unknown model {name!r}", hint=f"loaded models: {sorted(self._table)}"
+            )
+        if version is None or version == "":
+            for number in sorted(versions, reverse=True):
+                state = versions[number]
+                if state.model is not None:
+                    return state.model
+            reasons = "; ".join(s.reason for s in versions.values() if s.reason)
+            raise ModelNotReadyError(f"model {name!r} has no ready version ({reasons})")
+        number = int(version) if version.isdigit() else -1
+        if number <= 0:
+            number = -1  # 0 is the model-level row of a model that failed before versions
+        found = versions.get(number)
+        if found is None:
+            raise ModelNotFoundError(
+                f"model {name!r} has no version {version!r}",
+                hint=f"versions: {[str(v) for v in sorted(versions) if v > 0]}",
+            )
+        if found.model is None:
+            raise ModelNotReadyError(
+                f"model {name!r} version {version} is {found.state}: {found.reason}"
+            )
+        return found.model
+
+    def ready_versions(self, name: str) -> list[LoadedModel]:
+        """Ready versions of a model, ascending."""
+        versions = self._table.get(name, {})
+        return [versions[v].model for v in sorted(versions) if versions[v].model is not None]  # type: ignore[misc]
+
+    def loaded(self) -> list[LoadedModel]:
+        """Every ready model version."""
+        return [m for name in sorted(self._table) for m in self.ready_versions(name)]
+
+    def index(self, ready_only: bool = False) -> list[RepositoryModel]:
+        """Every model of the repository and every version in the state table."""
+        rows: list[RepositoryModel] = []
+        for name in sorted(set(self.model_names()) | set(self._table)):
+            versions = self._table.get(name)
+            if not versions:
+                if not ready_only:
+                    rows.append(RepositoryModel(name, "", UNAVAILABLE, "not loaded"))
+                continue
+            for number in sorted(versions):
+                state = versions[number]
+                if ready_only and state.state != READY:
+                    continue
+                label = str(number) if number > 0 else ""
+                rows.append(RepositoryModel(name, label, state.state, state.reason))
+        return rows
+
+    async def close(self) -> None:
+        """Close every loaded version (the data plane drained requests first)."""
+        models = self.loaded()
+        self._table = {
+            n: {v: VersionState(UNAVAILABLE, "server stopped") for v in vs}
+            for n, vs in self._table.items()
+        }
+        await asyncio.gather(*(m.close(0.0) for m in models))
