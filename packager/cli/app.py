@@ -7,7 +7,18 @@ import sys
 import typer
 
 from amlpkg.errors import AmlpkgError
-from amlpkg.packager.cli import lineage, models, quickstart, run, runs, serve
+from amlpkg.packager.cli import (
+    build,
+    deploy,
+    lineage,
+    models,
+    optimize,
+    quickstart,
+    run,
+    runs,
+    serve,
+    telemetry,
+)
 from amlpkg.packager.cli.output import error_console
 
 app = typer.Typer(
@@ -21,6 +32,10 @@ run.register(app)
 quickstart.register(app)
 lineage.register(app)
 serve.register(app)
+optimize.register(app)
+build.register(app)
+deploy.register(app)
+telemetry.register(app)
 app.add_typer(runs.app, name="runs", help="List, show and compare tracked runs.")
 app.add_typer(models.app, name="models", help="The model registry.")
 

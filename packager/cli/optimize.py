@@ -1,0 +1,9 @@
+"""`amlpkg optimize`: placeholder until its command is written."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to the root app."""
