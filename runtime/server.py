@@ -1,0 +1,191 @@
+"""The scoring server process: REST (uvicorn) + gRPC (grpc.aio) on one event loop.
+
+:func:`serve` blocks until SIGTERM/SIGINT, then stops accepting, drains in-flight
+requests (bounded by ``shutdown_timeout``), stops the data plane and returns.
+:func:`running` is the same as an async context manager, for in-process use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import signal
+import socket
+from collections.abc import AsyncIterator, Generator
+from dataclasses import dataclass
+from typing import Any
+
+import uvicorn
+
+from amlpkg.errors import UnavailableError
+from amlpkg.runtime.dataplane import DataPlane
+from amlpkg.runtime.grpc import create_grpc_server
+from amlpkg.runtime.rest import RestApp, metrics_app
+from amlpkg.runtime.settings import ServerSettings
+
+log = logging.getLogger("amlpkg.runtime.server")
+
+
+class _Uvicorn(uvicorn.Server):
+    """uvicorn without its own signal handling: :func:`serve` owns the signals."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+@dataclass(frozen=True, slots=True)
+class RunningServer:
+    """Where a started server listens, and its data plane."""
+
+    host: str
+    http_port: int
+    grpc_port: int
+    metrics_port: int | None
+    dataplane: DataPlane
+
+
+def _cannot_listen(what: str, host: str, port: int, reason: object) -> UnavailableError:
+    return UnavailableError(
+        f"cannot listen for {what} on {host}:{port}: {reason}",
+        hint="pick a free port (0 lets the OS choose) or stop what is using it",
+    )
+
+
+def _bind(host: str, port: int, what: str) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        sock = socket.create_server((host, port), family=family, backlog=2048)
+    except OSError as exc:
+        raise _cannot_listen(what, host, port, exc.strerror or exc) from None
+    sock.setblocking(False)
+    return sock
+
+
+def _uvicorn(app: Any, settings: ServerSettings) -> _Uvicorn:
+    tls = settings.tls_certfile is not None
+    config = uvicorn.Config(
+        app,
+        http="httptools",
+        loop="none",
+        lifespan="off",
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        timeout_graceful_shutdown=max(1, math.ceil(settings.shutdown_timeout)),
+        ssl_certfile=str(settings.tls_certfile) if tls else None,
+        ssl_keyfile=str(settings.tls_keyfile) if tls else None,
+    )
+    return _Uvicorn(config)
+
+
+async def _start_uvicorn(server: _Uvicorn, sock: socket.socket) -> asyncio.Task[None]:
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    while not server.started:
+        if task.done():
+            task.result()  # raises the startup error
+            raise RuntimeError("uvicorn exited during startup")
+        await asyncio.sleep(0.01)
+    return task
+
+
+@contextlib.asynccontextmanager
+async def running(
+    settings: ServerSettings, dataplane: DataPlane | None = None
+) -> AsyncIterator[RunningServer]:
+    """Start the transports and the data plane; on exit drain and stop everything."""
+    dp = dataplane or DataPlane.from_repository(settings.model_repository)
+    registry = getattr(dp, "metrics_registry", None)
+    token = settings.token
+    scheme = "https" if settings.tls_certfile else "http"
+    tls = None
+    if settings.tls_certfile and settings.tls_keyfile:
+        tls = (settings.tls_keyfile.read_bytes(), settings.tls_certfile.read_bytes())
+
+    http_sock = _bind(settings.host, settings.http_port, "HTTP")
+    servers: list[tuple[_Uvicorn, asyncio.Task[None]]] = []
+    try:
+        grpc_server, grpc_port = create_grpc_server(
+            dp,
+            host=settings.host,
+            port=settings.grpc_port,
+            max_message_size=settings.grpc_max_message_size,
+            auth_token=token,
+            tls=tls,
+        )
+    except RuntimeError as exc:  # grpc reports a failed bind as RuntimeError
+        http_sock.close()
+        raise _cannot_listen("gRPC", settings.host, settings.grpc_port, exc) from None
+    metrics_port = None
+    try:
+        rest = RestApp(
+            dp,
+            max_request_size=settings.max_request_size,
+            auth_token=token,
+            metrics_registry=registry,
+        )
+        http = _uvicorn(rest, settings)
+        servers.append((http, await _start_uvicorn(http, http_sock)))
+        http_port = http_sock.getsockname()[1]
+        log.info("listening: %s://%s:%d (KServe v2 REST)", scheme, settings.host, http_port)
+        await grpc_server.start()
+        log.info(
+            "listening: %s:%d (KServe v2 gRPC, TLS %s)",
+            settings.host,
+            grpc_port,
+            "on" if tls else "off",
+        )
+        if settings.metrics_port is not None and registry is not None:
+            metrics_sock = _bind(settings.host, settings.metrics_port, "metrics")
+            metrics = _uvicorn(metrics_app(registry), settings)
+            servers.append((metrics, await _start_uvicorn(metrics, metrics_sock)))
+            metrics_port = metrics_sock.getsockname()[1]
+            log.info("listening: %s://%s:%d/metrics", scheme, settings.host, metrics_port)
+        # Listeners first, so liveness answers while the models load; readiness
+        # turns true only when the data plane has tried every model.
+        await dp.start()
+        log.info("ready")
+        yield RunningServer(settings.host, http_port, grpc_port, metrics_port, dp)
+    finally:
+        log.info(
+            "shutting down: draining in-flight requests (up to %.0fs)", settings.shutdown_timeout
+        )
+        for server, _ in servers:
+            server.should_exit = True
+        await asyncio.gather(
+            grpc_server.stop(settings.shutdown_timeout),
+            *(task for _, task in servers),
+            return_exceptions=True,
+        )
+        await dp.stop(drain_timeout=settings.shutdown_timeout)
+        log.info("stopped")
+
+
+async def serve_async(settings: ServerSettings) -> None:
+    """Run until SIGTERM or SIGINT, then shut down gracefully."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        async with running(settings):
+            await stop.wait()
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+
+
+def serve(settings: ServerSettings) -> None:
+    """Run the server in this process (uvloop when installed); blocks until a signal."""
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop comes with uvicorn[standard]
+        asyncio.run(serve_async(settings))
+    else:
+        uvloop.run(serve_async(settings))
