@@ -1,4 +1,4 @@
-"""`amlpkg serve --model-repository DIR`: run the KServe v2 scoring server here.
+"""`amlpkg serve --model-repository DIR | --model NAME:VERSION`: run the scoring server here.
 
 The command only parses options and delegates to :func:`amlpkg.runtime.server.serve`
 (the scoring image runs the same server with ``python -m amlpkg.runtime``). Options
@@ -7,12 +7,17 @@ given override ``AMLPKG_SERVER_*`` variables, which override the defaults.
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from pathlib import Path
-from typing import Annotated
+from tempfile import TemporaryDirectory
+from typing import Annotated, Any
 
 import typer
 
 from amlpkg.errors import InvalidArgumentError
+from amlpkg.packager.cli.output import console
+from amlpkg.packager.cli.runs import HomeOption
+from amlpkg.packager.repository import materialize
 
 
 def register(app: typer.Typer) -> None:
@@ -28,9 +33,14 @@ def register(app: typer.Typer) -> None:
                 help="Triton-layout repository: <repo>/<model>/<version>/model.onnx.",
             ),
         ] = None,
-        # --- lead: `--model NAME:VERSION` (serve a workspace model) goes here. It should
-        # resolve the workspace model into a repository folder and pass it on as
-        # model_repository below; the rest of this command stays as it is. ---
+        model: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--model",
+                help="Workspace model to serve: NAME, NAME:VERSION or NAME@ALIAS (repeatable).",
+            ),
+        ] = None,
+        home: HomeOption = None,
         http_port: Annotated[
             int | None, typer.Option("--http-port", help="REST port (default 8000).")
         ] = None,
@@ -64,24 +74,38 @@ def register(app: typer.Typer) -> None:
 
         The auth token comes from AMLPKG_SERVER_AUTH_TOKEN (never the command line).
         """
-        from amlpkg.runtime.server import serve
-        from amlpkg.runtime.settings import load_settings
-
         if model_repository is not None and not model_repository.is_dir():
             raise InvalidArgumentError(
                 f"model repository {model_repository} is not a directory",
                 hint="pass a folder laid out as <repo>/<model>/<version>/model.onnx",
             )
-        settings = load_settings(
-            model_repository=model_repository,
-            http_port=http_port,
-            grpc_port=grpc_port,
-            metrics_port=metrics_port,
-            host=host,
-            max_request_size=max_request_size,
-            tls_certfile=tls_certfile,
-            tls_keyfile=tls_keyfile,
-            shutdown_timeout=shutdown_timeout,
-            log_level=log_level,
-        )
-        serve(settings)
+        with ExitStack() as cleanup:
+            if model:
+                if model_repository is not None:
+                    raise InvalidArgumentError(
+                        "--model and --model-repository exclude each other",
+                        hint="serve workspace models or a repository folder, not both",
+                    )
+                model_repository = Path(cleanup.enter_context(TemporaryDirectory(prefix="amlpkg-")))
+                for version in materialize(model, model_repository, home=home):
+                    console.print(f"serving {version.ref} (sha256 {version.sha256[:12]})")
+            _serve(
+                model_repository=model_repository,
+                http_port=http_port,
+                grpc_port=grpc_port,
+                metrics_port=metrics_port,
+                host=host,
+                max_request_size=max_request_size,
+                tls_certfile=tls_certfile,
+                tls_keyfile=tls_keyfile,
+                shutdown_timeout=shutdown_timeout,
+                log_level=log_level,
+            )
+
+
+def _serve(**options: Any) -> None:
+    """Load the settings (options given override AMLPKG_SERVER_*) and serve until stopped."""
+    from amlpkg.runtime.server import serve
+    from amlpkg.runtime.settings import load_settings
+
+    serve(load_settings(**options))
