@@ -9,7 +9,9 @@ from rich.tree import Tree
 
 from amlpkg.packager.cli.output import console, print_json
 from amlpkg.packager.cli.runs import HomeOption, JsonOption, when
+from amlpkg.packager.lineage import describe
 from amlpkg.trainer.lineage_view import lineage
+from amlpkg.trainer.store.workspace import open_workspace
 
 
 def print_lineage(chain: dict[str, Any]) -> None:
@@ -41,10 +43,12 @@ def print_lineage(chain: dict[str, Any]) -> None:
     downstream = chain["downstream"]
     built = tree.add(f"built and deployed from it ({len(downstream)})")
     for edge in downstream:
-        built.add(
+        line = built.add(
             f"{edge['src_kind']} {edge['src_id']} --{edge['relation']}-->"
             f" {edge['dst_kind']} {edge['dst_id']}"
         )
+        if edge.get("detail"):  # key facts of the row, where a stage adds them
+            line.add(str(edge["detail"]))
     console.print(tree)
 
 
@@ -58,7 +62,9 @@ def register(app: typer.Typer) -> None:
         as_json: JsonOption = False,
     ) -> None:
         """Show the run, params, metrics and code behind a model version, and what it feeds."""
-        chain = lineage(ref, home=home)
+        with open_workspace(home) as ws:
+            chain = lineage(ref, workspace=ws)
+            describe(ws, chain["downstream"])
         if as_json:
             print_json(chain)
             return

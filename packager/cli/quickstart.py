@@ -20,15 +20,34 @@ def register(app: typer.Typer) -> None:
         model_name: Annotated[
             str, typer.Option("--model-name", help="Registry name for the model.")
         ] = "iris-classifier",
+        build: Annotated[
+            bool,
+            typer.Option(
+                "--build/--no-build", help="Build the scoring image when a Docker engine answers."
+            ),
+        ] = True,
+        deploy: Annotated[
+            bool,
+            typer.Option(
+                "--deploy/--no-deploy", help="Deploy locally, score over HTTP and gRPC, collect."
+            ),
+        ] = True,
     ) -> None:
-        """Train, track, export (with parity check), register and show the lineage of a model."""
-        from amlpkg.trainer.quickstart import run_quickstart
+        """Train, track, export, register, optimize, build, deploy, score; show the lineage."""
+        from amlpkg.packager.cli.telemetry import print_summaries
+        from amlpkg.packager.quickstart import run_main_job
 
         def step(message: str) -> None:
             console.print(f"[green]✓[/] {message}")
 
-        result = run_quickstart(home, model_name=model_name, on_step=step)
+        result = run_main_job(home, model_name=model_name, build=build, deploy=deploy, on_step=step)
+        if result.telemetry:
+            console.print()
+            print_summaries("telemetry per deployment (amlpkg telemetry show)", result.telemetry)
         console.print()
         print_lineage(result.lineage)
-        ref = result.model_version.ref
-        console.print(f"\nnext: [bold]amlpkg models show {ref}[/], [bold]amlpkg lineage {ref}[/]")
+        ref = result.model_ref
+        console.print(
+            f"\nnext: [bold]amlpkg lineage {ref}[/], [bold]amlpkg serve --model {ref}[/],"
+            f" [bold]amlpkg deploy {ref} --target local --name {ref.split(':')[0]}[/]"
+        )

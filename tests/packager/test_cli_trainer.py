@@ -33,7 +33,8 @@ def amlpkg(
 def quickstarted(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, str]:
     cwd = tmp_path_factory.mktemp("project")
     home = cwd / "ws"
-    done = amlpkg("quickstart", home=home, cwd=cwd)
+    # The image build of the main job has its own tests (tests/packager/test_build_*).
+    done = amlpkg("quickstart", "--no-build", home=home, cwd=cwd)
     return home, cwd, done.stdout
 
 
@@ -45,6 +46,42 @@ def test_quickstart_ends_with_the_lineage(quickstarted: tuple[Path, Path, str]) 
     assert "made by run" in lineage_part and "[completed]" in lineage_part
     assert "test_accuracy" in lineage_part and "cv_accuracy" in lineage_part
     assert (home / "amlpkg.db").is_file()
+
+
+def test_quickstart_optimizes_deploys_scores_and_collects(
+    quickstarted: tuple[Path, Path, str],
+) -> None:
+    """The later links of the chain: variant, local deployment, telemetry."""
+    home, cwd, out = quickstarted
+    assert "optimized for cpu" in out
+    assert "scored over HTTP" in out and "and gRPC" in out
+    assert "telemetry from quickstart:1 reached the collector" in out
+    assert "telemetry per deployment" in out
+    lineage_part = out[out.index("model iris-classifier:1 @production") :]
+    assert "--optimized--> variant" in lineage_part
+    assert "--deployed_as--> deployment quickstart:1" in lineage_part
+    shown = json.loads(amlpkg("telemetry", "show", "--json", home=home, cwd=cwd).stdout)
+    rows = shown["deployments"]
+    assert rows[0]["key"] == "quickstart:1" and rows[0]["requests"] >= 2
+    assert rows[0]["errors"] == 0
+    # Stopped at the end: the main job leaves no server running.
+    status = json.loads(
+        amlpkg("deployments", "show", "quickstart", "--json", home=home, cwd=cwd).stdout
+    )
+    assert status["serving"] is None
+    assert [r["status"] for r in status["history"]] == ["stopped"]
+
+
+def test_quickstart_says_clearly_when_there_is_no_docker(tmp_path: Path) -> None:
+    env_home = tmp_path / "ws"
+    env = {**os.environ, "AMLPKG_HOME": str(env_home), "COLUMNS": "200",
+           "DOCKER_HOST": f"unix://{tmp_path}/no-docker.sock"}  # fmt: skip
+    done = subprocess.run(
+        [AMLPKG, "quickstart", "--no-deploy"], cwd=tmp_path, env=env, capture_output=True,
+        text=True, timeout=240, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "no Docker engine, so no image was built" in done.stdout
 
 
 def test_json_outputs_parse(quickstarted: tuple[Path, Path, str]) -> None:

@@ -38,6 +38,21 @@ def test_migrations_apply_once_and_are_idempotent(tmp_path: Path) -> None:
     conn.close()
 
 
+def test_a_migration_missing_below_the_highest_is_still_applied(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A workspace made by a build that lacked a stage gets that stage's tables later."""
+    first, *rest = MIGRATIONS
+    last = rest[-1]
+    conn = connect(tmp_path / "gap.db")
+    monkeypatch.setattr("amlpkg.trainer.store.migrations.MIGRATIONS", (first, last))
+    assert migrate(conn) == [first[0], last[0]]
+    monkeypatch.setattr("amlpkg.trainer.store.migrations.MIGRATIONS", MIGRATIONS)
+    assert migrate(conn) == [v for v, _ in rest[:-1]]
+    assert migrate(conn) == []
+    conn.close()
+
+
 def test_reopening_a_workspace_keeps_data_and_schema(home: Path) -> None:
     with open_workspace(home) as ws:
         ws.conn.execute("INSERT INTO experiments (name, created) VALUES ('x', 0)")

@@ -11,6 +11,12 @@ from __future__ import annotations
 import sqlite3
 import time
 
+from amlpkg.trainer.store import (
+    schema_deployments,
+    schema_packages,
+    schema_telemetry,
+    schema_variants,
+)
 from amlpkg.trainer.store.db import write_tx
 
 _V1 = """
@@ -112,24 +118,38 @@ CREATE INDEX lineage_by_dst ON lineage_edges(dst_kind, dst_id);
 """
 
 # (version, SQL). Append only: never edit a migration that has shipped.
-MIGRATIONS: tuple[tuple[int, str], ...] = ((1, _V1),)
+MIGRATIONS: tuple[tuple[int, str], ...] = (
+    (1, _V1),
+    (2, schema_variants.SQL),
+    (3, schema_packages.SQL),
+    (4, schema_deployments.SQL),
+    (5, schema_telemetry.SQL),
+)
 
 
-def current_version(conn: sqlite3.Connection) -> int:
-    """The highest applied migration, 0 for an empty database."""
+def applied_versions(conn: sqlite3.Connection) -> set[int]:
+    """The migrations recorded as applied (empty for a new database)."""
     row = conn.execute(
         "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
     ).fetchone()
     if row is None:
-        return 0
-    value = conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone()[0]
-    return int(value or 0)
+        return set()
+    return {int(v) for (v,) in conn.execute("SELECT version FROM schema_migrations")}
+
+
+def current_version(conn: sqlite3.Connection) -> int:
+    """The highest applied migration, 0 for an empty database."""
+    return max(applied_versions(conn), default=0)
 
 
 def migrate(conn: sqlite3.Connection) -> list[int]:
-    """Apply the pending migrations; return the versions applied now (empty if none)."""
+    """Apply every migration not recorded yet, in order; return those applied now.
+
+    Missing versions are applied even below the highest recorded one, so a
+    workspace made by a build that lacked a stage still gets that stage's tables.
+    """
     applied: list[int] = []
-    if current_version(conn) >= MIGRATIONS[-1][0]:
+    if {v for v, _ in MIGRATIONS} <= applied_versions(conn):
         return applied
     with write_tx(conn):
         # Re-check under the write lock: another process may have migrated meanwhile.
@@ -137,9 +157,9 @@ def migrate(conn: sqlite3.Connection) -> list[int]:
             "CREATE TABLE IF NOT EXISTS schema_migrations ("
             "version INTEGER PRIMARY KEY, applied REAL NOT NULL)"
         )
-        done = current_version(conn)
-        for version, sql in MIGRATIONS:
-            if version <= done:
+        done = applied_versions(conn)
+        for version, sql in sorted(MIGRATIONS):
+            if version in done:
                 continue
             # executescript would COMMIT the open transaction; run statements one by one.
             for statement in sql.split(";"):

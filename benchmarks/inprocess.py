@@ -1,0 +1,96 @@
+"""In-process ONNX Runtime: the limit a server on this machine can approach.
+
+The same model and session options as the servers (spin-waiting off, and on for
+comparison); a closed loop of ``session.run`` at batch 1, 8 and 32, bounded in time.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import onnxruntime as ort
+
+from benchmarks.models import INPUT_NAME, BenchModel
+
+BATCH_SIZES = (1, 8, 32)
+
+
+@dataclass(frozen=True)
+class InProcessResult:
+    """Throughput of one (model, batch, spinning) point."""
+
+    model: str
+    batch: int
+    spinning: bool
+    samples_per_s: float
+    p50_ms: float
+    calls: int
+
+
+def make_session(model: BenchModel, spinning: bool = False) -> ort.InferenceSession:
+    """A CPU session with spin-waiting switched as asked (off is what the servers use)."""
+    options = ort.SessionOptions()
+    flag = "1" if spinning else "0"
+    options.add_session_config_entry("session.intra_op.allow_spinning", flag)
+    options.add_session_config_entry("session.inter_op.allow_spinning", flag)
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(
+        model.proto.SerializeToString(), options, providers=["CPUExecutionProvider"]
+    )
+
+
+def measure(
+    session: ort.InferenceSession,
+    model: BenchModel,
+    batch: int,
+    duration_s: float,
+    spinning: bool,
+    max_calls: int = 1_000_000,
+) -> InProcessResult:
+    """Run ``session`` in a closed loop for ``duration_s`` (after a short warm-up)."""
+    feed = {INPUT_NAME: model.sample(batch)}
+    for _ in range(5):
+        session.run(None, feed)
+    latencies: list[float] = []
+    start = time.perf_counter()
+    deadline = start + duration_s
+    while len(latencies) < max_calls:
+        t0 = time.perf_counter()
+        session.run(None, feed)
+        t1 = time.perf_counter()
+        latencies.append(t1 - t0)
+        if t1 >= deadline:
+            break
+    wall = time.perf_counter() - start
+    return InProcessResult(
+        model=model.name,
+        batch=batch,
+        spinning=spinning,
+        samples_per_s=len(latencies) * batch / wall,
+        p50_ms=float(np.percentile(latencies, 50)) * 1e3,
+        calls=len(latencies),
+    )
+
+
+def run_inprocess(
+    models: list[BenchModel],
+    duration_s: float,
+    batches: tuple[int, ...] = BATCH_SIZES,
+    spinning_modes: tuple[bool, ...] = (False, True),
+) -> list[InProcessResult]:
+    """Every (model, spinning, batch) point, one session per (model, spinning)."""
+    results: list[InProcessResult] = []
+    for model in models:
+        for spinning in spinning_modes:
+            session = make_session(model, spinning)
+            for batch in batches:
+                results.append(measure(session, model, batch, duration_s, spinning))
+    return results
+
+
+def best_throughput(results: list[InProcessResult], model: str) -> InProcessResult | None:
+    """The point with the most samples/s for ``model`` (any batch, any spinning)."""
+    mine = [r for r in results if r.model == model]
+    return max(mine, key=lambda r: r.samples_per_s) if mine else None

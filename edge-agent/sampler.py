@@ -1,0 +1,108 @@
+"""Turn the local runtime's Prometheus metrics into one telemetry record per interval.
+
+Everything is read from the data plane's own registry as deltas since the previous
+sample: request and failure counters, and the queue and compute histograms
+(mean latency = queue + compute time per request; percentiles of compute time by
+bucket interpolation, so as fine as its buckets). Series outlive an unloaded model
+version, so the requests served just before a swap are still counted.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from typing import Any
+
+from amlpkg.runtime.dataplane import DataPlane
+
+_REQUESTS = "amlpkg_inference_requests"
+_COMPUTE = "amlpkg_inference_compute_seconds"
+_QUEUE = "amlpkg_inference_queue_seconds"
+
+
+def percentile(buckets: list[tuple[float, float]], q: float) -> float | None:
+    """The ``q`` quantile (0..1) of cumulative ``(upper_bound, count)`` buckets."""
+    if not buckets or buckets[-1][1] <= 0:
+        return None
+    total = buckets[-1][1]
+    target = q * total
+    lower_bound, lower_count = 0.0, 0.0
+    for bound, count in buckets:
+        if count >= target:
+            if bound == float("inf"):
+                return lower_bound
+            span = count - lower_count
+            fraction = (target - lower_count) / span if span > 0 else 1.0
+            return lower_bound + (bound - lower_bound) * fraction
+        lower_bound, lower_count = bound, count
+    return lower_bound
+
+
+Series = dict[tuple[str, ...], float]
+
+
+class TelemetrySampler:
+    """Deltas of request counts, errors and latency since the previous call."""
+
+    def __init__(self, dataplane: DataPlane, hidden_prefix: str = "_") -> None:
+        self._dp = dataplane
+        self._hidden = hidden_prefix
+        self._last: Series = {}
+        self._last_time = time.time()
+
+    def _read(self) -> Series:
+        """Every sample we use, keyed by (metric sample name, model, version[, le|outcome])."""
+        values: Series = {}
+        for family in self._dp.metrics_registry.collect():
+            if family.name not in (_REQUESTS, _COMPUTE, _QUEUE):
+                continue
+            for sample in family.samples:
+                labels = sample.labels
+                model = labels.get("model", "")
+                if model.startswith(self._hidden):
+                    continue
+                extra = labels.get("le") or labels.get("outcome") or ""
+                key = (sample.name, model, labels.get("version", ""), extra)
+                values[key] = float(sample.value)
+        return values
+
+    async def sample(self) -> dict[str, Any]:
+        """One record: totals over the served models since the last sample."""
+        now = time.time()
+        current = self._read()
+        delta = {k: v - self._last.get(k, 0.0) for k, v in current.items()}
+        success = failure = compute_count = 0.0
+        seconds = 0.0
+        buckets: defaultdict[float, float] = defaultdict(float)
+        models: set[tuple[str, str]] = set()
+        for (name, model, version, extra), value in delta.items():
+            if name == f"{_REQUESTS}_total":
+                models.add((model, version))
+                if extra == "success":
+                    success += value
+                else:
+                    failure += value
+            elif name in (f"{_COMPUTE}_sum", f"{_QUEUE}_sum"):
+                seconds += value
+            elif name == f"{_COMPUTE}_count":
+                compute_count += value
+            elif name == f"{_COMPUTE}_bucket":
+                buckets[float(extra)] += value
+        # the served model: the highest version of the first model name
+        served = max(models, key=lambda mv: (mv[0], int(mv[1] or 0)), default=(None, None))
+        record: dict[str, Any] = {
+            "kind": "inference",
+            "time": now,
+            "window_s": round(now - self._last_time, 3),
+            "model": served[0],
+            "version": served[1],
+            "requests": int(success + failure),
+            "errors": int(failure),
+            "latency_avg_ms": round(seconds / compute_count * 1e3, 3) if compute_count else None,
+        }
+        ordered = sorted(buckets.items())
+        for label, q in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99)):
+            quantile = percentile(ordered, q)
+            record[f"compute_{label}_ms"] = None if quantile is None else round(quantile * 1e3, 3)
+        self._last, self._last_time = current, now
+        return record

@@ -1,0 +1,133 @@
+"""The link for devices managed without IoT Hub: poll a desired-state file or URL.
+
+Reported state goes to ``<state_dir>/reported.json``; telemetry is POSTed as JSON to
+the collector's ``/v1/devices`` endpoint when ``telemetry_url`` is set (otherwise it
+stays in the bounded outbox, whose drops are counted and reported).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from amlpkg.edge_agent.link import DesiredHandler, MethodHandler
+from amlpkg.edge_agent.outbox import OutboxMessage
+from amlpkg.errors import InvalidArgumentError, UnavailableError
+
+log = logging.getLogger(__name__)
+
+
+def _read_source(source: str) -> bytes:
+    parsed = urllib.parse.urlparse(source)
+    if parsed.scheme in ("http", "https", "file"):
+        try:
+            with urllib.request.urlopen(source, timeout=15) as response:
+                return bytes(response.read())
+        except (OSError, ValueError) as exc:
+            raise UnavailableError(f"cannot read desired state from {source}: {exc}") from None
+    try:
+        return Path(source).read_bytes()
+    except OSError as exc:
+        raise UnavailableError(
+            f"cannot read desired state file {source}: {exc.strerror or exc}",
+            hint="write the desired-state JSON there, or pass an http(s):// URL",
+        ) from None
+
+
+class StandaloneLink:
+    """Polls ``source`` every ``poll_interval_s``; calls the handler when its content changes."""
+
+    def __init__(
+        self,
+        source: str,
+        state_dir: Path,
+        *,
+        telemetry_url: str | None = None,
+        poll_interval_s: float = 10.0,
+    ) -> None:
+        self.source = source
+        self.state_dir = state_dir
+        self.telemetry_url = telemetry_url.rstrip("/") if telemetry_url else None
+        self.poll_interval_s = poll_interval_s
+        self._last: bytes | None = None
+        self._poller: asyncio.Task[None] | None = None
+
+    async def start(self, on_desired: DesiredHandler, on_method: MethodHandler) -> None:
+        """Start polling (direct methods do not exist without a hub)."""
+        if self._poller is None:
+            self._poller = asyncio.create_task(self._poll(on_desired))
+
+    async def _poll(self, on_desired: DesiredHandler) -> None:
+        while True:
+            await asyncio.sleep(self.poll_interval_s)
+            try:
+                raw = await asyncio.to_thread(_read_source, self.source)
+            except UnavailableError as exc:
+                log.warning("%s", exc)
+                continue
+            if raw != self._last:
+                with contextlib.suppress(InvalidArgumentError):
+                    await on_desired(self._decode(raw))
+
+    def _decode(self, raw: bytes) -> dict[str, Any]:
+        self._last = raw
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            raise InvalidArgumentError(f"desired state at {self.source} is not JSON") from None
+        if not isinstance(data, dict):
+            raise InvalidArgumentError(f"desired state at {self.source} must be a JSON object")
+        return data
+
+    async def get_desired(self) -> dict[str, Any]:
+        """Read the desired-state document now."""
+        return self._decode(await asyncio.to_thread(_read_source, self.source))
+
+    async def report(self, patch: dict[str, Any]) -> None:
+        """Write the reported state to ``reported.json`` (atomically)."""
+        path = self.state_dir / "reported.json"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(patch, indent=1, default=str))
+        os.replace(tmp, path)
+
+    async def send(self, message: OutboxMessage) -> None:
+        """POST one message to the collector; only a 2xx answer counts as delivered."""
+        if self.telemetry_url is None:
+            raise UnavailableError("no --telemetry-url: telemetry stays in the outbox")
+        request = urllib.request.Request(
+            f"{self.telemetry_url}/v1/devices",
+            message.body,
+            {"Content-Type": "application/json"},
+            method="POST",
+        )
+
+        def post() -> None:
+            with urllib.request.urlopen(request, timeout=15) as response:
+                response.read()
+
+        try:
+            await asyncio.to_thread(post)
+        except urllib.error.HTTPError as exc:
+            if 400 <= exc.code < 500 and exc.code not in (408, 429):
+                # The collector refuses this message for good: retrying would block the queue.
+                log.error("collector rejected telemetry %s: HTTP %d", message.message_id, exc.code)
+                return
+            raise UnavailableError(f"telemetry POST failed: HTTP {exc.code}") from None
+        except (OSError, ValueError) as exc:
+            raise UnavailableError(
+                f"telemetry POST to {self.telemetry_url} failed: {exc}"
+            ) from None
+
+    async def close(self) -> None:
+        """Stop polling."""
+        if self._poller is not None:
+            self._poller.cancel()
+            await asyncio.gather(self._poller, return_exceptions=True)

@@ -1,0 +1,255 @@
+"""Kubernetes manifests of a scoring deployment, as plain dicts (pure functions).
+
+Either Deployment + Service + HorizontalPodAutoscaler (autoscaling/v2) +
+PodDisruptionBudget, or one KServe ``InferenceService`` (``--kserve``) with a
+custom predictor container speaking the v2 protocol. The container is a scoring
+image from ``amlpkg build``: it runs the runtime as user 10001 on ports 8000
+(HTTP), 8001 (gRPC) and 8002 (metrics) with the model baked in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+HTTP_PORT, GRPC_PORT, METRICS_PORT = 8000, 8001, 8002
+USER_ID = 10001
+GPU_FLAVORS = ("cuda", "tensorrt")
+APP = "amlpkg-scoring"
+
+
+@dataclass(frozen=True)
+class K8sOptions:
+    """What the manifests are made from (the CLI's kubernetes options)."""
+
+    name: str
+    image: str
+    namespace: str = "default"
+    replicas: int = 2
+    min_replicas: int = 2
+    max_replicas: int = 5
+    cpu_target_percent: int = 70
+    cpu: str = "1"
+    memory: str = "1Gi"
+    cpu_limit: str | None = "2"
+    memory_limit: str | None = None
+    flavor: str = "cpu"
+    gpus: int = 1
+    labels: dict[str, str] = field(default_factory=dict)
+    kserve: bool = False
+
+
+def _labels(opts: K8sOptions) -> dict[str, str]:
+    return {
+        "app.kubernetes.io/name": APP,
+        "app.kubernetes.io/instance": opts.name,
+        "app.kubernetes.io/managed-by": "amlpkg",
+        **opts.labels,
+    }
+
+
+def _selector(opts: K8sOptions) -> dict[str, str]:
+    return {"app.kubernetes.io/name": APP, "app.kubernetes.io/instance": opts.name}
+
+
+def _metadata(opts: K8sOptions, name: str | None = None) -> dict[str, Any]:
+    return {"name": name or opts.name, "namespace": opts.namespace, "labels": _labels(opts)}
+
+
+def _resources(opts: K8sOptions) -> dict[str, Any]:
+    requests: dict[str, Any] = {"cpu": opts.cpu, "memory": opts.memory}
+    limits: dict[str, Any] = {"memory": opts.memory_limit or opts.memory}
+    if opts.cpu_limit:
+        limits["cpu"] = opts.cpu_limit
+    if opts.flavor in GPU_FLAVORS:
+        # Extended resources must be requested and limited with the same count.
+        requests["nvidia.com/gpu"] = opts.gpus
+        limits["nvidia.com/gpu"] = opts.gpus
+    return {"requests": requests, "limits": limits}
+
+
+def _probe(path: str, period: int, failures: int) -> dict[str, Any]:
+    return {
+        "httpGet": {"path": path, "port": "http"},
+        "periodSeconds": period,
+        "timeoutSeconds": 3,
+        "failureThreshold": failures,
+    }
+
+
+def container(opts: K8sOptions) -> dict[str, Any]:
+    """The scoring container: probes on the V2 health endpoints, non-root, read-only root."""
+    return {
+        "name": "scoring",
+        "image": opts.image,
+        "ports": [
+            {"name": "http", "containerPort": HTTP_PORT, "protocol": "TCP"},
+            {"name": "grpc", "containerPort": GRPC_PORT, "protocol": "TCP"},
+            {"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"},
+        ],
+        "resources": _resources(opts),
+        # A slow model load must not get the pod killed: startup probe first.
+        "startupProbe": _probe("/v2/health/ready", 2, 60),
+        "readinessProbe": _probe("/v2/health/ready", 5, 3),
+        "livenessProbe": _probe("/v2/health/live", 10, 3),
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "runAsNonRoot": True,
+            "runAsUser": USER_ID,
+            "runAsGroup": USER_ID,
+            "capabilities": {"drop": ["ALL"]},
+        },
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+    }
+
+
+def _pod_spec(opts: K8sOptions) -> dict[str, Any]:
+    return {
+        "automountServiceAccountToken": False,
+        # Longer than the runtime's 30 s drain, so in-flight requests finish.
+        "terminationGracePeriodSeconds": 45,
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": USER_ID,
+            "runAsGroup": USER_ID,
+            "fsGroup": USER_ID,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "containers": [container(opts)],
+        # The read-only root needs somewhere to write temporary files.
+        "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}}],
+    }
+
+
+def deployment(opts: K8sOptions) -> dict[str, Any]:
+    """apps/v1 Deployment: rolling update that never drops below the wanted replicas."""
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _metadata(opts),
+        "spec": {
+            "replicas": opts.replicas,
+            "selector": {"matchLabels": _selector(opts)},
+            "strategy": {
+                "type": "RollingUpdate",
+                "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1},
+            },
+            "template": {
+                "metadata": {
+                    "labels": _labels(opts),
+                    "annotations": {
+                        "prometheus.io/scrape": "true",
+                        "prometheus.io/port": str(METRICS_PORT),
+                        "prometheus.io/path": "/metrics",
+                    },
+                },
+                "spec": _pod_spec(opts),
+            },
+        },
+    }
+
+
+def service(opts: K8sOptions) -> dict[str, Any]:
+    """v1 Service: http 8000, grpc 8001 (appProtocol so meshes speak HTTP/2), metrics 8002."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _metadata(opts),
+        "spec": {
+            "type": "ClusterIP",
+            "selector": _selector(opts),
+            "ports": [
+                {"name": "http", "port": HTTP_PORT, "targetPort": "http", "protocol": "TCP"},
+                {
+                    "name": "grpc",
+                    "port": GRPC_PORT,
+                    "targetPort": "grpc",
+                    "protocol": "TCP",
+                    "appProtocol": "kubernetes.io/h2c",
+                },
+                {"name": "metrics", "port": METRICS_PORT, "targetPort": "metrics"},
+            ],
+        },
+    }
+
+
+def autoscaler(opts: K8sOptions) -> dict[str, Any]:
+    """autoscaling/v2 HorizontalPodAutoscaler on CPU utilization."""
+    return {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": _metadata(opts),
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": opts.name},
+            "minReplicas": opts.min_replicas,
+            "maxReplicas": opts.max_replicas,
+            "metrics": [
+                {
+                    "type": "Resource",
+                    "resource": {
+                        "name": "cpu",
+                        "target": {
+                            "type": "Utilization",
+                            "averageUtilization": opts.cpu_target_percent,
+                        },
+                    },
+                }
+            ],
+        },
+    }
+
+
+def disruption_budget(opts: K8sOptions) -> dict[str, Any]:
+    """policy/v1 PodDisruptionBudget: node drains keep at least one replica serving."""
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": _metadata(opts),
+        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": _selector(opts)}},
+    }
+
+
+def inference_service(opts: K8sOptions) -> dict[str, Any]:
+    """KServe serving.kserve.io/v1beta1 InferenceService with our image as custom predictor."""
+    scoring = container(opts)
+    # KServe routes to the container's one port ("http1"); gRPC would need a second
+    # InferenceService with an "h2c" port. ``protocolVersion`` is a field of KServe's
+    # model specs, not of custom containers: ours speaks v2 natively, said by a label.
+    scoring["name"] = "kserve-container"
+    scoring["ports"] = [{"name": "http1", "containerPort": HTTP_PORT, "protocol": "TCP"}]
+    scoring.pop("startupProbe")
+    return {
+        "apiVersion": "serving.kserve.io/v1beta1",
+        "kind": "InferenceService",
+        "metadata": {
+            **_metadata(opts),
+            "annotations": {
+                "serving.kserve.io/deploymentMode": "RawDeployment",
+                "amlpkg.ai/protocol-version": "v2",
+            },
+        },
+        "spec": {
+            "predictor": {
+                "minReplicas": opts.min_replicas,
+                "maxReplicas": opts.max_replicas,
+                "securityContext": _pod_spec(opts)["securityContext"],
+                "volumes": _pod_spec(opts)["volumes"],
+                "containers": [scoring],
+            }
+        },
+    }
+
+
+def manifests(opts: K8sOptions) -> list[dict[str, Any]]:
+    """Every object to apply, in apply order."""
+    if opts.kserve:
+        return [inference_service(opts)]
+    return [deployment(opts), service(opts), autoscaler(opts), disruption_budget(opts)]
+
+
+def to_yaml(objects: list[dict[str, Any]]) -> str:
+    """One multi-document YAML text (``--dry-run``)."""
+    return yaml.safe_dump_all(objects, sort_keys=False)

@@ -1,0 +1,1 @@
+"""Deployment targets: local, docker, kubernetes, iotedge (see ``base.Target``)."""

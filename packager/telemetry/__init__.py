@@ -1,0 +1,1 @@
+"""Central telemetry: OTLP/HTTP receiver, MQTT bridge for devices, the store and summaries."""

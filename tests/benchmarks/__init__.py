@@ -1,0 +1,1 @@
+"""Tests of the benchmark harness (tiny durations; no peers needed)."""
