@@ -111,6 +111,12 @@ def register(app: typer.Typer) -> None:
         python_version: PythonOption = None,
         max_batch_size: BatchOption = 0,
         original: NoVariantOption = False,
+        wheel: Annotated[
+            Path | None,
+            typer.Option(
+                "--amlpkg-wheel", help="Ship this amlpkg wheel, not one built from the checkout."
+            ),
+        ] = None,
         home: HomeOption = None,
         as_json: JsonOption = False,
     ) -> None:
@@ -140,6 +146,7 @@ def register(app: typer.Typer) -> None:
                 output=output,
                 max_batch_size=max_batch_size,
                 use_variant=not original,
+                amlpkg_wheel=wheel,
             )
             with open_workspace(home) as ws:
                 if output_format == "image":

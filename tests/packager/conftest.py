@@ -28,6 +28,9 @@ class TrainedModel:
     home: Path
     ref: str
     run_id: str
+    amlpkg_wheel: Path
+    """Built once: every build of the session ships the same amlpkg (others may be
+    editing the checkout meanwhile)."""
 
 
 @dataclass(frozen=True)
@@ -55,8 +58,11 @@ def trained_model(tmp_path_factory: pytest.TempPathFactory) -> TrainedModel:
     from amlpkg.trainer.quickstart import run_quickstart
 
     home = tmp_path_factory.mktemp("build") / "home"
+    from amlpkg.packager.build.wheelhouse import amlpkg_wheel
+
     result = run_quickstart(home, folds=2)
-    return TrainedModel(home, result.model_version.ref, result.run_id)
+    wheel = amlpkg_wheel(home / "cache")
+    return TrainedModel(home, result.model_version.ref, result.run_id, wheel)
 
 
 @pytest.fixture(scope="session")
@@ -69,7 +75,9 @@ def built_image(local_base_image: str, trained_model: TrainedModel) -> Iterator[
     from amlpkg.trainer.store.workspace import open_workspace
 
     tag = f"{REGISTRY}/amlpkg-test/iris:{uuid.uuid4().hex[:8]}"
-    options = BuildOptions(base_image=local_base_image, tag=tag, push=True)
+    options = BuildOptions(
+        base_image=local_base_image, tag=tag, push=True, amlpkg_wheel=trained_model.amlpkg_wheel
+    )
     with open_workspace(trained_model.home) as ws:
         package = build_image(ws, trained_model.ref, options)
     yield package

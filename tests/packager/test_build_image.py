@@ -148,7 +148,9 @@ def test_model_only_rebuild_reuses_every_other_layer(
         onnx.save(model, str(changed))
         second = register(version.name, changed, workspace=ws)
         tag = f"amlpkg-test/iris-rebuild:{uuid.uuid4().hex[:8]}"
-        options = BuildOptions(base_image=local_base_image, tag=tag)
+        options = BuildOptions(
+            base_image=local_base_image, tag=tag, amlpkg_wheel=trained_model.amlpkg_wheel
+        )
         try:
             rebuilt = build_image(ws, second.ref, options)
             first = inspect_image(built_image.image_id or "")
@@ -177,3 +179,50 @@ def test_quickstart_step_builds_and_pushes(
         assert newest.image_ref == f"{REGISTRY}/amlpkg/iris-classifier:1-cpu"
     finally:
         remove_image(newest.image_ref or "")
+
+
+def test_a_failing_step_is_a_build_error_and_records_nothing(
+    trained_model: TrainedModel, local_base_image: str
+) -> None:
+    import io
+    import tarfile
+
+    import docker
+
+    from amlpkg.packager.build.api import build_image
+    from amlpkg.packager.build.errors import BuildError
+    from amlpkg.packager.build.image import remove_image
+    from amlpkg.packager.build.options import BuildOptions
+
+    # A base without a shell or Python: the dependency step cannot run in it.
+    data = io.BytesIO()
+    with tarfile.open(fileobj=data, mode="w") as tar:
+        info = tarfile.TarInfo("README")
+        info.size = 5
+        tar.addfile(info, io.BytesIO(b"empty"))
+    repository, version = "amlpkg-test/no-python", uuid.uuid4().hex[:8]
+    base = f"{repository}:{version}"
+    client = docker.from_env()
+    try:
+        client.api.import_image_from_data(data.getvalue(), repository=repository, tag=version)
+    finally:
+        client.close()
+    try:
+        with open_workspace(trained_model.home) as ws:
+            before = len(list_packages(ws))
+            with pytest.raises(BuildError) as caught:
+                build_image(
+                    ws,
+                    trained_model.ref,
+                    BuildOptions(
+                        base_image=base,
+                        python_version="3.11",
+                        tag=f"amlpkg-test/broken:{uuid.uuid4().hex[:8]}",
+                        amlpkg_wheel=trained_model.amlpkg_wheel,
+                    ),
+                )
+            assert len(list_packages(ws)) == before
+    finally:
+        remove_image(base)
+    assert "python3 -m venv" in caught.value.message  # the failing step is named
+    assert "last lines of the build log" in caught.value.message

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -60,6 +61,8 @@ def test_package_folder_runs_with_its_start_script(
     http_port, grpc_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "PYTHON"))}
     env["AMLPKG_VENV"] = str(tmp_path / "venv")
+    # The wheelhouse targets this interpreter's Python: make run.sh's venv from it.
+    env["PYTHON"] = getattr(sys, "_base_executable", sys.executable)
     log = (tmp_path / "server.log").open("wb")
     server = subprocess.Popen(
         [
@@ -108,6 +111,10 @@ def test_tar_format_packs_the_same_content(trained_model: TrainedModel, tmp_path
             ws, trained_model.ref, BuildOptions(format="tar", output=archive, use_variant=False)
         )
     assert package.format == "tar" and package.path == str(archive)
+    with open_workspace(trained_model.home) as ws:
+        # One row for the tarball; none for the folder it was packed from.
+        assert [p.format for p in list_packages(ws) if p.id == package.id] == ["tar"]
+        assert not [p for p in list_packages(ws) if "staging" in (p.path or "")]
     with tarfile.open(archive) as tar:
         names = tar.getnames()
     assert "iris/run.sh" in names
@@ -168,7 +175,7 @@ def test_triton_export_is_a_valid_triton_repository(
 def _cli_error(args: list[str]) -> str:
     """Run the real entry point in a subprocess: error text, exit code 2."""
     done = subprocess.run(
-        [str(Path(os.sys.executable).parent / "amlpkg"), *args],
+        [str(Path(sys.executable).parent / "amlpkg"), *args],
         capture_output=True,
         text=True,
         timeout=120,
@@ -224,3 +231,76 @@ def test_quickstart_step_says_clearly_when_there_is_no_docker(
         assert len(list_packages(ws)) == before
     assert line.startswith("no Docker engine, so no image was built")
     assert f"amlpkg package {trained_model.ref}" in line
+
+
+def test_the_chosen_variant_is_what_gets_packaged(tmp_path: Path) -> None:
+    """optimize --auto chose a variant: the build ships it and links it in the lineage."""
+    import hashlib
+
+    from amlpkg.packager.optimize import Limits, optimize
+    from amlpkg.trainer.lineage_view import lineage
+    from amlpkg.trainer.registry import register
+    from tests.runtime import toy_models
+
+    with open_workspace(tmp_path / "home") as ws:
+        source = toy_models.save(toy_models.mlp_model((4, 8, 3), seed=0), tmp_path, "mlp", 1)
+        version = register("mlp", source, workspace=ws)
+        report = optimize(
+            version.ref,
+            workspace=ws,
+            auto=True,
+            precision="fp32",
+            limits=Limits(max_slowdown=1000.0),
+            budget_s=0.01,
+            batch_sizes=(1, 8),
+        )
+        assert report.chosen is not None
+        output = tmp_path / "triton"
+        package = make_package(ws, version.ref, BuildOptions(format="triton", output=output))
+        shipped = output / "mlp" / "1" / "model.onnx"
+        assert package.variant_id == report.chosen.id
+        assert hashlib.sha256(shipped.read_bytes()).hexdigest() == report.chosen.sha256
+        assert package.labels["ai.amlpkg.model.variant"] == report.chosen.id
+        # --original ships the version itself.
+        plain = make_package(
+            ws,
+            version.ref,
+            BuildOptions(format="triton", output=tmp_path / "plain", use_variant=False),
+        )
+        assert plain.variant_id is None
+        edges = lineage(version.ref, workspace=ws)["downstream"]
+    assert any(
+        (e["src_kind"], e["src_id"], e["dst_kind"], e["dst_id"])
+        == ("variant", report.chosen.id, "package", package.id)
+        for e in edges
+    )
+
+
+def test_package_command_writes_a_folder(trained_model: TrainedModel, tmp_path: Path) -> None:
+    import json
+
+    output = tmp_path / "served"
+    result = CliRunner().invoke(
+        app,
+        [
+            "package",
+            trained_model.ref,
+            "--output",
+            str(output),
+            "--original",
+            "--json",
+            "--home",
+            str(trained_model.home),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    package = json.loads(result.stdout)
+    assert package["format"] == "dir" and package["path"] == str(output.resolve())
+    assert package["model_ref"] == trained_model.ref
+    assert (output / "run.sh").is_file() and (output / "wheelhouse" / "requirements.txt").is_file()
+    # A second package into the same, now non-empty, folder is refused.
+    again = CliRunner().invoke(
+        app,
+        ["package", trained_model.ref, "--output", str(output), "--home", str(trained_model.home)],
+    )
+    assert isinstance(again.exception, AlreadyExistsError)

@@ -259,6 +259,17 @@ def test_build_stream_error_names_the_step_and_log_tail() -> None:
     assert "No matching distribution found" in caught.value.message
 
 
+def test_foreign_architecture_failure_hints_at_qemu() -> None:
+    events = [
+        {"stream": "Step 5/9 : RUN python3 -m venv /opt/amlpkg/venv\n"},
+        {"stream": "exec /bin/sh: exec format error\n"},
+        {"error": "The command returned a non-zero code: 1"},
+    ]
+    with pytest.raises(BuildError) as caught:
+        consume_build_stream(events, lambda *_: None)
+    assert caught.value.hint is not None and "QEMU" in caught.value.hint
+
+
 def test_build_stream_returns_the_image_id() -> None:
     events = [{"stream": "Step 1/1 : FROM x\n"}, {"aux": {"ID": "sha256:abc"}}]
     assert consume_build_stream(events, lambda *_: None) == "sha256:abc"
