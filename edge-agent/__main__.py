@@ -5,6 +5,12 @@ Link selection: ``--standalone SOURCE`` polls a desired-state file or URL; else
 inside IoT Edge (``IOTEDGE_WORKLOADURI`` set), the module client comes from the
 edge environment. The connection string is read from the environment only: a
 command line is visible to every user of the machine.
+
+Scoring: ``--scoring-url`` / ``AMLPKG_EDGE_SCORING_URL`` names a separate scoring
+module (``python -m amlpkg.runtime``, as the IoT Edge manifest deploys it) that the
+agent pushes verified models to (with ``AMLPKG_EDGE_SCORING_TOKEN`` as its auth
+token, if it has one); without it the agent serves them in-process on
+``--host``/``--http-port``/``--grpc-port``.
 """
 
 from __future__ import annotations
@@ -62,6 +68,19 @@ def build_parser() -> argparse.ArgumentParser:
     add("--poll-interval", type=float, default=10.0, help="standalone poll seconds")
     add("--ca-file", type=Path, help="CA certificate of the hub/gateway (outside IoT Edge)")
     add("--public-key", type=Path, help="Ed25519 public key (PEM): require signed models")
+    add(
+        "--scoring-url",
+        default=env("AMLPKG_EDGE_SCORING_URL") or None,
+        help="separate scoring module to push models to, e.g. http://scoring:8000"
+        " (default $AMLPKG_EDGE_SCORING_URL; unset: serve in this process)",
+    )
+    add(
+        "--no-candidate-check",
+        dest="candidate_check",
+        action="store_false",
+        help="skip loading each new model under a hidden name first (halves the pushes;"
+        " a model failing its smoke test is still rolled back)",
+    )
     add("--host", default="0.0.0.0", help="address the local runtime binds")
     add("--http-port", type=int, default=8000, help="local runtime REST port")
     add("--grpc-port", type=int, default=8001, help="local runtime gRPC port")
@@ -114,6 +133,9 @@ async def _run(args: argparse.Namespace) -> None:
         telemetry_interval_s=args.telemetry_interval,
         outbox_max_bytes=args.outbox_max_bytes,
         public_key_pem=key,
+        scoring_url=args.scoring_url,
+        scoring_token=os.environ.get("AMLPKG_EDGE_SCORING_TOKEN") or None,
+        candidate_check=args.candidate_check,
     )
     agent = EdgeAgent(config, _link(args))
     loop = asyncio.get_running_loop()

@@ -1,7 +1,10 @@
-"""The edge agent: local runtime + verified swaps + reported state + store-and-forward telemetry.
+"""The edge agent: verified swaps + reported state + store-and-forward telemetry.
 
-One asyncio loop runs the scoring server (REST + gRPC), the control link (IoT Hub
-or standalone), a telemetry timer that appends to the on-disk outbox, and a
+Models are served by a separate scoring module when ``scoring_url`` is set (the IoT
+Edge layout: the agent pushes each verified model to it with Triton's load call and
+reads its ``/metrics``), else by a runtime in this process. One asyncio loop runs the
+in-process scoring server (REST + gRPC) if any, the control link (IoT Hub or
+standalone), a telemetry timer that appends to the on-disk outbox, and a
 forwarder that drains the outbox in order, acknowledging each message only after
 the link confirmed it. Every loop is bounded by the stop event.
 """
@@ -14,10 +17,12 @@ import logging
 import os
 import shutil
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from amlpkg.edge_agent.backend import LocalBackend, ScoringBackend
 from amlpkg.edge_agent.desired import parse_desired
 from amlpkg.edge_agent.link import Link
 from amlpkg.edge_agent.outbox import Outbox
@@ -47,6 +52,11 @@ class AgentConfig:
     public_key_pem: bytes | None = None
     retry_interval_s: float = 2.0
     report_interval_s: float = 300.0
+    scoring_url: str | None = None
+    """A separate scoring module (``http://<module>:8000``); None runs one in-process."""
+    scoring_token: str | None = None
+    """Auth token of the scoring module (from the environment only)."""
+    candidate_check: bool = True
 
     @property
     def repository(self) -> Path:
@@ -107,28 +117,23 @@ class EdgeAgent:
         """Serve, follow the desired state and forward telemetry until stopped."""
         cfg = self.config
         self._loop = asyncio.get_running_loop()
-        cfg.repository.mkdir(parents=True, exist_ok=True)
-        settings = load_settings(
-            model_repository=cfg.repository,
-            host=cfg.host,
-            http_port=cfg.http_port,
-            grpc_port=cfg.grpc_port,
-            shutdown_timeout=5,
-        )
-        dp = DataPlane.from_repository(cfg.repository)
         with Outbox(
             cfg.state_dir / "outbox.db", cfg.device_id, max_bytes=cfg.outbox_max_bytes
         ) as box:
             self.outbox = box
-            async with running(settings, dp) as server:
-                self.server = server
+            async with self._backend() as backend:
                 self.swapper = ModelSwapper(
-                    dp, cfg.repository, cfg.state_dir, public_key_pem=cfg.public_key_pem
+                    backend,
+                    None,
+                    cfg.state_dir,
+                    public_key_pem=cfg.public_key_pem,
+                    candidate_check=cfg.candidate_check,
                 )
                 tasks = [
                     asyncio.create_task(self._connect_and_sync(), name="sync"),
                     asyncio.create_task(
-                        self._telemetry_loop(TelemetrySampler(dp)), name="telemetry"
+                        self._telemetry_loop(TelemetrySampler(backend.metric_families)),
+                        name="telemetry",
                     ),
                     asyncio.create_task(self._forward_loop(), name="forward"),
                     asyncio.create_task(self._report_loop(), name="report"),
@@ -142,18 +147,48 @@ class EdgeAgent:
                     await asyncio.gather(*tasks, return_exceptions=True)
                     await self.link.close()
 
+    @contextlib.asynccontextmanager
+    async def _backend(self) -> AsyncIterator[ScoringBackend]:
+        """The remote scoring module, or a runtime server in this process while it runs."""
+        cfg = self.config
+        if cfg.scoring_url:
+            from amlpkg.edge_agent.remote import RemoteBackend
+
+            yield RemoteBackend(cfg.scoring_url, token=cfg.scoring_token)
+            return
+        cfg.repository.mkdir(parents=True, exist_ok=True)
+        settings = load_settings(
+            model_repository=cfg.repository,
+            host=cfg.host,
+            http_port=cfg.http_port,
+            grpc_port=cfg.grpc_port,
+            shutdown_timeout=5,
+        )
+        dp = DataPlane.from_repository(cfg.repository)
+        async with running(settings, dp) as server:
+            self.server = server
+            yield LocalBackend(dp, cfg.repository)
+
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stop.wait(), seconds)
 
     async def _connect_and_sync(self) -> None:
-        """Connect, then apply the full desired document once; retry while offline."""
+        """Wait for the scoring server, connect, then apply the full desired document once.
+
+        Retries while either is offline: IoT Edge starts the modules in any order.
+        """
+        assert self.swapper is not None
+        while not self._stop.is_set() and not await self.swapper.backend.live():
+            log.warning("scoring module not answering yet; retrying")
+            await self._sleep(self.config.retry_interval_s)
         while not self._stop.is_set():
             try:
                 await self.link.start(self.on_desired, self.on_method)
                 full = await self.link.get_desired()
                 self._desired_doc = {}
                 await self.on_desired(full)
+                await self._resync()  # the desired model may be stored as served already
                 return
             except UnavailableError as exc:
                 log.warning("control link not available yet: %s", exc)
@@ -205,13 +240,12 @@ class EdgeAgent:
 
     async def reported(self) -> dict[str, Any]:
         """The reported properties: model, providers in use, last error, disk, memory, queue."""
-        assert self.swapper is not None and self.outbox is not None and self.server is not None
+        assert self.swapper is not None and self.outbox is not None
         current = self.swapper.state.current
         providers: list[str] = []
         if current is not None:
             with contextlib.suppress(AmlpkgError):
-                meta = await self.server.dataplane.model_metadata(current.name)
-                providers = list(meta.parameters.get("execution_providers", []))
+                providers = await self.swapper.backend.providers(current.name)
         pending, pending_bytes = self.outbox.pending()
         disk = shutil.disk_usage(self.config.state_dir)
         return {
@@ -250,10 +284,20 @@ class EdgeAgent:
             await self._sleep(min(self.config.retry_interval_s * 2, self.config.report_interval_s))
             if self._stop.is_set():
                 return
+            await self._resync()
             state = await self.reported()
             due = time.monotonic() - last_time >= self.config.report_interval_s
             if (due or _essentials(state) != self._last_reported) and await self.report(state):
                 last_time = time.monotonic()
+
+    async def _resync(self) -> None:
+        """A restarted scoring module serves nothing: push the current model again."""
+        assert self.swapper is not None
+        try:
+            await self.swapper.resync()
+        except AmlpkgError as exc:
+            self.swapper.state.last_error = f"re-serving the current model failed: {exc.message}"
+            log.error("%s", self.swapper.state.last_error)
 
     async def _telemetry_loop(self, sampler: TelemetrySampler) -> None:
         assert self.outbox is not None

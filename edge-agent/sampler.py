@@ -1,6 +1,7 @@
-"""Turn the local runtime's Prometheus metrics into one telemetry record per interval.
+"""Turn the runtime's Prometheus metrics into one telemetry record per interval.
 
-Everything is read from the data plane's own registry as deltas since the previous
+Everything is read from the runtime's metrics (the in-process data plane's registry,
+or a scoring module's ``/metrics`` parsed) as deltas since the previous
 sample: request and failure counters, and the queue and compute histograms
 (mean latency = queue + compute time per request; percentiles of compute time by
 bucket interpolation, so as fine as its buckets). Series outlive an unloaded model
@@ -11,9 +12,15 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
 from amlpkg.runtime.dataplane import DataPlane
+
+if TYPE_CHECKING:
+    from prometheus_client import Metric
+
+MetricsSource = Callable[[], Awaitable[Iterable["Metric"]]]
 
 _REQUESTS = "amlpkg_inference_requests"
 _COMPUTE = "amlpkg_inference_compute_seconds"
@@ -44,16 +51,23 @@ Series = dict[tuple[str, ...], float]
 class TelemetrySampler:
     """Deltas of request counts, errors and latency since the previous call."""
 
-    def __init__(self, dataplane: DataPlane, hidden_prefix: str = "_") -> None:
-        self._dp = dataplane
+    def __init__(self, source: DataPlane | MetricsSource, hidden_prefix: str = "_") -> None:
+        if isinstance(source, DataPlane):
+            registry = source.metrics_registry
+
+            async def collect() -> Iterable[Metric]:
+                return list(registry.collect())
+
+            source = collect
+        self._source = source
         self._hidden = hidden_prefix
         self._last: Series = {}
         self._last_time = time.time()
 
-    def _read(self) -> Series:
+    def _read(self, families: Iterable[Metric]) -> Series:
         """Every sample we use, keyed by (metric sample name, model, version[, le|outcome])."""
         values: Series = {}
-        for family in self._dp.metrics_registry.collect():
+        for family in families:
             if family.name not in (_REQUESTS, _COMPUTE, _QUEUE):
                 continue
             for sample in family.samples:
@@ -68,8 +82,9 @@ class TelemetrySampler:
 
     async def sample(self) -> dict[str, Any]:
         """One record: totals over the served models since the last sample."""
+        families = await self._source()
         now = time.time()
-        current = self._read()
+        current = self._read(families)
         delta = {k: v - self._last.get(k, 0.0) for k, v in current.items()}
         success = failure = compute_count = 0.0
         seconds = 0.0

@@ -1,12 +1,15 @@
-"""Verified model swap on the local runtime without failing a request.
+"""Verified model swap without failing a request, on whatever serves the models.
 
 Steps for a new desired model: fetch and verify (digest, signature) -> load it as a
-hidden candidate model (``_candidate``) beside the serving one -> smoke inference
-built from its metadata -> install it as ``<repo>/<name>/<version>/`` with a version
-policy naming only that version and reload: the runtime builds the new session
-first, switches its table in one assignment and closes the old version once its
-in-flight requests finish. Any failed step leaves the old model serving and is
-recorded as ``last_error``.
+hidden candidate model (``_candidate``) beside the serving one and run a smoke
+inference built from its metadata -> serve it under its own name (the runtime
+builds the new session first, switches in one assignment and closes the old version
+once its in-flight requests finish) -> smoke-test the served model, pushing the
+previous model back when that fails. Any failed step leaves (or puts back) the old
+model serving and is recorded as ``last_error``.
+
+The steps are written once here; a :class:`~amlpkg.edge_agent.backend.ScoringBackend`
+says where they happen: the runtime in this process, or a separate scoring module.
 """
 
 from __future__ import annotations
@@ -16,20 +19,23 @@ import contextlib
 import json
 import logging
 import os
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from amlpkg.edge_agent.backend import LocalBackend, ScoringBackend
 from amlpkg.edge_agent.desired import DesiredModel
 from amlpkg.edge_agent.download import fetch_model
-from amlpkg.errors import AmlpkgError, FailedPreconditionError
+from amlpkg.errors import (
+    AmlpkgError,
+    FailedPreconditionError,
+    InvalidArgumentError,
+    PayloadTooLargeError,
+    UnauthenticatedError,
+    UnavailableError,
+)
 from amlpkg.runtime.dataplane import DataPlane
-from amlpkg.runtime.datatypes import from_v2
-from amlpkg.runtime.types import InferInput, InferRequest
 
 log = logging.getLogger(__name__)
 CANDIDATE = "_candidate"
@@ -56,20 +62,31 @@ class SwapState:
 
 
 class ModelSwapper:
-    """Applies desired models to one in-process data plane over ``repository``."""
+    """Applies desired models to one scoring backend.
+
+    ``ModelSwapper(dataplane, repository, state_dir)`` serves through an in-process
+    data plane over ``repository``; ``ModelSwapper(backend, None, state_dir)`` through
+    any :class:`ScoringBackend` (e.g. a remote scoring module). ``candidate_check``
+    loads and smoke-tests each new model under a hidden name before it serves.
+    """
 
     def __init__(
         self,
-        dataplane: DataPlane,
-        repository: Path,
+        backend: ScoringBackend | DataPlane,
+        repository: Path | None,
         state_dir: Path,
         *,
         public_key_pem: bytes | None = None,
+        candidate_check: bool = True,
     ) -> None:
-        self.dataplane = dataplane
-        self.repository = repository
+        if isinstance(backend, DataPlane):
+            if repository is None:
+                raise InvalidArgumentError("an in-process data plane needs its repository folder")
+            backend = LocalBackend(backend, repository)
+        self.backend: ScoringBackend = backend
         self.state_dir = state_dir
         self.public_key_pem = public_key_pem
+        self.candidate_check = candidate_check
         self._lock = asyncio.Lock()
         self.state = self._load_state()
 
@@ -131,42 +148,78 @@ class ModelSwapper:
         return previous
 
     async def reload(self) -> None:
-        """Reload the current model from disk (e.g. after its config.yaml changed)."""
-        if self.state.current is None:
+        """Load the current model again (in-process: from disk, e.g. a changed config.yaml)."""
+        current = self.state.current
+        if current is None:
             raise FailedPreconditionError("no model is being served yet")
-        await self.dataplane.load_model(self.state.current.name)
+        path = await self._fetch(current)
+        await self.backend.reload(current.name, int(current.version), path, current.config)
 
-    async def _swap(self, desired: DesiredModel) -> None:
-        path = await asyncio.to_thread(
+    async def resync(self) -> bool:
+        """Serve the current model again when the backend does not serve that version.
+
+        A restarted scoring module serves nothing, or the model baked into its image.
+        """
+        async with self._lock:
+            current = self.state.current
+            if current is None or await self.backend.is_ready(current.name, current.version):
+                return False
+            log.warning("the scoring backend does not serve %s: pushing it again", current.ref)
+            path = await self._fetch(current)
+            await self.backend.serve(current.name, int(current.version), path, current.config)
+            return True
+
+    async def _fetch(self, desired: DesiredModel) -> Path:
+        return await asyncio.to_thread(
             fetch_model,
             desired,
             self.state_dir / "staging",
             self.state_dir / "models",
             public_key_pem=self.public_key_pem,
         )
-        await self._check_candidate(desired, path)
-        await self._install(desired, path)
 
-    def _write_version(
-        self, model_dir: Path, version: int, source: Path, config: dict[str, Any]
-    ) -> None:
-        target = model_dir / str(version)
-        target.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(source, target / "model.onnx.tmp")
-        os.replace(target / "model.onnx.tmp", target / "model.onnx")
-        # JSON is YAML: the runtime reads it as config.yaml.
-        (model_dir / "config.yaml").write_text(
-            json.dumps({**config, "version_policy": {"specific": [version]}})
-        )
+    async def _swap(self, desired: DesiredModel) -> None:
+        path = await self._fetch(desired)
+        if self.candidate_check:
+            await self._check_candidate(desired, path)
+        current = self.state.current
+        await self.backend.serve(desired.name, int(desired.version), path, desired.config)
+        try:
+            await self.backend.smoke_test(desired.name)
+        except AmlpkgError as exc:
+            restored = await self._restore(current, desired)
+            raise FailedPreconditionError(
+                f"model {desired.ref} failed its smoke inference after the switch: {exc.message}",
+                hint=f"{restored}; fix the model or its runtime config",
+            ) from None
+        if current is not None and current.name != desired.name:
+            await self.backend.remove(current.name)
+        self._prune_cache(keep={desired.sha256, *(m.sha256 for m in [current] if m)})
+
+    async def _restore(self, current: DesiredModel | None, failed: DesiredModel) -> str:
+        """Put the previous model back after a failed post-switch check; says what it did."""
+        try:
+            if current is None or current.name != failed.name:
+                await self.backend.remove(failed.name)
+                return (
+                    "the failed model was removed"
+                    if current is None
+                    else (f"{current.ref} kept serving")
+                )
+            path = await self._fetch(current)
+            await self.backend.serve(current.name, int(current.version), path, current.config)
+        except AmlpkgError as exc:
+            log.error("rollback after a failed smoke test failed too: %s", exc)
+            return f"rolling back failed too: {exc.message}"
+        return f"rolled back to {current.ref}"
 
     async def _check_candidate(self, desired: DesiredModel, path: Path) -> None:
         """Load the model under a hidden name and run one inference on it."""
-        candidate_dir = self.repository / CANDIDATE
-        shutil.rmtree(candidate_dir, ignore_errors=True)
-        self._write_version(candidate_dir, 1, path, desired.config)
         try:
-            await self.dataplane.load_model(CANDIDATE)
-            await smoke_test(self.dataplane, CANDIDATE)
+            await self.backend.serve(CANDIDATE, 1, path, desired.config)
+            await self.backend.smoke_test(CANDIDATE)
+        except (UnavailableError, UnauthenticatedError, PayloadTooLargeError):
+            raise  # about reaching the scoring server, not the model: keep the hint
         except AmlpkgError as exc:
             raise FailedPreconditionError(
                 f"model {desired.ref} failed its load/smoke check: {exc.message}",
@@ -174,46 +227,9 @@ class ModelSwapper:
             ) from None
         finally:
             with contextlib.suppress(AmlpkgError):
-                await self.dataplane.unload_model(CANDIDATE)
-            shutil.rmtree(candidate_dir, ignore_errors=True)
-
-    async def _install(self, desired: DesiredModel, path: Path) -> None:
-        model_dir = self.repository / desired.name
-        version = int(desired.version)
-        old_config = model_dir / "config.yaml"
-        saved = old_config.read_text() if old_config.is_file() else None
-        self._write_version(model_dir, version, path, desired.config)
-        try:
-            await self.dataplane.load_model(desired.name)
-        except AmlpkgError:
-            if saved is not None:  # put the old policy back so a restart serves the old model
-                old_config.write_text(saved)
-                await self.dataplane.load_model(desired.name)
-            raise
-        current = self.state.current
-        if current is not None and current.name != desired.name:
-            await self.dataplane.unload_model(current.name)
-            shutil.rmtree(self.repository / current.name, ignore_errors=True)
-        for other in model_dir.iterdir():
-            if other.is_dir() and other.name.isdigit() and int(other.name) != version:
-                shutil.rmtree(other, ignore_errors=True)
-        self._prune_cache(keep={desired.sha256, *(m.sha256 for m in [current] if m)})
+                await self.backend.remove(CANDIDATE)
 
     def _prune_cache(self, keep: set[str]) -> None:
         for cached in (self.state_dir / "models").glob("*.onnx"):
             if cached.stem not in keep:
                 cached.unlink(missing_ok=True)
-
-
-async def smoke_test(dataplane: DataPlane, name: str) -> None:
-    """One inference with zero inputs shaped from the model metadata (dynamic dims = 1)."""
-    metadata = await dataplane.model_metadata(name)
-    inputs = []
-    for spec in metadata.inputs:
-        shape = tuple(1 if dim < 0 else dim for dim in spec.shape)
-        if spec.datatype == "BYTES":
-            data = np.full(shape, b"", dtype=object)
-        else:
-            data = np.zeros(shape, dtype=from_v2(spec.datatype).numpy)
-        inputs.append(InferInput(spec.name, spec.datatype, shape, data))
-    await dataplane.infer(InferRequest(name, None, inputs, id="edge-agent-smoke"))

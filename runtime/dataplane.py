@@ -29,6 +29,7 @@ from amlpkg.runtime.errors import (
     ModelNotReadyError,
     UnavailableError,
 )
+from amlpkg.runtime.load_params import override_files, without_triton_keys
 from amlpkg.runtime.metrics import RuntimeMetrics
 from amlpkg.runtime.model import PLATFORM, LoadedModel
 from amlpkg.runtime.model_config import parse_model_config
@@ -78,11 +79,13 @@ class DataPlane:
         registry = dp.metrics_registry  # prometheus_client CollectorRegistry for /metrics
         await dp.stop(drain_timeout=30.0)  # refuse new work, drain, release sessions
 
-    ``from_repository(path, *, models=None, environ=None, drain_timeout_s=30.0)``:
+    ``from_repository(path, *, models=None, environ=None, drain_timeout_s=30.0,
+    override_dir=None)``:
     ``models`` limits which models load at start (None = all, ``[]`` = none: explicit
     model control); ``environ`` (default ``os.environ``) is where the ``OTEL_*``
     variables are read from; ``drain_timeout_s`` bounds how long an unload/reload
-    waits for the old version's requests. All methods must be called on the one event loop
+    waits for the old version's requests; ``override_dir`` is where load-time file
+    overrides go. All methods must be called on the one event loop
     that ran ``start()``; inference itself runs in per-model thread pools.
 
     ``trace_context``: the W3C trace headers the transport received (``traceparent``,
@@ -117,8 +120,13 @@ class DataPlane:
         models: Sequence[str] | None = None,
         environ: Mapping[str, str] | None = None,
         drain_timeout_s: float = 30.0,
+        override_dir: str | os.PathLike[str] | None = None,
     ) -> DataPlane:
-        """A data plane over ``path``; call :meth:`start` on the event loop to load models."""
+        """A data plane over ``path``; call :meth:`start` on the event loop to load models.
+
+        ``override_dir``: where load-time file overrides are written (default: a temp
+        folder made on first use and removed at :meth:`stop`); never inside ``path``.
+        """
         root = Path(path)
         if not root.is_dir():
             raise ModelNotFoundError(
@@ -127,9 +135,14 @@ class DataPlane:
             )
         metrics = RuntimeMetrics()
         tracer = tracer_from_env(os.environ if environ is None else environ)
-        return cls(
-            ModelRepository(root, metrics, drain_timeout_s), metrics, tracer=tracer, models=models
-        )
+        overrides = None if override_dir is None else Path(override_dir)
+        if overrides is not None and overrides.resolve().is_relative_to(root.resolve()):
+            raise InvalidInputError(
+                f"override folder {overrides} is inside the model repository {root}",
+                hint="file overrides must not be written into the user's repository",
+            )
+        repository = ModelRepository(root, metrics, drain_timeout_s, override_root=overrides)
+        return cls(repository, metrics, tracer=tracer, models=models)
 
     @property
     def metrics_registry(self) -> CollectorRegistry:
@@ -222,12 +235,17 @@ class DataPlane:
 
         ``parameters["config"]`` (a JSON/YAML string or a mapping in the ``config.yaml``
         schema) replaces the model's ``config.yaml`` for this load, as Triton's
-        ``config`` load parameter does.
+        ``config`` load parameter does. ``parameters["file:<version>/model.onnx"]``
+        (bytes, or base64 text as Triton's HTTP API sends it) are Triton's file
+        overrides: the model loads from a runtime-owned folder holding those files
+        (the model need not exist in the repository); when the new model fails to
+        load, the version already serving keeps serving.
         """
         if self._stopping:
             raise UnavailableError("the server is shutting down")
+        params = parameters or {}
         config = None
-        raw = (parameters or {}).get("config")
+        raw = params.get("config")
         if raw is not None:
             if isinstance(raw, str | bytes):
                 try:
@@ -237,10 +255,13 @@ class DataPlane:
                         f"load parameter 'config' is not JSON/YAML: {exc}"
                     ) from None
             try:
-                config = parse_model_config(raw, "load parameter 'config'")
+                config = parse_model_config(
+                    without_triton_keys(raw, name), "load parameter 'config'"
+                )
             except ModelLoadError as exc:
                 raise InvalidInputError(exc.message, hint=exc.hint) from None
-        await self._repository.load(name, config)
+        files = override_files(params)
+        await self._repository.load(name, config, files or None)
 
     async def unload_model(self, name: str, unload_dependents: bool = False) -> None:
         """Unload every version of a model after its in-flight requests finish."""

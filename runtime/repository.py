@@ -4,12 +4,21 @@ A model that fails to load is recorded UNAVAILABLE with the reason while the
 others keep serving. A reload builds the new sessions first, then switches the
 table in one assignment, then closes the old versions once their requests finish;
 a version that fails to reload keeps its old, working session (as Triton does).
+
+Triton's file override on load (``file:<version>/model.onnx`` parameters) writes the
+bytes into a runtime-owned override folder (a fresh generation folder per load, never
+the user's repository) and loads the model from there; a later load without files
+goes back to the repository folder. Generations no loaded version uses are removed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
+import shutil
+import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,12 +47,23 @@ class VersionState:
 class ModelRepository:
     """Loads, serves and unloads the models of one repository folder."""
 
-    def __init__(self, root: Path, metrics: RuntimeMetrics, drain_timeout_s: float = 30.0) -> None:
+    def __init__(
+        self,
+        root: Path,
+        metrics: RuntimeMetrics,
+        drain_timeout_s: float = 30.0,
+        override_root: Path | None = None,
+    ) -> None:
         self.root = root
         self._metrics = metrics
         self._drain_timeout_s = drain_timeout_s
         self._table: dict[str, dict[int, VersionState]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        # Where override files go; None: a temp folder made on first use, removed at close.
+        self._override_root = override_root
+        self._own_override_root = False
+        self._sources: dict[str, Path] = {}  # model -> override generation it serves from
+        self._generation = itertools.count(1)
 
     def model_names(self) -> list[str]:
         """Model folders in the repository (hidden ones skipped)."""
@@ -58,10 +78,21 @@ class ModelRepository:
             if p.is_dir() and p.name.isdigit() and int(p.name) > 0
         )
 
-    async def load(self, name: str, config: ModelConfig | None = None) -> None:
-        """Load or reload every version the policy selects; raise if none could load."""
+    async def load(
+        self,
+        name: str,
+        config: ModelConfig | None = None,
+        files: Mapping[str, bytes] | None = None,
+    ) -> None:
+        """Load or reload every version the policy selects; raise if none could load.
+
+        ``files`` (``{"<version>/model.onnx": bytes}``, names already checked) replaces
+        the model's folder for this load with an override folder holding just them.
+        """
         model_dir = self.root / name
-        if "/" in name or name.startswith(".") or not model_dir.is_dir():
+        if "/" in name or "\\" in name or name.startswith(".") or not name:
+            raise ModelNotFoundError(f"invalid model name {name!r}")
+        if not files and not model_dir.is_dir():
             raise ModelNotFoundError(
                 f"model {name!r} is not in the repository {self.root}",
                 hint=f"the repository holds {self.model_names()}",
@@ -69,20 +100,28 @@ class ModelRepository:
         async with self._locks.setdefault(name, asyncio.Lock()):
             old = self._table.get(name, {})
             try:
-                config = config or load_model_config(model_dir)
-                versions = config.version_policy.select(self._disk_versions(model_dir))
+                if files:
+                    source = await asyncio.to_thread(self._write_override, name, files)
+                    config = config or (
+                        load_model_config(model_dir) if model_dir.is_dir() else ModelConfig()
+                    )
+                else:
+                    source = model_dir
+                    config = config or load_model_config(model_dir)
+                versions = config.version_policy.select(self._disk_versions(source))
                 if not versions:
                     raise ModelLoadError(
                         f"model {name!r}: no version folder matches the version policy",
-                        hint=f"add {model_dir}/<N>/{MODEL_FILE} (N a positive integer)",
+                        hint=f"add {source}/<N>/{MODEL_FILE} (N a positive integer)",
                     )
             except ModelLoadError as exc:
                 if not any(s.state == READY for s in old.values()):
                     self._table[name] = {0: VersionState(UNAVAILABLE, str(exc))}
+                await asyncio.to_thread(self._prune_overrides, name)
                 raise
             loading = {v: old.get(v, VersionState(LOADING)) for v in versions}
             self._table[name] = {**old, **loading}
-            built = await asyncio.gather(*(self._build(name, v, config) for v in versions))
+            built = await asyncio.gather(*(self._build(name, source, v, config) for v in versions))
             new: dict[int, VersionState] = {}
             for version, fresh in zip(versions, built, strict=True):
                 previous = old.get(version)
@@ -97,7 +136,10 @@ class ModelRepository:
                 else:
                     new[version] = fresh
             self._table[name] = new  # the switch: new requests now reach the new sessions
+            if all(s.state == READY for s in built):
+                self._sources[name] = source
             await self._close_replaced(old, new)
+            await asyncio.to_thread(self._prune_overrides, name)
         # A failed reload is reported to the caller even when the old version keeps serving.
         failures = [
             f"version {v}: {s.reason}"
@@ -107,8 +149,45 @@ class ModelRepository:
         if failures:
             raise ModelLoadError(f"model {name!r} failed to load: " + "; ".join(failures))
 
-    async def _build(self, name: str, version: int, config: ModelConfig) -> VersionState:
-        path = self.root / name / str(version) / MODEL_FILE
+    def _overrides(self) -> Path:
+        if self._override_root is None:
+            self._override_root = Path(tempfile.mkdtemp(prefix="amlpkg-overrides-"))
+            self._own_override_root = True
+        return self._override_root
+
+    def _write_override(self, name: str, files: Mapping[str, bytes]) -> Path:
+        """A new generation folder ``<overrides>/<name>/<n>/`` holding ``files``."""
+        try:
+            target = self._overrides() / name / f"g{next(self._generation)}"
+            shutil.rmtree(target, ignore_errors=True)
+            for relative, data in files.items():
+                path = target / relative
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(data)
+        except OSError as exc:
+            raise ModelLoadError(
+                f"model {name!r}: cannot write its override files: {exc}",
+                hint="free space in the runtime's temp folder (TMPDIR) or override folder",
+            ) from None
+        return target
+
+    def _prune_overrides(self, name: str) -> None:
+        """Remove override generations of ``name`` that no loaded version uses."""
+        if self._override_root is None:
+            return
+        folder = self._override_root / name
+        if not folder.is_dir():
+            return
+        used = {s.model.path.parent.parent for s in self._table.get(name, {}).values() if s.model}
+        used.add(self._sources.get(name, self.root / name))
+        for generation in folder.iterdir():
+            if generation not in used:
+                shutil.rmtree(generation, ignore_errors=True)
+
+    async def _build(
+        self, name: str, source: Path, version: int, config: ModelConfig
+    ) -> VersionState:
+        path = source / str(version) / MODEL_FILE
         try:
             # Building a session takes from milliseconds to minutes (TensorRT): off the loop.
             session = await asyncio.to_thread(OnnxSession, path, config, name)
@@ -141,6 +220,8 @@ class ModelRepository:
             old = self._table.get(name, {})
             self._table[name] = {v: VersionState(UNAVAILABLE, "unloaded") for v in old if v > 0}
             await self._close_replaced(old, {})
+            self._sources.pop(name, None)
+            await asyncio.to_thread(self._prune_overrides, name)
 
     def get(self, name: str, version: str | None = None) -> LoadedModel:
         """The loaded model version to serve; ``None`` picks the highest ready version."""
@@ -209,3 +290,5 @@ class ModelRepository:
             for n, vs in self._table.items()
         }
         await asyncio.gather(*(m.close(0.0) for m in models))
+        if self._own_override_root and self._override_root is not None:
+            await asyncio.to_thread(shutil.rmtree, self._override_root, True)

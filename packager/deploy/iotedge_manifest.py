@@ -2,9 +2,12 @@
 
 ``$edgeAgent`` runs two modules beside the system modules: the scoring module (the
 image from ``amlpkg build``, ports published through ``createOptions``) and the
-amlpkg edge agent, whose module twin's desired properties name the model (name,
-version, sha256, where to download it, runtime config) in the shape
-``amlpkg.edge_agent.desired`` reads. ``$edgeHub`` routes the agent's telemetry
+amlpkg edge agent (``python -m amlpkg.edge_agent``), whose module twin's desired
+properties name the model (name, version, sha256, where to download it, runtime
+config) in the shape ``amlpkg.edge_agent.desired`` reads. The agent hosts no
+runtime: it verifies each model and pushes it to the scoring module at
+``AMLPKG_EDGE_SCORING_URL`` with Triton's load call (file override), which the
+scoring module keeps in its ``/tmp``. ``$edgeHub`` routes the agent's telemetry
 upstream with a store-and-forward TTL. Registry passwords are never written: the
 manifest holds ``${ENV_VAR}`` references, filled from the environment at apply.
 """
@@ -46,6 +49,8 @@ class EdgeOptions:
     ttl_s: int = 7200
     telemetry_interval_s: float = 60.0
     labels: dict[str, str] = field(default_factory=dict)
+    deployment_id: str | None = None
+    """Deployment id the agent stamps on device telemetry (default: ``name``)."""
 
 
 def create_options(data: dict[str, Any]) -> str:
@@ -65,7 +70,8 @@ def _scoring_module(opts: EdgeOptions) -> dict[str, Any]:
             "8001/tcp": [{"HostPort": str(opts.grpc_port)}],
         },
         "ReadonlyRootfs": True,
-        "Tmpfs": {"/tmp": "rw,size=64m"},
+        # Models pushed by the agent live in /tmp (old and new version during a swap).
+        "Tmpfs": {"/tmp": "rw,size=1g"},
         "LogConfig": {"Type": "json-file", "Config": {"max-size": "10m", "max-file": "3"}},
     }
     if opts.memory_mb:
@@ -102,6 +108,7 @@ def _agent_module(opts: EdgeOptions) -> dict[str, Any]:
             "image": opts.agent_image,
             "createOptions": create_options(
                 {
+                    "Cmd": ["python", "-m", "amlpkg.edge_agent"],
                     # The agent keeps downloaded models across restarts in a named volume.
                     "HostConfig": {"Binds": [f"{opts.name}-models:/var/lib/amlpkg"]},
                     "Labels": {"amlpkg.ai/platform": opts.platform},
@@ -111,6 +118,7 @@ def _agent_module(opts: EdgeOptions) -> dict[str, Any]:
         "env": {
             "AMLPKG_EDGE_SCORING_URL": {"value": f"http://{opts.name}:8000"},
             "AMLPKG_EDGE_CACHE": {"value": "/var/lib/amlpkg"},
+            "AMLPKG_DEPLOYMENT_ID": {"value": opts.deployment_id or opts.name},
         },
     }
 

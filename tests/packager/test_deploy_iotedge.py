@@ -165,6 +165,13 @@ def test_apply_to_one_device_sends_the_manifest(
         "password": 's3cr"et',
     }
     assert record.status == "ready" and record.state["device_id"] == "dev1"
+    # The agent reports device telemetry under this record's id, so it links in the lineage.
+    agent_env = next(
+        m["env"]
+        for m in modules["$edgeAgent"]["properties.desired"]["modules"].values()
+        if "AMLPKG_EDGE_SCORING_URL" in m.get("env", {})
+    )
+    assert agent_env["AMLPKG_DEPLOYMENT_ID"] == {"value": record.id}
     assert "s3cr" not in json.dumps(record.to_dict())
     assert [e["dst_id"] for e in lineage("scorer:1", workspace=ws)["downstream"]] == ["plant:1"]
 

@@ -33,8 +33,14 @@ CONNECTION_ENV = "AMLPKG_IOTHUB_CONNECTION_STRING"
 DEFAULT_AGENT_IMAGE = "amlpkg-edge-agent:latest"
 
 
-def edge_options(ws: Workspace, request: DeployRequest) -> edge.EdgeOptions:
-    """Manifest options from a deploy request; the model must be a registered version."""
+def edge_options(
+    ws: Workspace, request: DeployRequest, deployment_id: str | None = None
+) -> edge.EdgeOptions:
+    """Manifest options from a deploy request; the model must be a registered version.
+
+    ``deployment_id`` (``NAME:REVISION``) goes to the agent, so device telemetry links
+    to this deployment's record; a plan made before the record exists names none.
+    """
     model = request.source.model
     if model is None:
         raise InvalidArgumentError(
@@ -68,12 +74,15 @@ def edge_options(ws: Workspace, request: DeployRequest) -> edge.EdgeOptions:
         registry_username=request.option("registry_username"),
         ttl_s=int(request.option("ttl_s", 7200)),
         labels={"amlpkg.ai/model": model.ref},
+        deployment_id=deployment_id,
     )
 
 
-def manifest_for(ws: Workspace, request: DeployRequest) -> dict[str, Any]:
+def manifest_for(
+    ws: Workspace, request: DeployRequest, deployment_id: str | None = None
+) -> dict[str, Any]:
     """The full manifest, or the layered one when a target condition is given."""
-    opts = edge_options(ws, request)
+    opts = edge_options(ws, request, deployment_id)
     if request.option("target_condition"):
         return edge.layered_manifest(opts)
     return edge.deployment_manifest(opts)
@@ -128,7 +137,7 @@ class IotEdgeTarget:
             raise InvalidArgumentError(
                 "give exactly one of --device-id (one device) or --target-condition (a fleet)"
             )
-        manifest = edge.resolve_references(manifest_for(ws, request))
+        edge.resolve_references(manifest_for(ws, request))  # refuse bad input before recording
         manager = self.manager(request)
         source = request.source
         record = records.create(
@@ -145,8 +154,9 @@ class IotEdgeTarget:
             ConfigurationContent,
         )
 
-        content = ConfigurationContent(modules_content=manifest["modulesContent"])
         try:
+            manifest = edge.resolve_references(manifest_for(ws, request, record.id))
+            content = ConfigurationContent(modules_content=manifest["modulesContent"])
             if device is not None:
                 manager.apply_configuration_on_edge_device(device, content)
                 state: dict[str, Any] = {"device_id": device}

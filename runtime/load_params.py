@@ -1,0 +1,72 @@
+"""Parameters of the repository load call: Triton's file overrides and config keys."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from amlpkg.runtime.errors import InvalidInputError
+
+FILE_PREFIX = "file:"
+_OVERRIDE_FILE = re.compile(r"[1-9][0-9]{0,8}/model\.onnx")
+
+
+def override_files(parameters: Mapping[str, Any]) -> dict[str, bytes]:
+    """The ``file:<version>/model.onnx`` load parameters as ``{"<version>/model.onnx": bytes}``.
+
+    Only version folders holding ``model.onnx`` are accepted, so no name can reach
+    outside the override folder. Text values are base64 (Triton's HTTP form).
+    """
+    files: dict[str, bytes] = {}
+    for key, value in parameters.items():
+        if not key.startswith(FILE_PREFIX):
+            continue
+        relative = key[len(FILE_PREFIX) :]
+        if not _OVERRIDE_FILE.fullmatch(relative):
+            raise InvalidInputError(
+                f"load parameter {key!r} is refused: override files must be named"
+                " 'file:<version>/model.onnx'",
+                hint="use a positive integer version folder, e.g. 'file:1/model.onnx'",
+            )
+        if isinstance(value, bytes):
+            data = value
+        elif isinstance(value, str):
+            try:
+                data = base64.b64decode(value, validate=True)
+            except binascii.Error as exc:
+                raise InvalidInputError(
+                    f"load parameter {key!r} is not valid base64: {exc}",
+                    hint="send the file bytes base64-encoded (HTTP) or as bytes_param (gRPC)",
+                ) from None
+        else:
+            raise InvalidInputError(f"load parameter {key!r} must hold the file bytes")
+        files[relative] = data
+    return files
+
+
+# Keys of a Triton model config that name what this runtime already is.
+_TRITON_IDENTITY = {"platform": "onnxruntime_onnx", "backend": "onnxruntime"}
+
+
+def without_triton_keys(config: Any, name: str) -> Any:
+    """Accept Triton's ``name``/``platform``/``backend`` keys when they match this model."""
+    if not isinstance(config, dict):
+        return config
+    config = dict(config)
+    given = config.pop("name", name)
+    if given != name:
+        raise InvalidInputError(
+            f"load parameter 'config' names model {given!r}, not {name!r}",
+            hint="drop 'name' or make it the loaded model's name",
+        )
+    for key, expected in _TRITON_IDENTITY.items():
+        value = config.pop(key, expected)
+        if value != expected:
+            raise InvalidInputError(
+                f"load parameter 'config': {key} {value!r} is not served here",
+                hint=f"this runtime serves ONNX models ({key} {expected!r})",
+            )
+    return config
