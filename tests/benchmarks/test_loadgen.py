@@ -9,7 +9,7 @@ from benchmarks.loadgen import find_wrk, run_grpc, run_wrk
 from benchmarks.payloads import Wire, build_payload
 from benchmarks.verify import WrongAnswerError, check_answer
 from tests.benchmarks.fakes import OUTPUT, v2_grpc_server, v2_http_server
-from tests.benchmarks.need import need
+from tests.services import require
 
 SAMPLE = np.zeros((1, 64), dtype=np.float32)
 
@@ -35,7 +35,7 @@ def test_grpc_client_reports_errors() -> None:
 
 
 def test_wrk_counts_requests_and_latency() -> None:
-    need(find_wrk() is not None, "wrk (apt-get install wrk)")
+    require(find_wrk() is not None, "needs wrk (apt-get install wrk)")
     payload = build_payload(Wire.V2_JSON, "mlp", SAMPLE)
     with v2_http_server() as url:
         result = run_wrk(url, payload, concurrency=2, duration_s=1, warmup_s=0)
@@ -46,7 +46,7 @@ def test_wrk_counts_requests_and_latency() -> None:
 
 
 def test_wrk_counts_error_statuses() -> None:
-    need(find_wrk() is not None, "wrk (apt-get install wrk)")
+    require(find_wrk() is not None, "needs wrk (apt-get install wrk)")
     payload = build_payload(Wire.V2_JSON, "mlp", SAMPLE)
     with v2_http_server(status=503) as url:
         result = run_wrk(url, payload, concurrency=1, duration_s=1, warmup_s=0)

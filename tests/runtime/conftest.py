@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ import httpx
 import pytest
 
 from tests.runtime import toy_models
+from tests.services import free_port
 
 IDENTITY_TYPES = (
     "FP32",
@@ -35,22 +35,6 @@ IDENTITY_TYPES = (
 )
 MAX_REQUEST_SIZE = 1024 * 1024
 QUEUE_DELAY_S = 2.0
-
-
-def require(condition: bool, reason: str) -> None:
-    """Skip when a needed service or binary is missing, but fail in CI (``CI=true``)."""
-    if condition:
-        return
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{reason} (required when CI=true)")
-    pytest.skip(reason)
-
-
-def free_port() -> int:
-    """A TCP port free right now on 127.0.0.1."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def identity_name(datatype: str) -> str:

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from benchmarks.perf_analyzer import find_perf_analyzer
-from tests.runtime.conftest import ServerProcess, require
+from tests.runtime.conftest import ServerProcess
+from tests.services import require
 
 
 @pytest.mark.slow

@@ -21,7 +21,7 @@ from amlpkg.runtime.protocol import grpc_service_pb2_grpc as pb_grpc
 from amlpkg.runtime.server import running
 from amlpkg.runtime.settings import load_settings
 from tests.runtime import toy_models
-from tests.runtime.conftest import free_port
+from tests.services import free_port
 
 
 def test_precedence_cli_over_env_over_default(

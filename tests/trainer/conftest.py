@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,16 +10,12 @@ import pytest
 
 from amlpkg.trainer import tracking
 from amlpkg.trainer.store.workspace import Workspace, open_workspace
+from tests.services import require
 
 
 def require_module(name: str) -> None:
     """Skip when ``name`` is not installed; fail instead in CI (CI=true), where it must be."""
-    if importlib.util.find_spec(name) is not None:
-        return
-    message = f"{name} is not installed"
-    if os.environ.get("CI") == "true":
-        pytest.fail(message + " (required in CI)")
-    pytest.skip(message)
+    require(importlib.util.find_spec(name) is not None, f"{name} is not installed")
 
 
 @pytest.fixture(autouse=True)
