@@ -7,6 +7,7 @@ carrying the failing step and the tail of its log.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -79,6 +80,13 @@ def consume_build_stream(events: Iterable[dict[str, Any]], on_step: StepCallback
                     " --platform needs QEMU user emulation registered in binfmt_misc"
                     " (e.g. the qemu-user-static package)"
                 )
+            elif step.upper().startswith("FROM "):
+                hint = (
+                    "the Docker engine could not get the base image (no registry reachable?):"
+                    " pass --local-base to build on a Debian base made on this machine"
+                    " (debootstrap, about a minute, once), or --base-image with an image"
+                    " that `docker images` lists"
+                )
             raise BuildError(
                 f"the image build failed at step `{step[:200]}`: {detail}\n"
                 f"--- last lines of the build log ---\n{text}",
@@ -115,7 +123,10 @@ def build_image(
             platform=platform,
             nocache=no_cache,
         )
-        consume_build_stream(stream, on_step)
+        try:
+            consume_build_stream(stream, on_step)
+        finally:
+            _drain(stream)
         return inspect_image(ref)
     except docker.errors.APIError as exc:
         raise BuildError(f"the Docker engine refused the build: {exc.explanation or exc}") from exc
@@ -147,6 +158,17 @@ def inspect_image(ref: str) -> BuiltImage:
     )
 
 
+def _drain(events: Iterable[Any]) -> None:
+    """Read a stream to its end (the engine ends it right after an error event).
+
+    A stream left half-read keeps its HTTP connection open past ``client.close()``,
+    and the socket is then only closed by the garbage collector.
+    """
+    with contextlib.suppress(Exception):
+        for _ in events:
+            pass
+
+
 def push_image(ref: str, *, on_status: Callable[[str], None] | None = None) -> str:
     """Push ``ref``; return ``REPOSITORY@sha256:...`` as the registry stored it."""
     import docker
@@ -155,21 +177,25 @@ def push_image(ref: str, *, on_status: Callable[[str], None] | None = None) -> s
     client = docker_client(timeout=BUILD_TIMEOUT_S)
     digest: str | None = None
     try:
-        for event in client.api.push(repository, tag=tag, stream=True, decode=True):
-            if "error" in event:
-                raise BuildError(
-                    f"pushing {ref} failed: {event['error']}",
-                    hint="check that the registry is reachable and accepts pushes (log in"
-                    " with docker login; plain-HTTP registries other than localhost must be"
-                    " listed in the engine's insecure-registries)",
-                )
-            aux = event.get("aux")
-            if isinstance(aux, dict) and "Digest" in aux:
-                digest = str(aux["Digest"])
-            status = str(event.get("status", ""))
-            # One line per layer when it is done, not one per chunk sent.
-            if on_status is not None and event.get("id") and status.startswith(_PUSH_DONE):
-                on_status(f"layer {event['id']}: {status}")
+        events = client.api.push(repository, tag=tag, stream=True, decode=True)
+        try:
+            for event in events:
+                if "error" in event:
+                    raise BuildError(
+                        f"pushing {ref} failed: {event['error']}",
+                        hint="check that the registry is reachable and accepts pushes (log in"
+                        " with docker login; plain-HTTP registries other than localhost must be"
+                        " listed in the engine's insecure-registries)",
+                    )
+                aux = event.get("aux")
+                if isinstance(aux, dict) and "Digest" in aux:
+                    digest = str(aux["Digest"])
+                status = str(event.get("status", ""))
+                # One line per layer when it is done, not one per chunk sent.
+                if on_status is not None and event.get("id") and status.startswith(_PUSH_DONE):
+                    on_status(f"layer {event['id']}: {status}")
+        finally:
+            _drain(events)
     except docker.errors.APIError as exc:
         raise BuildError(f"pushing {ref} failed: {exc.explanation or exc}") from exc
     finally:

@@ -270,6 +270,16 @@ def test_foreign_architecture_failure_hints_at_qemu() -> None:
     assert caught.value.hint is not None and "QEMU" in caught.value.hint
 
 
+def test_a_base_image_that_cannot_be_pulled_hints_at_local_base() -> None:
+    events = [
+        {"stream": "Step 1/17 : FROM python:3.11-slim AS base\n"},
+        {"error": 'Get "https://registry-1.docker.io/v2/": dial tcp: no such host'},
+    ]
+    with pytest.raises(BuildError) as caught:
+        consume_build_stream(events, lambda *_: None)
+    assert caught.value.hint is not None and "--local-base" in caught.value.hint
+
+
 def test_build_stream_returns_the_image_id() -> None:
     events = [{"stream": "Step 1/1 : FROM x\n"}, {"aux": {"ID": "sha256:abc"}}]
     assert consume_build_stream(events, lambda *_: None) == "sha256:abc"
