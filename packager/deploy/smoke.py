@@ -57,6 +57,16 @@ def smoke_inputs(signature: dict[str, Any]) -> list[dict[str, Any]]:
     return inputs
 
 
+def is_ready(http_url: str | None, timeout_s: float = 3.0) -> bool:
+    """Whether ``/v2/health/ready`` answers 200 now (no endpoint or no answer: False)."""
+    if not http_url:
+        return False
+    try:
+        return httpx.get(f"{http_url}/v2/health/ready", timeout=timeout_s).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
 def wait_ready(
     http_url: str,
     *,

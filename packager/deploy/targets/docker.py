@@ -17,14 +17,18 @@ import os
 from typing import Any, ClassVar
 from urllib.parse import urlparse
 
-import httpx
-
 from amlpkg.errors import AmlpkgError, FailedPreconditionError, UnavailableError
 from amlpkg.packager.deploy import records
 from amlpkg.packager.deploy import supervisor_client as sv
 from amlpkg.packager.deploy.otel import telemetry_env
 from amlpkg.packager.deploy.records import DeploymentRecord
-from amlpkg.packager.deploy.smoke import SmokeTestError, smoke_grpc, smoke_http, wait_ready
+from amlpkg.packager.deploy.smoke import (
+    SmokeTestError,
+    is_ready,
+    smoke_grpc,
+    smoke_http,
+    wait_ready,
+)
 from amlpkg.packager.deploy.sources import image_for, package_for
 from amlpkg.packager.deploy.targets.base import DeployRequest, Plan
 from amlpkg.packager.deploy.targets.local import endpoints_of, front_ports, state_dir
@@ -224,12 +228,7 @@ class DockerTarget:
                 live["container"] = "missing"
             finally:
                 client.close()
-        if record.endpoint_http:
-            try:
-                response = httpx.get(f"{record.endpoint_http}/v2/health/ready", timeout=3.0)
-                live["ready"] = response.status_code == 200
-            except httpx.HTTPError:
-                pass
+        live["ready"] = is_ready(record.endpoint_http)
         return live
 
     def delete(self, ws: Workspace, record: DeploymentRecord) -> DeploymentRecord:

@@ -13,14 +13,18 @@ import socket
 from pathlib import Path
 from typing import Any, ClassVar
 
-import httpx
-
 from amlpkg.errors import AmlpkgError
 from amlpkg.packager.deploy import records
 from amlpkg.packager.deploy import supervisor_client as sv
 from amlpkg.packager.deploy.otel import telemetry_env
 from amlpkg.packager.deploy.records import DeploymentRecord
-from amlpkg.packager.deploy.smoke import SmokeTestError, smoke_grpc, smoke_http, wait_ready
+from amlpkg.packager.deploy.smoke import (
+    SmokeTestError,
+    is_ready,
+    smoke_grpc,
+    smoke_http,
+    wait_ready,
+)
 from amlpkg.packager.deploy.sources import materialize_repository
 from amlpkg.packager.deploy.targets.base import DeployRequest, Plan
 from amlpkg.trainer.store.workspace import Workspace
@@ -143,12 +147,7 @@ class LocalTarget:
         if sv.control_info(folder) is not None:
             status = sv.call(folder, "status")
             live.update(supervisor=True, serving=status["current"], backends=status["backends"])
-        if record.endpoint_http:
-            try:
-                response = httpx.get(f"{record.endpoint_http}/v2/health/ready", timeout=3.0)
-                live["ready"] = response.status_code == 200
-            except httpx.HTTPError:
-                pass
+        live["ready"] = is_ready(record.endpoint_http)
         return live
 
     def delete(self, ws: Workspace, record: DeploymentRecord) -> DeploymentRecord:
