@@ -101,3 +101,71 @@ def test_runtime_extra_installs_no_training_or_infra_client() -> None:
     }
     forbidden = {"scikit-learn", "skl2onnx", "torch", "tensorflow", "docker", "kubernetes", "onnx"}
     assert sorted(requirement_names & forbidden) == []
+
+
+# folder -> the extras whose requirements its code may import (the base install always)
+EXTRAS_OF_FOLDER: dict[str, tuple[str, ...]] = {
+    "runtime": ("runtime",),
+    "trainer": ("train", "torch"),
+    "edge-agent": ("runtime", "edge"),
+    "packager": ("runtime", "train", "optimize", "deploy"),
+}
+# Imported only on purpose by tools that run in the dev environment.
+DEV_ONLY_IMPORTS = {"grpc_tools"}
+
+
+def _provided_by(requirements: list[str]) -> set[str]:
+    """Normalized names of the declared distributions and what they install with them."""
+    import importlib.metadata
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    provided: set[str] = set()
+    for text in requirements:
+        requirement = Requirement(text)
+        if requirement.name == "amlpkg":
+            continue
+        provided.add(canonicalize_name(requirement.name))
+        for sub in importlib.metadata.requires(requirement.name) or []:
+            sub_requirement = Requirement(sub)
+            marker = sub_requirement.marker
+            wanted = [{"extra": e} for e in requirement.extras] or [{"extra": ""}]
+            if marker is None or any(marker.evaluate(env) for env in wanted):
+                provided.add(canonicalize_name(sub_requirement.name))
+    return provided
+
+
+def _top_level_imports(path: Path) -> set[str]:
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            found |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module.split(".")[0])
+    return found
+
+
+@pytest.mark.parametrize("folder", sorted(EXTRAS_OF_FOLDER))
+def test_every_third_party_import_is_declared_in_the_roles_extras(folder: str) -> None:
+    """A module a role imports must come with that role's install, not only with [dev]."""
+    import importlib.metadata
+
+    from packaging.utils import canonicalize_name
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    extras = project["optional-dependencies"]
+    provided = _provided_by(
+        [*project["dependencies"], *(r for e in EXTRAS_OF_FOLDER[folder] for r in extras[e])]
+    )
+    distributions = importlib.metadata.packages_distributions()
+    stdlib = set(sys.stdlib_module_names)
+    missing: dict[str, list[str]] = {}
+    for path in (ROOT / folder).rglob("*.py"):
+        for module in _top_level_imports(path) - stdlib - DEV_ONLY_IMPORTS - {"amlpkg"}:
+            dists = {canonicalize_name(d) for d in distributions.get(module, [module])}
+            if not dists & provided:
+                missing.setdefault(module, []).append(str(path.relative_to(ROOT)))
+    assert missing == {}, (
+        f"declare these in the extras {EXTRAS_OF_FOLDER[folder]} of pyproject.toml"
+    )
