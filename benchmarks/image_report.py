@@ -26,14 +26,7 @@ from amlpkg.packager.build.options import BuildOptions
 from amlpkg.trainer.quickstart import run_quickstart
 from amlpkg.trainer.registry import register
 from amlpkg.trainer.store.workspace import open_workspace
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from benchmarks.servers import free_ports
 
 
 def start_to_ready(ref: str, timeout_s: float = 120.0) -> float:
@@ -41,7 +34,7 @@ def start_to_ready(ref: str, timeout_s: float = 120.0) -> float:
     import docker
 
     client = docker.from_env()
-    port = _free_port()
+    (port,) = free_ports(1)
     started = time.monotonic()
     container = client.containers.run(ref, detach=True, ports={"8000/tcp": ("127.0.0.1", port)})
     try:

@@ -96,15 +96,12 @@ def test_hub_swap_reject_report_and_methods(tmp_path: Path, broker: Broker) -> N
             scorer = Scorer(port)
             scorer.start()
             try:
-                while scorer.ok < 20 and scorer.is_alive():
-                    await asyncio.sleep(0.05)
+                await scorer.answers(20, poll_s=0.05)
                 # IoT Hub sends only what changed: the patch has no model name
                 change = {k: v for k, v in model_doc(tmp_path, 2.0, 2).items() if k != "name"}
                 responder.patch_desired({"model": change})
                 state = await asyncio.to_thread(responder.wait_reported, version_is("2"))
-                before = scorer.ok
-                while scorer.ok < before + 20 and scorer.is_alive():
-                    await asyncio.sleep(0.05)
+                await scorer.answers(20, poll_s=0.05)
             finally:
                 scorer.stop.set()
                 await asyncio.to_thread(scorer.join, 10)

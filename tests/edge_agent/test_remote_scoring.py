@@ -75,12 +75,9 @@ async def _remote_swap_under_load(tmp_path: Path, scoring: ServerProcess) -> Non
     scorer = Scorer(scoring.http_port)
     scorer.start()
     try:
-        while scorer.ok < 20:
-            await asyncio.sleep(0.02)
+        await scorer.answers(20)
         assert await swapper.apply(desired_for(tmp_path, 2.0, 2))
-        before = scorer.ok
-        while scorer.ok < before + 20:
-            await asyncio.sleep(0.02)
+        await scorer.answers(20)
         # a tampered download and a broken model are refused while the scorer runs
         good = desired_for(tmp_path, 3.0, 3)
         tampered = DesiredModel(name="m", version="3", sha256=sha256(b"other"), url=good.url)
@@ -93,9 +90,7 @@ async def _remote_swap_under_load(tmp_path: Path, scoring: ServerProcess) -> Non
         )
         with pytest.raises(FailedPreconditionError, match="load/smoke check"):
             await swapper.apply(broken)
-        before = scorer.ok
-        while scorer.ok < before + 20:
-            await asyncio.sleep(0.02)
+        await scorer.answers(20)
     finally:
         scorer.stop.set()
         await asyncio.to_thread(scorer.join, 10)

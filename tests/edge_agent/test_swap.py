@@ -68,6 +68,12 @@ class Scorer(threading.Thread):
         finally:
             client.close()
 
+    async def answers(self, count: int, poll_s: float = 0.02) -> None:
+        """Wait until ``count`` more requests have succeeded (or the scorer has stopped)."""
+        target = self.ok + count
+        while self.ok < target and self.is_alive():
+            await asyncio.sleep(poll_s)
+
 
 def test_swap_under_load_fails_no_request(tmp_path: Path) -> None:
     asyncio.run(_swap_under_load_fails_no_request(tmp_path))
@@ -79,12 +85,9 @@ async def _swap_under_load_fails_no_request(tmp_path: Path) -> None:
         scorer = Scorer(server.http_port)
         scorer.start()
         try:
-            while scorer.ok < 20:
-                await asyncio.sleep(0.02)
+            await scorer.answers(20)
             assert await swapper.apply(desired_for(tmp_path, 2.0, 2))
-            before = scorer.ok
-            while scorer.ok < before + 20:
-                await asyncio.sleep(0.02)
+            await scorer.answers(20)
         finally:
             scorer.stop.set()
             await asyncio.to_thread(scorer.join, 10)
