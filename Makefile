@@ -4,20 +4,23 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+# One distribution per role folder (see README, Layout); the root project is the umbrella.
+ROLES := core trainer runtime packager collector cli
+EDITABLE := $(foreach role,$(ROLES),-e ./$(role))
 
 .PHONY: quickstart test lint typecheck pytest install-dev clean
 
-$(VENV)/.installed-all: pyproject.toml
+$(VENV)/.installed-all: pyproject.toml $(foreach role,$(ROLES) edge-agent,$(role)/pyproject.toml)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[all]'
+	$(BIN)/python -m pip install -q $(EDITABLE) -e '.[all]'
 	touch $@
 
 # PyTorch: the CPU build (torch 2.13.0 is the release this machine's pip serves as a CPU wheel;
 # an unpinned torch would pull several GB of CUDA wheels).
 $(VENV)/.installed-dev: $(VENV)/.installed-all
 	$(BIN)/python -m pip install -q 'torch==2.13.0'
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q $(EDITABLE) -e ./edge-agent -e '.[dev]'
 	touch $@
 
 install-dev: $(VENV)/.installed-dev

@@ -23,9 +23,9 @@ from amlpkg.packager.build.api import build_image
 from amlpkg.packager.build.base_image import LOCAL_BASE_TAG, ensure_local_base
 from amlpkg.packager.build.image import remove_image, split_ref
 from amlpkg.packager.build.options import BuildOptions
+from amlpkg.store.workspace import open_workspace
 from amlpkg.trainer.quickstart import run_quickstart
 from amlpkg.trainer.registry import register
-from amlpkg.trainer.store.workspace import open_workspace
 from benchmarks.servers import free_ports
 
 

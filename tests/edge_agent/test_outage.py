@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from amlpkg.collector.server import MqttOptions, running_collector
 from amlpkg.edge_agent.agent import AgentConfig, EdgeAgent
 from amlpkg.edge_agent.hub import HubLink
 from amlpkg.edge_agent.outbox import Outbox
-from amlpkg.packager.telemetry.server import MqttOptions, running_collector
-from amlpkg.trainer.store.workspace import open_workspace
+from amlpkg.store.workspace import open_workspace
 from tests.edge_agent.broker import Broker, Responder, connection_string
 
 pytestmark = pytest.mark.slow

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from amlpkg.collector.server import running_collector
 from amlpkg.edge_agent.desired import DesiredModel
 from amlpkg.edge_agent.remote import RemoteBackend
 from amlpkg.edge_agent.swap import ModelSwapper
@@ -24,8 +25,7 @@ from amlpkg.errors import (
     InvalidArgumentError,
     UnauthenticatedError,
 )
-from amlpkg.packager.telemetry.server import running_collector
-from amlpkg.trainer.store.workspace import open_workspace
+from amlpkg.store.workspace import open_workspace
 from tests.edge_agent.conftest import add_model, sha256, write
 from tests.edge_agent.test_standalone import desired, infer, wait_for
 from tests.edge_agent.test_swap import Scorer, desired_for

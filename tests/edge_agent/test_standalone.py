@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from amlpkg.packager.telemetry.server import running_collector
-from amlpkg.trainer.store.workspace import open_workspace
+from amlpkg.collector.server import running_collector
+from amlpkg.store.workspace import open_workspace
 from tests.edge_agent.conftest import add_model, sha256, write
 from tests.services import free_port
 

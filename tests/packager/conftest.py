@@ -72,7 +72,7 @@ def built_image(local_base_image: str, trained_model: TrainedModel) -> Iterator[
     from amlpkg.packager.build.api import build_image
     from amlpkg.packager.build.image import remove_image
     from amlpkg.packager.build.options import BuildOptions
-    from amlpkg.trainer.store.workspace import open_workspace
+    from amlpkg.store.workspace import open_workspace
 
     tag = f"{REGISTRY}/amlpkg-test/iris:{uuid.uuid4().hex[:8]}"
     options = BuildOptions(

@@ -16,8 +16,8 @@ import pytest
 from typer.testing import CliRunner
 
 from amlpkg.packager.build.records import Package, list_packages
+from amlpkg.store.workspace import open_workspace
 from amlpkg.trainer.registry import get_model_version, register
-from amlpkg.trainer.store.workspace import open_workspace
 from tests.packager.conftest import TrainedModel
 from tests.services import REGISTRY
 
@@ -80,7 +80,7 @@ def test_image_config_is_non_root_with_healthcheck(built_image: Package) -> None
 def test_lineage_command_shows_the_digest(
     built_image: Package, trained_model: TrainedModel
 ) -> None:
-    from amlpkg.packager.cli.app import app
+    from amlpkg.cli.app import app
 
     result = CliRunner().invoke(
         app, ["lineage", trained_model.ref, "--home", str(trained_model.home)]

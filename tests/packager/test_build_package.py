@@ -16,13 +16,13 @@ from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 from typer.testing import CliRunner
 
+from amlpkg.cli.app import app
 from amlpkg.errors import AlreadyExistsError, NotFoundError
 from amlpkg.packager.build.options import BuildOptions
 from amlpkg.packager.build.package_dir import build_package_dir, make_package
 from amlpkg.packager.build.records import list_packages
-from amlpkg.packager.cli.app import app
+from amlpkg.store.workspace import open_workspace
 from amlpkg.trainer.registry import get_model_version
-from amlpkg.trainer.store.workspace import open_workspace
 from tests.packager.conftest import TrainedModel, wait_ready
 from tests.services import free_port
 

@@ -28,9 +28,9 @@ from amlpkg.packager import deploy as api
 from amlpkg.packager.deploy import records
 from amlpkg.packager.deploy.smoke import SmokeTestError
 from amlpkg.packager.deploy.targets.docker import LABEL
+from amlpkg.store.workspace import Workspace, open_workspace
 from amlpkg.trainer.lineage_view import lineage
 from amlpkg.trainer.registry import register
-from amlpkg.trainer.store.workspace import Workspace, open_workspace
 from tests.packager.test_deploy_local import _score_http, _while_scoring
 from tests.runtime import toy_models
 from tests.services import docker_available, free_port, require

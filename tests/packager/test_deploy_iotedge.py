@@ -23,9 +23,9 @@ from amlpkg.packager.deploy import records
 from amlpkg.packager.deploy.sources import resolve_source
 from amlpkg.packager.deploy.targets.base import DeployRequest
 from amlpkg.packager.deploy.targets.iotedge import IotEdgeTarget, manifest_for
+from amlpkg.store.workspace import Workspace, open_workspace
 from amlpkg.trainer.lineage_view import lineage
 from amlpkg.trainer.registry import register
-from amlpkg.trainer.store.workspace import Workspace, open_workspace
 from tests.runtime import toy_models
 
 SCHEMA = Path(edge.__file__).parent / "schemas" / "iotedge-deployment.schema.json"

@@ -36,9 +36,9 @@ from amlpkg.packager.deploy import records
 from amlpkg.packager.deploy.sources import resolve_source
 from amlpkg.packager.deploy.targets.base import DeployRequest
 from amlpkg.packager.deploy.targets.kubernetes import KubernetesTarget, object_path
+from amlpkg.store.workspace import Workspace, open_workspace
 from amlpkg.trainer.lineage_view import lineage
 from amlpkg.trainer.registry import register
-from amlpkg.trainer.store.workspace import Workspace, open_workspace
 from tests.runtime import toy_models
 
 VERSIONS = ("1.29.0", "1.33.0")

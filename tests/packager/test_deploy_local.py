@@ -26,9 +26,9 @@ from amlpkg.packager.deploy import records
 from amlpkg.packager.deploy.smoke import SmokeTestError
 from amlpkg.packager.deploy.supervisor_client import control_info
 from amlpkg.packager.deploy.targets.local import state_dir
+from amlpkg.store.workspace import Workspace, open_workspace
 from amlpkg.trainer.lineage_view import lineage
 from amlpkg.trainer.registry import register
-from amlpkg.trainer.store.workspace import Workspace, open_workspace
 from tests.runtime import toy_models
 
 MODEL = "scorer"

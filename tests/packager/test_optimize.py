@@ -21,9 +21,9 @@ from amlpkg.packager.optimize import (
     variant_file,
 )
 from amlpkg.packager.optimize.measure import available_providers
+from amlpkg.store.workspace import Workspace, open_workspace
 from amlpkg.trainer.lineage_view import lineage
 from amlpkg.trainer.registry import register, resolve_model_file
-from amlpkg.trainer.store.workspace import Workspace, open_workspace
 
 # Timing is not what these tests check: keep it short and never refuse on speed.
 FAST: dict[str, Any] = {"budget_s": 0.01, "batch_sizes": (1, 8)}

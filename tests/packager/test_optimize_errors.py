@@ -11,7 +11,7 @@ import pytest
 
 from amlpkg.errors import InvalidArgumentError, NotFoundError
 from amlpkg.packager.optimize import Limits, optimize
-from amlpkg.trainer.store.workspace import Workspace
+from amlpkg.store.workspace import Workspace
 from tests.packager.test_optimize import FAST, stored_state, ws
 
 __all__ = ["ws"]  # the fixture, shared with test_optimize

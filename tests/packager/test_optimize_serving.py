@@ -14,8 +14,8 @@ from amlpkg.packager.optimize import Limits, optimize, serving_config, variant_f
 from amlpkg.packager.optimize.data import synthesize
 from amlpkg.runtime.dataplane import DataPlane
 from amlpkg.runtime.types import InferInput, InferRequest
+from amlpkg.store.workspace import open_workspace
 from amlpkg.trainer.registry import register, resolve_model_file
-from amlpkg.trainer.store.workspace import open_workspace
 from tests.packager.test_optimize import make_mlp
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from amlpkg.store.workspace import Workspace, open_workspace
 from amlpkg.trainer import tracking
-from amlpkg.trainer.store.workspace import Workspace, open_workspace
 from tests.services import require
 
 

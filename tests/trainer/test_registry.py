@@ -8,6 +8,9 @@ import pytest
 
 import amlpkg
 from amlpkg.errors import InvalidArgumentError, NotFoundError
+from amlpkg.store.artifacts import sha256_file
+from amlpkg.store.lineage_edges import add_edge
+from amlpkg.store.workspace import Workspace
 from amlpkg.trainer.integrity import check_integrity
 from amlpkg.trainer.lineage_view import lineage
 from amlpkg.trainer.refs import ModelRef, parse_model_ref
@@ -19,9 +22,6 @@ from amlpkg.trainer.registry import (
     resolve_model_file,
     set_alias,
 )
-from amlpkg.trainer.store.artifacts import sha256_file
-from amlpkg.trainer.store.lineage_edges import add_edge
-from amlpkg.trainer.store.workspace import Workspace
 from tests.trainer.conftest import make_onnx
 
 

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from amlpkg.store.artifacts import TEMP_PREFIX
+from amlpkg.store.workspace import open_workspace
 from amlpkg.trainer.integrity import check_integrity
 from amlpkg.trainer.registry import list_versions, register
-from amlpkg.trainer.store.artifacts import TEMP_PREFIX
-from amlpkg.trainer.store.workspace import open_workspace
 from tests.trainer.conftest import make_onnx
 
 pytestmark = pytest.mark.slow

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from amlpkg.errors import InvalidArgumentError, NotFoundError
+from amlpkg.store.workspace import open_workspace
 from amlpkg.trainer.runner import LOG_ARTIFACT, run_tracked
 from amlpkg.trainer.store import queries
 from amlpkg.trainer.store import runs as store_runs
-from amlpkg.trainer.store.workspace import open_workspace
 
 pytestmark = pytest.mark.slow
 

@@ -11,9 +11,9 @@ import pytest
 
 import amlpkg
 from amlpkg.errors import FailedPreconditionError, InvalidArgumentError, NotFoundError
+from amlpkg.store.workspace import open_workspace
 from amlpkg.trainer.store import queries
 from amlpkg.trainer.store import runs as store_runs
-from amlpkg.trainer.store.workspace import open_workspace
 
 
 def test_metrics_with_steps_keep_full_history(home: Path) -> None:

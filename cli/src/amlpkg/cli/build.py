@@ -1,0 +1,193 @@
+"""`amlpkg build` and `amlpkg package`: scoring images, package folders, Triton repositories."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from amlpkg.cli.output import console, error_console, print_json
+from amlpkg.cli.runs import HomeOption, JsonOption
+
+RefArgument = Annotated[str, typer.Argument(help="NAME:VERSION, NAME@ALIAS or NAME (latest).")]
+FlavorOption = Annotated[
+    str, typer.Option("--flavor", help="cpu, cuda, tensorrt or openvino: which ONNX Runtime.")
+]
+PlatformOption = Annotated[
+    str | None, typer.Option("--platform", help="linux/amd64 or linux/arm64 (default: this host).")
+]
+PythonOption = Annotated[
+    str | None,
+    typer.Option("--python-version", help="MAJOR.MINOR of the base's python3 (wheels target it)."),
+]
+BatchOption = Annotated[
+    int,
+    typer.Option("--max-batch-size", help="Enable dynamic batching up to N samples (0: off)."),
+]
+NoVariantOption = Annotated[
+    bool,
+    typer.Option("--original", help="Ship the model version itself, not its chosen variant."),
+]
+
+
+@contextmanager
+def _progress(
+    quiet: bool,
+) -> Iterator[tuple[Callable[[str], None], Callable[[int, int, str], None]]]:
+    """Status lines and a bar over Dockerfile steps (on stderr, so --json stays clean)."""
+    bar = Progress(
+        TextColumn("[bold blue]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=error_console,
+        transient=True,
+        disable=quiet,
+    )
+    task = bar.add_task("preparing", total=None)
+
+    def on_status(message: str) -> None:
+        if not quiet:
+            bar.console.print(f"[green]•[/] {message}")
+
+    def on_step(done: int, total: int, text: str) -> None:
+        bar.update(task, completed=done - 1, total=total, description=text[:60])
+
+    with bar:
+        yield on_status, on_step
+
+
+def _report(package: dict[str, object], as_json: bool) -> None:
+    if as_json:
+        print_json(package)
+        return
+    size = package.get("size_bytes")
+    shown = f"{int(size) / 1e6:.1f} MB" if isinstance(size, int) else "?"
+    where = package.get("repo_digest") or package.get("image_ref") or package.get("path")
+    console.print(
+        f"[green]✓[/] {package['format']} [bold]{where}[/] ({shown},"
+        f" {package['build_seconds']} s) recorded as package {package['id']}"
+        f" of {package['model_ref']}"
+    )
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``build`` and ``package`` to the root app."""
+
+    @app.command("build")
+    def build_command(  # noqa: PLR0917 - Typer maps parameters to CLI options
+        ref: RefArgument,
+        flavor: FlavorOption = "cpu",
+        base_image: Annotated[
+            str | None,
+            typer.Option("--base-image", help="Base image (default: the flavor's)."),
+        ] = None,
+        local_base: Annotated[
+            bool,
+            typer.Option(
+                "--local-base",
+                help="Use (making it once, about a minute) a Debian base made here with"
+                " debootstrap, for machines that cannot pull public images.",
+            ),
+        ] = False,
+        tag: Annotated[str | None, typer.Option("--tag", help="IMAGE:TAG to build.")] = None,
+        push: Annotated[bool, typer.Option("--push", help="Push to the tag's registry.")] = False,
+        platform: PlatformOption = None,
+        output_format: Annotated[
+            str, typer.Option("--format", help="image, dir, tar or triton.")
+        ] = "image",
+        output: Annotated[
+            Path | None,
+            typer.Option(
+                "--output",
+                help="Folder/file to write (dir, tar, triton); for image,"
+                " keep the build context there.",
+            ),
+        ] = None,
+        python_version: PythonOption = None,
+        max_batch_size: BatchOption = 0,
+        original: NoVariantOption = False,
+        wheel: Annotated[
+            Path | None,
+            typer.Option(
+                "--amlpkg-wheel",
+                help="Ship these amlpkg-core and amlpkg-runtime wheels (a folder), not ones"
+                " built from the checkout.",
+            ),
+        ] = None,
+        home: HomeOption = None,
+        as_json: JsonOption = False,
+    ) -> None:
+        """Build a scoring image (or a folder, tarball or Triton repository) of a model."""
+        from amlpkg.packager.build.api import build_image
+        from amlpkg.packager.build.options import BuildOptions, Hooks
+        from amlpkg.packager.build.package_dir import make_package
+        from amlpkg.store.workspace import open_workspace
+
+        with _progress(as_json) as (on_status, on_step):
+            hooks = Hooks(on_status=on_status, on_step=on_step)
+            if local_base:
+                from amlpkg.packager.build.base_image import LOCAL_BASE_TAG, ensure_local_base
+
+                if base_image is not None:
+                    error_console.print("[yellow]--local-base replaces --base-image[/]")
+                ensure_local_base(on_status=hooks.on_status)
+                base_image = LOCAL_BASE_TAG
+            options = BuildOptions(
+                flavor=flavor,
+                format=output_format,
+                base_image=base_image,
+                tag=tag,
+                push=push,
+                platform=platform,
+                python_version=python_version,
+                output=output,
+                max_batch_size=max_batch_size,
+                use_variant=not original,
+                amlpkg_wheel=wheel,
+            )
+            with open_workspace(home) as ws:
+                if output_format == "image":
+                    package = build_image(ws, ref, options, hooks)
+                else:
+                    package = make_package(ws, ref, options, hooks)
+        _report(package.to_dict(), as_json)
+
+    @app.command("package")
+    def package_command(  # noqa: PLR0917 - Typer maps parameters to CLI options
+        ref: RefArgument,
+        output: Annotated[Path, typer.Option("--output", help="Folder (or .tar.gz) to write.")],
+        flavor: FlavorOption = "cpu",
+        tar: Annotated[bool, typer.Option("--tar", help="Write a .tar.gz, not a folder.")] = False,
+        platform: PlatformOption = None,
+        python_version: PythonOption = None,
+        max_batch_size: BatchOption = 0,
+        original: NoVariantOption = False,
+        home: HomeOption = None,
+        as_json: JsonOption = False,
+    ) -> None:
+        """Write a model's server as a folder (or tarball) with run.sh, for hosts without Docker."""
+        from amlpkg.packager.build.options import BuildOptions, Hooks
+        from amlpkg.packager.build.package_dir import make_package
+        from amlpkg.store.workspace import open_workspace
+
+        with _progress(as_json) as (on_status, on_step):
+            hooks = Hooks(on_status=on_status, on_step=on_step)
+            options = BuildOptions(
+                flavor=flavor,
+                format="tar" if tar else "dir",
+                platform=platform,
+                python_version=python_version,
+                output=output,
+                max_batch_size=max_batch_size,
+                use_variant=not original,
+            )
+            with open_workspace(home) as ws:
+                package = make_package(ws, ref, options, hooks)
+        _report(package.to_dict(), as_json)
+        if not as_json and not tar:
+            console.print(f"start it with: [bold]{package.path}/run.sh --http-port 8000[/]")

@@ -1,0 +1,267 @@
+"""`amlpkg deploy` and `amlpkg deployments list/show/status/delete/rollback`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from amlpkg.cli.output import console, print_json
+from amlpkg.cli.runs import HomeOption, JsonOption, when
+
+deployments_app = typer.Typer(no_args_is_help=True)
+
+_K8S = "kubernetes options"
+_EDGE = "iotedge options"
+_LOCAL = "local options"
+_DOCKER = "docker options"
+
+
+def _opt(help_text: str, panel: str | None = None, **kwargs: Any) -> Any:
+    return typer.Option(help=help_text, rich_help_panel=panel, **kwargs)
+
+
+def _print_record(data: dict[str, Any]) -> None:
+    endpoints = data["endpoints"]
+    console.print(
+        f"[bold]{data['id']}[/] \\[{data['status']}] on {data['target']}: "
+        f"{data['model'] or data['package'] or data['image']}"
+    )
+    if endpoints["http"]:
+        console.print(f"  http  {endpoints['http']}")
+        console.print(f"  grpc  {endpoints['grpc']}")
+    if data["reason"]:
+        console.print(f"  reason: {data['reason']}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add `deploy` and the `deployments` group to the root app."""
+
+    @app.command("deploy")
+    def deploy_command(  # noqa: PLR0917 - one parameter per CLI option, as Typer wants
+        source: Annotated[
+            str, typer.Argument(help="Model NAME:VERSION / NAME@ALIAS, or a package folder.")
+        ],
+        name: Annotated[
+            str,
+            typer.Option(
+                "--name", "-n", help="Deployment name (keeps its endpoint across versions)."
+            ),
+        ],
+        target: Annotated[
+            str, typer.Option("--target", "-t", help="local, docker, kubernetes or iotedge.")
+        ] = "local",
+        image: Annotated[str | None, _opt("Image to run (default: the latest build).")] = None,
+        dry_run: Annotated[bool, _opt("Print what would be applied; change nothing.")] = False,
+        output: Annotated[Path | None, _opt("Write the manifests into this folder.")] = None,
+        host: Annotated[str | None, _opt("Address of the stable endpoint.", _LOCAL)] = None,
+        port: Annotated[int | None, _opt("HTTP port (local: stable endpoint).", _LOCAL)] = None,
+        grpc_port: Annotated[int | None, _opt("gRPC port.", _LOCAL)] = None,
+        ready_timeout: Annotated[
+            float | None, _opt("Seconds to wait for readiness / rollout.")
+        ] = None,
+        drain_grace: Annotated[
+            float | None, _opt("Seconds the old revision may drain.", _LOCAL)
+        ] = None,
+        docker_host: Annotated[
+            str | None, _opt("unix://, tcp:// (TLS) or ssh://user@host.", _DOCKER)
+        ] = None,
+        cpus: Annotated[float | None, _opt("CPU limit of the container.", _DOCKER)] = None,
+        restart: Annotated[
+            str | None, _opt("Restart policy (default unless-stopped).", _DOCKER)
+        ] = None,
+        namespace: Annotated[str | None, _opt("Namespace.", _K8S)] = None,
+        replicas: Annotated[int | None, _opt("Replicas.", _K8S, min=1)] = None,
+        min_replicas: Annotated[int | None, _opt("HPA minimum.", _K8S, min=1)] = None,
+        max_replicas: Annotated[int | None, _opt("HPA maximum.", _K8S, min=1)] = None,
+        cpu: Annotated[str | None, _opt("CPU request, e.g. 500m.", _K8S)] = None,
+        memory: Annotated[str | None, _opt("Memory (docker limit, k8s request), e.g. 1Gi.")] = None,
+        flavor: Annotated[str | None, _opt("cpu, cuda or tensorrt (GPU request).", _K8S)] = None,
+        gpus: Annotated[int | None, _opt("GPUs per pod (cuda/tensorrt).", _K8S, min=1)] = None,
+        kserve: Annotated[bool, _opt("A KServe InferenceService instead.", _K8S)] = False,
+        no_wait: Annotated[bool, _opt("Do not wait for the rollout.", _K8S)] = False,
+        platform: Annotated[str | None, _opt("linux/amd64 or linux/arm64.", _EDGE)] = None,
+        device_id: Annotated[str | None, _opt("Apply to this one device.", _EDGE)] = None,
+        target_condition: Annotated[
+            str | None, _opt("Layered deployment, e.g. \"tags.site='plant1'\".", _EDGE)
+        ] = None,
+        priority: Annotated[int | None, _opt("Layered deployment priority.", _EDGE)] = None,
+        iothub_connection_string: Annotated[
+            str | None,
+            _opt("IoT Hub service connection.", _EDGE, envvar="AMLPKG_IOTHUB_CONNECTION_STRING"),
+        ] = None,
+        model_url: Annotated[str | None, _opt("Where devices download the model.", _EDGE)] = None,
+        model_oci: Annotated[str | None, _opt("OCI artifact holding the model.", _EDGE)] = None,
+        agent_image: Annotated[str | None, _opt("The amlpkg edge agent image.", _EDGE)] = None,
+        registry: Annotated[str | None, _opt("Registry needing credentials.", _EDGE)] = None,
+        registry_username: Annotated[str | None, _opt("Its user name.", _EDGE)] = None,
+        telemetry: Annotated[
+            str | None,
+            _opt("OTLP/HTTP endpoint for the traces of local and docker runtimes."),
+        ] = None,
+        home: HomeOption = None,
+        as_json: JsonOption = False,
+    ) -> None:
+        """Deploy a model version or package; verified, recorded, blue/green on local."""
+        from amlpkg.packager.deploy import api
+
+        options = {
+            "image": image,
+            "host": host,
+            "port": port,
+            "grpc_port": grpc_port,
+            "ready_timeout_s": ready_timeout,
+            "drain_grace_s": drain_grace,
+            "docker_host": docker_host,
+            "cpus": cpus,
+            "restart": restart,
+            "namespace": namespace,
+            "replicas": replicas,
+            "min_replicas": min_replicas,
+            "max_replicas": max_replicas,
+            "cpu": cpu,
+            "memory": memory,
+            "flavor": flavor,
+            "gpus": gpus,
+            "kserve": kserve or None,
+            "wait": False if no_wait else None,
+            "platform": platform,
+            "device_id": device_id,
+            "target_condition": target_condition,
+            "priority": priority,
+            "model_url": model_url,
+            "model_oci": model_oci,
+            "agent_image": agent_image,
+            "registry": registry,
+            "registry_username": registry_username,
+            "telemetry_endpoint": telemetry,
+        }
+        options = {k: v for k, v in options.items() if v is not None}
+        if dry_run or output is not None:
+            plan = api.plan(source, target=target, name=name, options=options, home=home)
+            if output is not None:
+                for path in plan.write(output):
+                    print(f"wrote {path}")  # plain: Rich would wrap long paths
+                return
+            if plan.documents:
+                for text in plan.documents.values():
+                    print(text, end="")
+            else:
+                for step in plan.steps:
+                    console.print(f"- {step}")
+            return
+        if iothub_connection_string:
+            # Passed apart from the recorded options: a secret is never stored.
+            options["iothub_connection_string"] = iothub_connection_string
+        with console.status(f"deploying {source} to {target} as {name} ..."):
+            record = api.deploy(source, target=target, name=name, options=options, home=home)
+        if as_json:
+            print_json(record.to_dict())
+            return
+        _print_record(record.to_dict())
+
+    @deployments_app.command("list")
+    def list_command(home: HomeOption = None, as_json: JsonOption = False) -> None:
+        """Every deployment with its newest revision."""
+        from amlpkg.packager.deploy import records
+        from amlpkg.store.workspace import open_workspace
+
+        with open_workspace(home) as ws:
+            rows = [r.to_dict() for r in records.latest_per_name(ws)]
+        if as_json:
+            print_json(rows)
+            return
+        table = Table("name", "revision", "target", "status", "model", "http", "grpc", "updated")
+        for row in rows:
+            table.add_row(
+                row["name"],
+                str(row["revision"]),
+                row["target"],
+                row["status"],
+                row["model"] or row["image"] or "-",
+                row["endpoints"]["http"] or "-",
+                row["endpoints"]["grpc"] or "-",
+                when(row["updated"]),
+            )
+        console.print(table)
+
+    @deployments_app.command("show")
+    def show_command(
+        name: Annotated[str, typer.Argument(help="Deployment name.")],
+        home: HomeOption = None,
+        as_json: JsonOption = False,
+    ) -> None:
+        """The serving revision, its endpoints and the history of the deployment."""
+        from amlpkg.errors import NotFoundError
+        from amlpkg.packager.deploy import records
+        from amlpkg.store.workspace import open_workspace
+
+        with open_workspace(home) as ws:
+            history = [r.to_dict() for r in records.history(ws, name)]
+            serving = records.serving(ws, name)
+        if not history:
+            raise NotFoundError(f"no deployment {name!r}", hint="see `amlpkg deployments list`")
+        data = {
+            "name": name,
+            "serving": serving.to_dict() if serving else None,
+            "endpoints": serving.to_dict()["endpoints"] if serving else None,
+            "history": history,
+        }
+        if as_json:
+            print_json(data)
+            return
+        for row in history:
+            _print_record(row)
+            console.print(f"  by {row['created_by']} at {when(row['created'])}")
+
+    @deployments_app.command("status")
+    def status_command(
+        name: Annotated[str, typer.Argument(help="Deployment name.")],
+        home: HomeOption = None,
+        as_json: JsonOption = False,
+    ) -> None:
+        """The record and what really runs (processes, endpoint readiness, rollout)."""
+        from amlpkg.packager.deploy import api
+
+        data = api.status(name, home=home)
+        if as_json:
+            print_json(data)
+            return
+        _print_record(data)
+        for key, value in data["live"].items():
+            if isinstance(value, dict):
+                for sub, facts in value.items():
+                    console.print(f"  {key} {sub}: {facts}", markup=False)
+            else:
+                console.print(f"  {key}: {value}", markup=False)
+
+    @deployments_app.command("delete")
+    def delete_command(
+        name: Annotated[str, typer.Argument(help="Deployment name.")],
+        home: HomeOption = None,
+    ) -> None:
+        """Stop the deployment; its records stay as history."""
+        from amlpkg.packager.deploy import api
+
+        record = api.delete(name, home=home)
+        console.print(f"{record.id} {record.status}: {record.reason}")
+
+    @deployments_app.command("rollback")
+    def rollback_command(
+        name: Annotated[str, typer.Argument(help="Deployment name.")],
+        home: HomeOption = None,
+        as_json: JsonOption = False,
+    ) -> None:
+        """Return to the revision before the serving one (blue/green on local)."""
+        from amlpkg.packager.deploy import api
+
+        with console.status(f"rolling back {name} ..."):
+            record = api.rollback(name, home=home)
+        if as_json:
+            print_json(record.to_dict())
+            return
+        _print_record(record.to_dict())
+
+    app.add_typer(deployments_app, name="deployments", help="List, show, check, delete, roll back.")

@@ -1,0 +1,71 @@
+"""`amlpkg lineage NAME:VERSION`: the run behind a model version and what came of it."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+from rich.tree import Tree
+
+from amlpkg.cli.output import console, print_json
+from amlpkg.cli.runs import HomeOption, JsonOption, when
+from amlpkg.store.lineage_edges import describe
+from amlpkg.store.workspace import open_workspace
+from amlpkg.trainer.lineage_view import lineage
+
+
+def print_lineage(chain: dict[str, Any]) -> None:
+    """Print a :func:`amlpkg.trainer.lineage` result as a Rich tree."""
+    version = chain["model_version"]
+    tree = Tree(
+        f"[bold]model {version['ref']}[/]"
+        + (f" @{', @'.join(version['aliases'])}" if version["aliases"] else "")
+        + f"  sha256 {version['sha256'][:12]}  opset {version['opset']}"
+    )
+    run = chain["run"]
+    if run is None:
+        tree.add("[yellow]no run recorded[/] (registered from a file without --run)")
+    else:
+        commit = run["git_commit"] or "not in git"
+        dirty = " (dirty)" if run["git_dirty"] else ""
+        node = tree.add(
+            f"[bold]made by run {run['id']}[/] \\[{run['status']}] experiment"
+            f" {run['experiment']}, started {when(run['start_time'])}"
+        )
+        node.add(f"code: {commit}{dirty}")
+        node.add(f"command: {run['command'] or '-'}")
+        params = node.add(f"params ({len(run['params'])})")
+        for key, value in run["params"].items():
+            params.add(f"{key} = {value}")
+        metrics = node.add(f"final metrics ({len(run['metrics'])})")
+        for key, value in run["metrics"].items():
+            metrics.add(f"{key} = {value:.6g}")
+    downstream = chain["downstream"]
+    built = tree.add(f"built and deployed from it ({len(downstream)})")
+    for edge in downstream:
+        line = built.add(
+            f"{edge['src_kind']} {edge['src_id']} --{edge['relation']}-->"
+            f" {edge['dst_kind']} {edge['dst_id']}"
+        )
+        if edge.get("detail"):  # key facts of the row, where a stage adds them
+            line.add(str(edge["detail"]))
+    console.print(tree)
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's command to the root app."""
+
+    @app.command("lineage")
+    def lineage_command(
+        ref: Annotated[str, typer.Argument(help="NAME:VERSION, NAME@ALIAS or NAME (latest).")],
+        home: HomeOption = None,
+        as_json: JsonOption = False,
+    ) -> None:
+        """Show the run, params, metrics and code behind a model version, and what it feeds."""
+        with open_workspace(home) as ws:
+            chain = lineage(ref, workspace=ws)
+            describe(ws, chain["downstream"])
+        if as_json:
+            print_json(chain)
+            return
+        print_lineage(chain)

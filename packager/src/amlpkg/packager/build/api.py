@@ -1,0 +1,154 @@
+"""``amlpkg build``: a model version (or its chosen variant) into an image, folder or tarball.
+
+Every format starts from the same content (model in the runtime's layout, amlpkg's
+runtime, a host-side wheelhouse) and ends with a ``packages`` row and the lineage
+arrow ``model_version --packaged_as--> package`` (``variant --packaged_as-->`` too
+when a variant went in); a pushed image adds ``package --pushed_as--> image
+REPO@sha256:...`` so ``amlpkg lineage`` shows the digest.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from amlpkg.errors import InvalidArgumentError
+from amlpkg.packager.build import context, image, records
+from amlpkg.packager.build.flavors import runtime_requirements
+from amlpkg.packager.build.options import BuildOptions, Hooks
+from amlpkg.packager.build.recipe import ModelFacts, image_labels, model_config, render_dockerfile
+from amlpkg.packager.build.records import Package
+from amlpkg.packager.build.source import ModelSource, resolve
+from amlpkg.packager.build.wheelhouse import amlpkg_wheel, gather_wheelhouse, installed_requires
+from amlpkg.packager.build.wheelhouse import source_root as checkout_root
+from amlpkg.store.workspace import Workspace
+from amlpkg.trainer.provenance import git_state
+
+IMAGE_KIND = "image"  # lineage node id: REPOSITORY@sha256:... (or the local image id)
+PUSHED_AS = "pushed_as"
+BUILT_AS = "built_as"
+
+
+def cache_root(ws: Workspace) -> Path:
+    """Where wheelhouses and amlpkg wheels are cached: ``<home>/cache``."""
+    return ws.home / "cache"
+
+
+def default_tag(facts: ModelFacts, flavor: str) -> str:
+    """``amlpkg/<name>:<version>-<flavor>`` (lower case, as image references must be)."""
+    return f"amlpkg/{facts.name.lower()}:{facts.version}-{flavor}"
+
+
+def _amlpkg_version() -> str:
+    import importlib.metadata
+
+    try:
+        return importlib.metadata.version("amlpkg")
+    except importlib.metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
+def lay_out(ws: Workspace, src: ModelSource, opts: BuildOptions, dest: Path, hooks: Hooks) -> None:
+    """Model, config, amlpkg's runtime and the wheelhouse under ``dest`` (image and folder)."""
+    assert opts.python_version is not None and opts.platform is not None
+    assert opts.glibc is not None
+    flavor = opts.flavor_spec()
+    requirements = runtime_requirements(installed_requires(), flavor)
+    wheels = gather_wheelhouse(
+        requirements,
+        python_version=opts.python_version,
+        platform=opts.platform,
+        glibc=opts.glibc,
+        cache_root=cache_root(ws),
+        on_status=hooks.on_status,
+    )
+    wheel = opts.amlpkg_wheel or amlpkg_wheel(cache_root(ws), on_status=hooks.on_status)
+    if not wheel.exists():
+        raise InvalidArgumentError(
+            f"no amlpkg wheels at {wheel}", hint="check --amlpkg-wheel (a wheel or a folder)"
+        )
+    config = model_config(flavor, providers=src.providers, max_batch_size=opts.max_batch_size)
+    context.assemble(
+        dest,
+        model_file=src.model_file,
+        model_name=src.facts.name,
+        model_version=src.facts.version,
+        config=config,
+        wheelhouse=wheels,
+        amlpkg_wheel=wheel,
+    )
+
+
+def package_labels(src: ModelSource, opts: BuildOptions) -> dict[str, str]:
+    """OCI and lineage labels of what ``src`` is packaged into (revision: this checkout)."""
+    try:
+        revision, _ = git_state(checkout_root())
+    except InvalidArgumentError:
+        revision = None
+    return image_labels(
+        src.facts, flavor=opts.flavor, amlpkg_version=_amlpkg_version(), revision=revision
+    )
+
+
+def build_image(
+    ws: Workspace, ref: str, options: BuildOptions, hooks: Hooks | None = None
+) -> Package:
+    """Build (and with ``push`` push) the scoring image of ``ref``; record it."""
+    hooks = hooks or Hooks()
+    opts = options.resolved()
+    if opts.format != "image":
+        raise InvalidArgumentError(f"build_image makes images, not {opts.format!r}")
+    assert opts.base_image is not None and opts.python_version is not None
+    started = time.monotonic()
+    src = resolve(ws, ref, opts.flavor, use_variant=opts.use_variant)
+    tag = opts.tag or default_tag(src.facts, opts.flavor)
+    image.split_ref(tag)  # a bad tag fails before minutes of work
+    scratch_parent = cache_root(ws) / "build"
+    scratch_parent.mkdir(parents=True, exist_ok=True)
+    dest = opts.output or Path(tempfile.mkdtemp(prefix="ctx-", dir=scratch_parent))
+    try:
+        lay_out(ws, src, opts, dest, hooks)
+        labels = package_labels(src, opts)
+        dockerfile = render_dockerfile(
+            base_image=opts.base_image,
+            flavor=opts.flavor_spec(),
+            python_version=opts.python_version,
+            labels=labels,
+        )
+        (dest / "Dockerfile").write_text(dockerfile, encoding="utf-8")
+        hooks.on_status(f"building {tag} from {opts.base_image} ({opts.platform})")
+        built = image.build_image(
+            dest, tag, platform=opts.platform, no_cache=opts.no_cache, on_step=hooks.on_step
+        )
+        if opts.push:
+            hooks.on_status(f"pushing {tag}")
+            # The digest the registry answered for this push, not any older one.
+            digest = image.push_image(tag, on_status=hooks.on_status)
+            built = replace(built, repo_digest=digest)
+    finally:
+        if opts.output is None:
+            shutil.rmtree(dest, ignore_errors=True)
+    package = Package(
+        id=records.new_package_id(),
+        model_name=src.facts.name,
+        model_version=src.facts.version,
+        variant_id=src.variant_id,
+        flavor=opts.flavor,
+        platform=opts.platform or "",
+        format="image",
+        image_ref=tag,
+        image_id=built.id,
+        repo_digest=built.repo_digest,
+        path=str(opts.output) if opts.output else None,
+        size_bytes=built.size,
+        labels=built.labels,
+        build_seconds=round(time.monotonic() - started, 3),
+    )
+    if built.repo_digest:
+        made = ((IMAGE_KIND, built.repo_digest), PUSHED_AS)
+    else:
+        made = ((IMAGE_KIND, f"{tag} ({built.id[:19]}, not pushed)"), BUILT_AS)
+    return records.record_package(ws, package, made)

@@ -1,0 +1,166 @@
+"""The deployment library the CLI delegates to: deploy, status, delete, rollback."""
+
+from __future__ import annotations
+
+import fcntl
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from amlpkg.errors import InvalidArgumentError
+from amlpkg.packager.deploy import records
+from amlpkg.packager.deploy.records import DeploymentRecord, check_deployment_name
+from amlpkg.packager.deploy.sources import resolve_source
+from amlpkg.packager.deploy.targets.base import DeployRequest, Plan, Target
+from amlpkg.store.workspace import Workspace
+from amlpkg.trainer.registry import using_workspace
+
+TARGETS = ("local", "docker", "kubernetes", "iotedge")
+
+
+def get_target(name: str) -> Target:
+    """The target called ``name`` (imported on demand: each pulls in its own client)."""
+    if name == "local":
+        from amlpkg.packager.deploy.targets.local import LocalTarget
+
+        return LocalTarget()
+    if name == "docker":
+        from amlpkg.packager.deploy.targets.docker import DockerTarget
+
+        return DockerTarget()
+    if name == "kubernetes":
+        from amlpkg.packager.deploy.targets.kubernetes import KubernetesTarget
+
+        return KubernetesTarget()
+    if name == "iotedge":
+        from amlpkg.packager.deploy.targets.iotedge import IotEdgeTarget
+
+        return IotEdgeTarget()
+    raise InvalidArgumentError(
+        f"unknown deployment target {name!r}", hint=f"use one of: {', '.join(TARGETS)}"
+    )
+
+
+@contextmanager
+def name_lock(ws: Workspace, name: str) -> Iterator[None]:
+    """Serialize deploy/rollback/delete of one deployment name across processes.
+
+    Blue/green needs one change at a time: two deploys racing would each start a
+    revision and switch the endpoint in an order neither verified.
+    """
+    check_deployment_name(name)  # it becomes part of a file name
+    folder = ws.home / "deployments"
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / f".{name}.lock").open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+def _request(
+    ws: Workspace, source: str, name: str, options: dict[str, Any] | None
+) -> DeployRequest:
+    check_deployment_name(name)
+    opts = dict(options or {})
+    return DeployRequest(name, resolve_source(ws, source, image=opts.get("image")), opts)
+
+
+def plan(
+    source: str,
+    *,
+    target: str,
+    name: str,
+    options: dict[str, Any] | None = None,
+    home: str | Path | None = None,
+    workspace: Workspace | None = None,
+) -> Plan:
+    """What ``deploy`` would do (``--dry-run``): steps and documents, no side effects."""
+    impl = get_target(target)
+    with using_workspace(workspace, home) as ws:
+        return impl.plan(ws, _request(ws, source, name, options))
+
+
+def deploy(
+    source: str,
+    *,
+    target: str,
+    name: str,
+    options: dict[str, Any] | None = None,
+    home: str | Path | None = None,
+    workspace: Workspace | None = None,
+) -> DeploymentRecord:
+    """Deploy ``source`` (model ref or package folder) as a new revision of ``name``.
+
+    Every deploy is recorded and verified; a failed one is recorded ``failed`` with
+    its reason and raises, leaving the previous revision serving.
+    """
+    impl = get_target(target)
+    check_deployment_name(name)
+    with using_workspace(workspace, home) as ws, name_lock(ws, name):
+        current = records.serving(ws, name)
+        if current is not None and current.target != target:
+            raise InvalidArgumentError(
+                f"deployment {name!r} runs on {current.target}, not {target}",
+                hint="pick another --name, or delete the deployment first",
+            )
+        return impl.apply(ws, _request(ws, source, name, options))
+
+
+def rollback(
+    name: str, *, home: str | Path | None = None, workspace: Workspace | None = None
+) -> DeploymentRecord:
+    """Deploy again what the revision before the serving one ran (a new revision)."""
+    with using_workspace(workspace, home) as ws:
+        with name_lock(ws, name):
+            previous = records.rollback_source(ws, name)
+        options = {k: v for k, v in previous.config.items() if k not in ("source", "rollback_of")}
+        options["rollback_of"] = previous.id
+        return deploy(
+            previous.config["source"],
+            target=previous.target,
+            name=name,
+            options=options,
+            workspace=ws,
+        )
+
+
+def status(
+    name: str, *, home: str | Path | None = None, workspace: Workspace | None = None
+) -> dict[str, Any]:
+    """The latest record of ``name`` and the live state its target reports."""
+    with using_workspace(workspace, home) as ws:
+        record = records.serving(ws, name) or records.get(ws, name)
+        live = get_target(record.target).status(ws, record)
+        return {**record.to_dict(), "live": live}
+
+
+def delete(
+    name: str, *, home: str | Path | None = None, workspace: Workspace | None = None
+) -> DeploymentRecord:
+    """Stop everything running for ``name``; its records stay as history."""
+    with using_workspace(workspace, home) as ws, name_lock(ws, name):
+        record = records.get(ws, name)
+        return get_target(record.target).delete(ws, record)
+
+
+def quickstart_step(
+    ws: Workspace,
+    model_ref: str,
+    name: str = "quickstart",
+    options: dict[str, Any] | None = None,
+) -> tuple[str, str, str]:
+    """Deploy ``model_ref`` locally, score it over HTTP and gRPC: ``(http, grpc, message)``."""
+    from amlpkg.packager.deploy.smoke import smoke_grpc, smoke_http
+
+    record = deploy(model_ref, target="local", name=name, options=options, workspace=ws)
+    assert record.endpoint_http is not None and record.endpoint_grpc is not None
+    version = resolve_source(ws, model_ref).model
+    assert version is not None
+    result = smoke_http(record.endpoint_http, version.name, version.signature)
+    smoke_grpc(record.endpoint_grpc, version.name, version.signature)
+    message = (
+        f"deployed {version.ref} as {record.id}: scored over HTTP {record.endpoint_http}"
+        f" (outputs {', '.join(o['name'] for o in result['outputs'])}) and gRPC"
+        f" {record.endpoint_grpc}; stop it with `amlpkg deployments delete {name}`"
+    )
+    return record.endpoint_http, record.endpoint_grpc, message

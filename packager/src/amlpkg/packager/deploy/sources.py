@@ -1,0 +1,131 @@
+"""Turn what the user names (model ref, package folder, image) into a deploy source, and
+lay out a Triton model repository for targets that run the runtime from files."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+from amlpkg.errors import InvalidArgumentError, NotFoundError
+from amlpkg.packager.deploy.targets.base import DeploySource
+from amlpkg.store.workspace import Workspace
+from amlpkg.trainer.registry import resolve_model_file
+from amlpkg.trainer.signature import inspect_onnx
+
+# Names a package folder may give its model repository (the folder itself also works).
+_REPOSITORY_DIRS = ("model_repository", "models", "repository")
+
+
+def resolve_source(ws: Workspace, text: str, *, image: str | None = None) -> DeploySource:
+    """A package id (``pkg-...``), a package folder, or else a model reference."""
+    if text.startswith("pkg-"):
+        return _package_source(ws, text, image)
+    path = Path(text).expanduser()
+    if path.is_dir():
+        return DeploySource(text=str(path.resolve()), package_dir=path.resolve(), image=image)
+    version, model_file = resolve_model_file(text, workspace=ws)
+    return DeploySource(text=version.ref, model=version, model_file=model_file, image=image)
+
+
+def _package_source(ws: Workspace, package_id: str, image: str | None) -> DeploySource:
+    """A package built by ``amlpkg build``: its image, or its folder, and its model."""
+    from amlpkg.packager.build.records import get_package
+
+    package = get_package(ws, package_id)
+    version, model_file = resolve_model_file(package.model_ref, workspace=ws)
+    folder = Path(package.path) if package.path and package.format != "image" else None
+    return DeploySource(
+        text=package.id,
+        model=version,
+        model_file=model_file,
+        package=package.id,
+        package_dir=folder if folder is not None and folder.is_dir() else None,
+        image=image or package.repo_digest or package.image_ref,
+        image_digest=package.repo_digest,
+    )
+
+
+def package_repository(package_dir: Path) -> Path:
+    """The Triton-layout repository inside a package folder (or the folder itself)."""
+    for name in _REPOSITORY_DIRS:
+        if (package_dir / name).is_dir():
+            return package_dir / name
+    return package_dir
+
+
+def repository_model(repository: Path) -> tuple[str, dict[str, Any]]:
+    """``(model name, signature)`` of the single model in a repository (newest version)."""
+    models = sorted(p for p in repository.iterdir() if p.is_dir()) if repository.is_dir() else []
+    if len(models) != 1:
+        raise InvalidArgumentError(
+            f"{repository} holds {len(models)} models; a deployment serves exactly one",
+            hint="point at a package folder or repository with one <model>/<version>/model.onnx",
+        )
+    versions = sorted(
+        (p for p in models[0].iterdir() if p.is_dir() and p.name.isdigit()),
+        key=lambda p: int(p.name),
+    )
+    if not versions or not (versions[-1] / "model.onnx").is_file():
+        raise NotFoundError(
+            f"no <version>/model.onnx under {models[0]}",
+            hint="a repository lays models out as <model>/<version>/model.onnx",
+        )
+    signature, _ = inspect_onnx(versions[-1] / "model.onnx")
+    return models[0].name, signature
+
+
+def materialize_repository(
+    source: DeploySource, folder: Path, runtime_config: str | None = None
+) -> tuple[Path, str, dict[str, Any]]:
+    """A model repository for ``source`` under ``folder``: ``(repo, model name, signature)``.
+
+    A model ref is copied (never linked: the store's file is read-only and verified)
+    to ``<folder>/repo/<name>/<version>/model.onnx``; a package folder is used in place.
+    """
+    if source.package_dir is not None:
+        repository = package_repository(source.package_dir)
+        name, signature = repository_model(repository)
+        return repository, name, signature
+    assert source.model is not None and source.model_file is not None
+    model = source.model
+    target = folder / "repo" / model.name / str(model.version) / "model.onnx"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source.model_file, target)
+    # The runtime's spin-waiting burns cores that other processes on the host need.
+    config = runtime_config if runtime_config is not None else "allow_spinning: false\n"
+    (folder / "repo" / model.name / "config.yaml").write_text(config)
+    return folder / "repo", model.name, model.signature
+
+
+def _built_package(ws: Workspace, source: DeploySource) -> Any:
+    """The newest image package built from the source's model version, or None."""
+    if source.model is None:
+        return None
+    from amlpkg.packager.build.records import list_packages
+
+    for package in list_packages(ws, source.model.name):
+        if package.model_version == source.model.version and package.image_ref:
+            return package
+    return None
+
+
+def image_for(ws: Workspace, source: DeploySource) -> str:
+    """The image to run: ``--image``, else the newest image built from the model version."""
+    if source.image:
+        return source.image
+    package = _built_package(ws, source)
+    if package is not None:
+        return str(package.repo_digest or package.image_ref)
+    raise InvalidArgumentError(
+        f"no image to deploy for {source.text}",
+        hint="build one with `amlpkg build`, or name an image with --image",
+    )
+
+
+def package_for(ws: Workspace, source: DeploySource) -> str | None:
+    """The package lineage node the deployed image comes from (None for a bare --image)."""
+    if source.package is not None or source.image:
+        return source.package
+    package = _built_package(ws, source)
+    return None if package is None else str(package.id)

@@ -1,0 +1,326 @@
+"""The model registry: named, auto-versioned ONNX models with aliases.
+
+Registration validates the ONNX file, reads its signature, stores the file in
+the content-addressed store (fsync + rename) and only then inserts the version
+row, tags and lineage edge in one ``BEGIN IMMEDIATE`` transaction. The version
+number is picked inside that transaction, so concurrent processes get distinct,
+consecutive versions, and a kill at any moment leaves either a complete version
+or none (at worst an unreferenced blob, never a row without its file).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from amlpkg.errors import InvalidArgumentError, NotFoundError
+from amlpkg.store.db import write_tx
+from amlpkg.store.lineage_edges import add_edge_in_tx
+from amlpkg.store.workspace import Workspace, open_workspace
+from amlpkg.trainer.refs import ModelRef, check_alias, check_name, parse_model_ref
+from amlpkg.trainer.signature import inspect_onnx
+from amlpkg.trainer.store import queries
+from amlpkg.trainer.store import runs as store_runs
+
+RUNS_SCHEME = "runs:/"
+MODEL_VERSION_KIND = "model_version"  # lineage node id: "NAME:VERSION"
+RUN_KIND = "run"  # lineage node id: the run id
+
+
+@dataclass
+class ModelVersion:
+    """One registered version of a model."""
+
+    name: str
+    version: int
+    sha256: str
+    size: int
+    opset: int | None
+    signature: dict[str, Any]
+    run_id: str | None
+    source: str
+    description: str | None
+    created: float
+    tags: dict[str, str] = field(default_factory=dict)
+    aliases: list[str] = field(default_factory=list)
+
+    @property
+    def ref(self) -> str:
+        """``NAME:VERSION``, also its lineage node id."""
+        return f"{self.name}:{self.version}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready view."""
+        return {
+            "name": self.name,
+            "version": self.version,
+            "ref": self.ref,
+            "sha256": self.sha256,
+            "size": self.size,
+            "opset": self.opset,
+            "signature": self.signature,
+            "run_id": self.run_id,
+            "source": self.source,
+            "description": self.description,
+            "created": self.created,
+            "tags": self.tags,
+            "aliases": self.aliases,
+        }
+
+
+@contextmanager
+def using_workspace(workspace: Workspace | None, home: str | Path | None) -> Iterator[Workspace]:
+    """``workspace`` as is, or one opened at ``home`` (and closed afterwards)."""
+    if workspace is not None:
+        yield workspace
+        return
+    with open_workspace(home) as ws:
+        yield ws
+
+
+def _parse_tags(tags: dict[str, Any] | None) -> dict[str, str]:
+    result: dict[str, str] = {}
+    for key, value in (tags or {}).items():
+        if not isinstance(key, str) or not key.strip() or len(key) > 250:
+            raise InvalidArgumentError(f"invalid tag key {key!r}", hint="use a non-empty key")
+        result[key] = str(value)
+    return result
+
+
+def _resolve_source(
+    ws: Workspace, source: str | Path, run: str | None
+) -> tuple[Path, str | None, str, bool]:
+    """``(file to read, run id, source text, already stored)`` for a path or runs:/ URI."""
+    text = str(source)
+    if text.startswith(RUNS_SCHEME):
+        run_ref, _, artifact = text[len(RUNS_SCHEME) :].partition("/")
+        if not run_ref or not artifact:
+            raise InvalidArgumentError(
+                f"invalid run artifact URI {text!r}", hint="use runs:/<run_id>/<artifact path>"
+            )
+        uri_run = queries.resolve_run_id(ws, run_ref)
+        if run is not None and queries.resolve_run_id(ws, run) != uri_run:
+            raise InvalidArgumentError(f"--run {run} contradicts the run in {text}")
+        digest, _ = store_runs.get_artifact(ws, uri_run, artifact)
+        blob = ws.artifacts.verified_path(digest)
+        return blob, uri_run, f"{RUNS_SCHEME}{uri_run}/{artifact}", True
+    path = Path(source).expanduser()
+    run_id = queries.resolve_run_id(ws, run) if run is not None else None
+    return path, run_id, str(path.resolve()), False
+
+
+def register(
+    name: str,
+    source: str | Path,
+    run: str | None = None,
+    tags: dict[str, Any] | None = None,
+    description: str | None = None,
+    *,
+    home: str | Path | None = None,
+    workspace: Workspace | None = None,
+) -> ModelVersion:
+    """Register the ONNX file ``source`` (a path or ``runs:/<run>/<path>``) as a new version.
+
+    ``run`` links the version to the run that made it (implied by a runs:/ URI).
+    Invalid names, missing files and invalid ONNX are refused before anything is stored.
+    """
+    check_name(name)
+    clean_tags = _parse_tags(tags)
+    with using_workspace(workspace, home) as ws:
+        path, run_id, source_text, stored = _resolve_source(ws, source, run)
+        if stored:
+            signature, opset = inspect_onnx(path)  # already in the store, digest verified
+            digest, size = path.name, path.stat().st_size
+        else:
+            if not path.exists():
+                raise NotFoundError(f"model file {path} does not exist", hint="check the path")
+            # Validate the very bytes that get stored; an invalid file leaves nothing behind.
+            with ws.artifacts.staged_file(path) as staged:
+                signature, opset = inspect_onnx(staged.path, shown_as=path)
+            digest, size = staged.sha256, staged.size
+        now = time.time()
+        with write_tx(ws.conn) as conn:
+            conn.execute("INSERT OR IGNORE INTO models (name, created) VALUES (?, ?)", (name, now))
+            version = int(
+                conn.execute(
+                    "SELECT COALESCE(MAX(version), 0) + 1 FROM model_versions WHERE name = ?",
+                    (name,),
+                ).fetchone()[0]
+            )
+            conn.execute(
+                "INSERT INTO model_versions (name, version, sha256, size, opset, signature,"
+                " run_id, source, description, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    name,
+                    version,
+                    digest,
+                    size,
+                    opset,
+                    json.dumps(signature, sort_keys=True),
+                    run_id,
+                    source_text,
+                    description,
+                    now,
+                ),
+            )
+            conn.executemany(
+                "INSERT INTO model_tags (name, version, key, value) VALUES (?, ?, ?, ?)",
+                [(name, version, k, v) for k, v in clean_tags.items()],
+            )
+            if run_id is not None:
+                add_edge_in_tx(
+                    conn, (RUN_KIND, run_id), (MODEL_VERSION_KIND, f"{name}:{version}"), "produced"
+                )
+        return get_model_version(f"{name}:{version}", workspace=ws)
+
+
+def _load(ws: Workspace, name: str, version: int) -> ModelVersion:
+    row = ws.conn.execute(
+        "SELECT * FROM model_versions WHERE name = ? AND version = ?", (name, version)
+    ).fetchone()
+    if row is None:
+        raise NotFoundError(
+            f"model {name!r} has no version {version}", hint=f"amlpkg models show {name}"
+        )
+    tags = dict(
+        ws.conn.execute(
+            "SELECT key, value FROM model_tags WHERE name = ? AND version = ? ORDER BY key",
+            (name, version),
+        ).fetchall()
+    )
+    aliases = [
+        r[0]
+        for r in ws.conn.execute(
+            "SELECT alias FROM aliases WHERE name = ? AND version = ? ORDER BY alias",
+            (name, version),
+        )
+    ]
+    return ModelVersion(
+        name=row["name"],
+        version=int(row["version"]),
+        sha256=row["sha256"],
+        size=int(row["size"]),
+        opset=row["opset"],
+        signature=json.loads(row["signature"]),
+        run_id=row["run_id"],
+        source=row["source"],
+        description=row["description"],
+        created=float(row["created"]),
+        tags=tags,
+        aliases=aliases,
+    )
+
+
+def _version_of(ws: Workspace, ref: ModelRef) -> int:
+    if ref.version is not None:
+        return ref.version
+    if ref.alias is not None:
+        row = ws.conn.execute(
+            "SELECT version FROM aliases WHERE name = ? AND alias = ?", (ref.name, ref.alias)
+        ).fetchone()
+        if row is None:
+            raise NotFoundError(
+                f"model {ref.name!r} has no alias {ref.alias!r}",
+                hint=f"set it: amlpkg models alias {ref.name} VERSION {ref.alias}",
+            )
+        return int(row[0])
+    row = ws.conn.execute(
+        "SELECT MAX(version) FROM model_versions WHERE name = ?", (ref.name,)
+    ).fetchone()
+    if row[0] is None:
+        raise NotFoundError(f"no model named {ref.name!r}", hint="list models: amlpkg models list")
+    return int(row[0])
+
+
+def get_model_version(
+    ref: str, *, home: str | Path | None = None, workspace: Workspace | None = None
+) -> ModelVersion:
+    """The version ``NAME`` (latest), ``NAME:VERSION`` or ``NAME@ALIAS`` refers to."""
+    parsed = parse_model_ref(ref)
+    with using_workspace(workspace, home) as ws:
+        return _load(ws, parsed.name, _version_of(ws, parsed))
+
+
+def resolve_model_file(
+    ref: str, *, home: str | Path | None = None, workspace: Workspace | None = None
+) -> tuple[ModelVersion, Path]:
+    """The version ``ref`` names and the path of its stored ONNX file, digest verified.
+
+    The file is read-only and shared by the store: copy it before changing it.
+    """
+    with using_workspace(workspace, home) as ws:
+        version = get_model_version(ref, workspace=ws)
+        return version, ws.artifacts.verified_path(version.sha256)
+
+
+def list_versions(
+    name: str, *, home: str | Path | None = None, workspace: Workspace | None = None
+) -> list[ModelVersion]:
+    """Every version of ``name``, newest first."""
+    check_name(name)
+    with using_workspace(workspace, home) as ws:
+        rows = ws.conn.execute(
+            "SELECT version FROM model_versions WHERE name = ? ORDER BY version DESC", (name,)
+        ).fetchall()
+        if not rows:
+            raise NotFoundError(f"no model named {name!r}", hint="list models: amlpkg models list")
+        return [_load(ws, name, int(r[0])) for r in rows]
+
+
+def list_models(
+    *, home: str | Path | None = None, workspace: Workspace | None = None
+) -> list[dict[str, Any]]:
+    """One summary per model: name, latest version, version count, aliases."""
+    with using_workspace(workspace, home) as ws:
+        rows = ws.conn.execute(
+            "SELECT m.name, m.created, MAX(v.version) AS latest, COUNT(v.version) AS versions"
+            " FROM models m JOIN model_versions v ON v.name = m.name"
+            " GROUP BY m.name ORDER BY m.name"
+        ).fetchall()
+        result = []
+        for row in rows:
+            aliases = {
+                a: int(v)
+                for a, v in ws.conn.execute(
+                    "SELECT alias, version FROM aliases WHERE name = ? ORDER BY alias",
+                    (row["name"],),
+                )
+            }
+            result.append(
+                {
+                    "name": row["name"],
+                    "latest_version": int(row["latest"]),
+                    "versions": int(row["versions"]),
+                    "aliases": aliases,
+                    "created": float(row["created"]),
+                }
+            )
+        return result
+
+
+def set_alias(
+    name: str,
+    version: int,
+    alias: str,
+    *,
+    home: str | Path | None = None,
+    workspace: Workspace | None = None,
+) -> ModelVersion:
+    """Point ``NAME@ALIAS`` at ``version`` (moving it if it pointed elsewhere)."""
+    check_name(name)
+    check_alias(alias)
+    with using_workspace(workspace, home) as ws:
+        _load(ws, name, int(version))  # raises NotFoundError for an unknown version
+        with write_tx(ws.conn) as conn:
+            conn.execute(
+                "INSERT INTO aliases (name, alias, version, updated) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (name, alias) DO UPDATE SET version = excluded.version,"
+                " updated = excluded.updated",
+                (name, alias, int(version), time.time()),
+            )
+        return _load(ws, name, int(version))

@@ -1,0 +1,223 @@
+"""The training-script API: ``amlpkg.log_param``, ``amlpkg.log_metric``, ...
+
+Inside ``amlpkg run`` the run exists already: its id comes in ``AMLPKG_RUN_ID``
+(and the workspace in ``AMLPKG_HOME``) and the runner records its final status.
+On its own, the first log call starts a run, which ends at interpreter exit:
+``completed``, or ``failed`` when an uncaught exception ended the script.
+
+Light on purpose: standard library, :mod:`amlpkg.errors` and the store only.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import sys
+import threading
+from pathlib import Path, PurePosixPath
+from types import TracebackType
+from typing import Any
+
+from amlpkg.errors import FailedPreconditionError, InvalidArgumentError, NotFoundError
+from amlpkg.store.workspace import Workspace, open_workspace
+from amlpkg.trainer import provenance
+from amlpkg.trainer.store import runs as store_runs
+
+RUN_ID_ENV = "AMLPKG_RUN_ID"
+
+
+class _State:
+    """This process's tracking state (one active run at a time)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.active: Run | None = None
+        self.hooks_installed = False
+        self.uncaught_exception = False
+
+
+_state = _State()
+
+
+class Run:
+    """A run being logged to. ``owned`` runs are ended by this process."""
+
+    def __init__(self, workspace: Workspace, run_id: str, *, owned: bool) -> None:
+        self.workspace = workspace
+        self.id = run_id
+        self.owned = owned
+
+    @property
+    def home(self) -> Path:
+        """The workspace folder holding this run."""
+        return self.workspace.home
+
+    def log_params(self, params: dict[str, Any]) -> None:
+        """Record parameters (stringified)."""
+        with _state.lock:  # one connection: writes from several threads take turns
+            store_runs.log_params(self.workspace, self.id, params)
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        """Append metric values at ``step`` (default: each key's next step)."""
+        with _state.lock:
+            store_runs.log_metrics(self.workspace, self.id, metrics, step)
+
+    def set_tags(self, tags: dict[str, Any]) -> None:
+        """Set tags."""
+        with _state.lock:
+            store_runs.set_tags(self.workspace, self.id, tags)
+
+    def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> list[str]:
+        """Store a file, or every file under a folder, as artifacts; return their run paths."""
+        source = Path(path)
+        prefix = _safe_artifact_dir(artifact_path)
+        if source.is_dir():
+            files = sorted(p for p in source.rglob("*") if p.is_file())
+            pairs = [(f, prefix / source.name / f.relative_to(source).as_posix()) for f in files]
+        elif source.is_file():
+            pairs = [(source, prefix / source.name)]
+        else:
+            raise NotFoundError(f"cannot log artifact {source}: no such file or folder")
+        logged: list[str] = []
+        for file, run_path in pairs:
+            digest, size = self.workspace.artifacts.put_file(file)
+            with _state.lock:
+                store_runs.add_artifact(self.workspace, self.id, str(run_path), digest, size)
+            logged.append(str(run_path))
+        return logged
+
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            end_run("completed")
+        elif issubclass(exc_type, KeyboardInterrupt):
+            end_run("killed")
+        else:
+            end_run("failed")
+
+
+def _safe_artifact_dir(artifact_path: str | None) -> PurePosixPath:
+    if not artifact_path:
+        return PurePosixPath()
+    pure = PurePosixPath(artifact_path.replace("\\", "/"))
+    if pure.is_absolute() or ".." in pure.parts:
+        raise InvalidArgumentError(
+            f"artifact_path {artifact_path!r} must be a relative path without '..'"
+        )
+    return pure
+
+
+def _install_exit_hooks() -> None:
+    if _state.hooks_installed:
+        return
+    previous = sys.excepthook
+
+    def hook(exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
+        _state.uncaught_exception = True
+        previous(exc_type, exc, tb)
+
+    sys.excepthook = hook
+    atexit.register(_end_at_exit)
+    _state.hooks_installed = True
+
+
+def _end_at_exit() -> None:
+    if _state.active is not None:
+        end_run("failed" if _state.uncaught_exception else "completed")
+
+
+def start_run(
+    experiment: str | None = None,
+    run_name: str | None = None,
+    *,
+    home: str | Path | None = None,
+) -> Run:
+    """Start a run (or join the one ``amlpkg run`` started) and make it the active run.
+
+    ``home`` overrides ``AMLPKG_HOME``. Raises if a run is active already.
+    """
+    with _state.lock:
+        if _state.active is not None:
+            raise FailedPreconditionError(
+                f"run {_state.active.id} is already active", hint="call end_run() first"
+            )
+        parent_id = os.environ.get(RUN_ID_ENV)
+        workspace = open_workspace(home)
+        try:
+            if parent_id:
+                # Launched by `amlpkg run`: log into its run; the runner ends it.
+                store_runs._require_run(workspace, parent_id)
+                run = Run(workspace, parent_id, owned=False)
+                if run_name:
+                    run.set_tags({"run_name": run_name})
+            else:
+                info = provenance.collect(provenance.current_command(), Path.cwd())
+                run_id = store_runs.create_run(workspace, experiment, run_name, info)
+                run = Run(workspace, run_id, owned=True)
+                _install_exit_hooks()
+        except BaseException:
+            workspace.close()
+            raise
+        _state.active = run
+        return run
+
+
+def end_run(status: str = "completed") -> None:
+    """End the active run with ``status`` (completed, failed or killed); no-op without one."""
+    with _state.lock:
+        run = _state.active
+        if run is None:
+            return
+        try:
+            if run.owned:
+                store_runs.finish_run(run.workspace, run.id, status)
+        finally:
+            _state.active = None
+            run.workspace.close()
+
+
+def active_run() -> Run | None:
+    """The active run, or None."""
+    return _state.active
+
+
+def _run() -> Run:
+    with _state.lock:
+        return _state.active if _state.active is not None else start_run()
+
+
+def log_param(key: str, value: Any) -> None:
+    """Record one parameter of the active run (starting a run if none is active)."""
+    _run().log_params({key: value})
+
+
+def log_params(params: dict[str, Any]) -> None:
+    """Record several parameters of the active run."""
+    _run().log_params(params)
+
+
+def log_metric(key: str, value: float, step: int | None = None) -> None:
+    """Append one metric value at ``step`` (default: this key's next step)."""
+    _run().log_metrics({key: value}, step)
+
+
+def log_metrics(metrics: dict[str, float], step: int | None = None) -> None:
+    """Append several metric values at the same ``step``."""
+    _run().log_metrics(metrics, step)
+
+
+def log_artifact(path: str | Path, artifact_path: str | None = None) -> list[str]:
+    """Store a file or folder as artifacts of the active run (under ``artifact_path``)."""
+    return _run().log_artifact(path, artifact_path)
+
+
+def set_tag(key: str, value: Any) -> None:
+    """Set one tag on the active run."""
+    _run().set_tags({key: value})
