@@ -30,9 +30,17 @@ from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parents[1]
 
+
+def _core_modules() -> set[str]:
+    """The core provides ``amlpkg`` itself and every module beside its ``__init__``."""
+    folder = ROOT / "core" / "src" / "amlpkg"
+    names = {p.name.removesuffix(".py") for p in folder.iterdir() if p.name != "__pycache__"}
+    return ({""} | names) - {"__init__", "py.typed"}
+
+
 # role folder -> the subpackages of ``amlpkg`` it provides
 ROLES: dict[str, set[str]] = {
-    "core": {"", "errors", "settings", "store", "datatypes"},
+    "core": _core_modules(),
     "trainer": {"trainer"},
     "runtime": {"runtime"},
     "packager": {"packager"},
