@@ -43,8 +43,15 @@ pytestmark = pytest.mark.slow
 
 def _pip(venv: Path, *args: str) -> None:
     done = subprocess.run(
-        [str(venv / "bin" / "python"), "-m", "pip", "--disable-pip-version-check", "install",
-         "-q", *args],  # fmt: skip
+        [
+            str(venv / "bin" / "python"),
+            "-m",
+            "pip",
+            "--disable-pip-version-check",
+            "install",
+            "-q",
+            *args,
+        ],
         capture_output=True,
         text=True,
         timeout=900,
@@ -103,8 +110,17 @@ def test_the_runtime_alone_serves_a_model(runtime_venv: Path, tmp_path: Path) ->
     port, grpc_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "AMLPKG_"))}
     process = subprocess.Popen(
-        [str(runtime_venv / "bin" / "python"), "-m", "amlpkg.runtime", "--model-repository",
-         str(repo), "--http-port", str(port), "--grpc-port", str(grpc_port)],  # fmt: skip
+        [
+            str(runtime_venv / "bin" / "python"),
+            "-m",
+            "amlpkg.runtime",
+            "--model-repository",
+            str(repo),
+            "--http-port",
+            str(port),
+            "--grpc-port",
+            str(grpc_port),
+        ],
         cwd="/",
         env=env,
         stdout=subprocess.PIPE,
