@@ -47,13 +47,13 @@ CASES = [
         "unknown model",
         _add_sub(GOOD, GOOD1, model="nope"),
         grpc.StatusCode.NOT_FOUND,
-        "unknown model 'nope'",
+        "Request for unknown model: 'nope' is not found",
     ),
     (
         "unknown version",
         _add_sub(GOOD, GOOD1, model_version="9"),
         grpc.StatusCode.NOT_FOUND,
-        "no version '9'",
+        "version 9 is not found",
     ),
     (
         "unknown input",
@@ -135,7 +135,7 @@ def test_typed_contents_are_accepted(stub: pb_grpc.GRPCInferenceServiceStub) -> 
 
 def test_unsupported_extensions_are_unimplemented(stub: pb_grpc.GRPCInferenceServiceStub) -> None:
     with pytest.raises(grpc.RpcError) as info:
-        stub.SystemSharedMemoryStatus(pb.SystemSharedMemoryStatusRequest(), timeout=30)
+        stub.CudaSharedMemoryStatus(pb.CudaSharedMemoryStatusRequest(), timeout=30)
     assert info.value.code() == grpc.StatusCode.UNIMPLEMENTED
     assert "shared memory" in info.value.details()
 

@@ -117,7 +117,7 @@ def test_stream_answers_each_request_and_reports_errors_inline(repo: Path) -> No
         np.frombuffer(by_id["r1"].infer_response.raw_output_contents[0], np.float32).tolist()
         == [2] * 4
     )
-    assert "unknown model 'nope'" in by_id["r2"].error_message
+    assert "Request for unknown model: 'nope' is not found" in by_id["r2"].error_message
     assert (
         np.frombuffer(by_id["r3"].infer_response.raw_output_contents[1], np.float32).tolist()
         == [-2] * 4

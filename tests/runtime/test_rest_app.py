@@ -77,7 +77,8 @@ def test_routes_and_methods(repo: Path) -> None:
         stats = (await client.get("/v2/models/identity/stats")).json()
         assert stats["model_stats"][0]["name"] == "identity"
         wrong = await client.post("/v2/models/identity/ready")
-        assert wrong.status_code == 405 and "takes GET, not POST" in wrong.json()["error"]
+        assert wrong.status_code == 405 and "takes GET or HEAD, not POST" in wrong.json()["error"]
+        assert wrong.headers["allow"] == "GET, HEAD"
         missing = await client.get("/nothing")
         assert missing.status_code == 404 and "no route" in missing.json()["error"]
         deep = await client.get("/v2/models/identity/versions/1/bogus")

@@ -40,14 +40,14 @@ CASES = [
         "/v2/models/nope/infer",
         {"inputs": [_tensor()]},
         404,
-        "unknown model 'nope'",
+        "Request for unknown model: 'nope' is not found",
     ),
     (
         "unknown version",
         "/v2/models/add_sub/versions/9/infer",
         {"inputs": [_tensor(), _tensor("INPUT1")]},
         404,
-        "has no version '9'",
+        "version 9 is not found",
     ),
     (
         "unknown input",

@@ -27,6 +27,16 @@ def build_parser() -> argparse.ArgumentParser:
     add("--metrics-port", type=int, help="extra port serving only /metrics")
     add("--max-request-size", type=int, help="largest REST body in bytes (413 above)")
     add("--grpc-max-message-size", type=int, help="largest gRPC message in bytes")
+    add("--max-json-size", type=int, help="largest JSON part of a REST request in bytes")
+    add("--max-elements", type=int, help="most tensor elements one request may declare")
+    add("--max-header-size", type=int, help="largest HTTP request line + headers in bytes")
+    add("--http-header-timeout", type=float, help="seconds to send a request's headers")
+    add("--http-read-timeout", type=float, help="seconds without a byte of an incomplete body")
+    add(
+        "--strict-readiness",
+        type=lambda v: v.lower() in ("1", "true", "yes", "on"),
+        help="ready only when every model is ready (default true; false: once tried)",
+    )
     add("--tls-certfile", type=Path, help="PEM certificate: enables TLS on HTTP and gRPC")
     add("--tls-keyfile", type=Path, help="PEM private key of --tls-certfile")
     add("--shutdown-timeout", type=float, help="seconds to drain in-flight requests on SIGTERM")

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from amlpkg.runtime.codecs.shm_tensors import SHM_REGION, write_shm_output
 from amlpkg.runtime.errors import (
     InvalidInputError,
     ModelLoadError,
@@ -29,11 +30,18 @@ from amlpkg.runtime.errors import (
     ModelNotReadyError,
     UnavailableError,
 )
-from amlpkg.runtime.load_params import override_files, without_triton_keys
+from amlpkg.runtime.faults import Redactor
+from amlpkg.runtime.limits import DEFAULT_LIMITS, RequestLimits, check_depth
+from amlpkg.runtime.load_params import (
+    check_sequence_parameters,
+    override_files,
+    without_triton_keys,
+)
 from amlpkg.runtime.metrics import RuntimeMetrics
 from amlpkg.runtime.model import PLATFORM, LoadedModel
 from amlpkg.runtime.model_config import parse_model_config
-from amlpkg.runtime.repository import ModelRepository
+from amlpkg.runtime.repository import ModelRepository, check_model_name
+from amlpkg.runtime.shm import SharedMemoryRegistry
 from amlpkg.runtime.tracing import InferTracer, tracer_from_env
 from amlpkg.runtime.types import (
     InferOutput,
@@ -65,7 +73,10 @@ EXTENSIONS = (
     "model_configuration",
     "statistics",
     "binary_tensor_data",
+    "system_shared_memory",
 )
+# A load config is a few kB of YAML; this bounds what the YAML parser is given.
+MAX_CONFIG_TEXT = 1024 * 1024
 
 
 class DataPlane:
@@ -101,11 +112,19 @@ class DataPlane:
         *,
         tracer: InferTracer | None = None,
         models: Sequence[str] | None = None,
+        limits: RequestLimits = DEFAULT_LIMITS,
+        strict_readiness: bool = True,
     ) -> None:
         self._repository = repository
         self._metrics = metrics
         self._tracer = tracer
         self._startup_models = None if models is None else list(models)
+        self.limits = limits
+        self.strict_readiness = strict_readiness
+        # Models the server was asked to serve: strict readiness waits for all of them.
+        self._expected: set[str] = set()
+        self.shared_memory = SharedMemoryRegistry()
+        self.redact = Redactor([(repository.root, "<repository>")])
         self._started = False
         self._stopping = False
         self._in_flight = 0
@@ -121,6 +140,8 @@ class DataPlane:
         environ: Mapping[str, str] | None = None,
         drain_timeout_s: float = 30.0,
         override_dir: str | os.PathLike[str] | None = None,
+        limits: RequestLimits = DEFAULT_LIMITS,
+        strict_readiness: bool = True,
     ) -> DataPlane:
         """A data plane over ``path``; call :meth:`start` on the event loop to load models.
 
@@ -142,7 +163,17 @@ class DataPlane:
                 hint="file overrides must not be written into the user's repository",
             )
         repository = ModelRepository(root, metrics, drain_timeout_s, override_root=overrides)
-        return cls(repository, metrics, tracer=tracer, models=models)
+        plane = cls(
+            repository,
+            metrics,
+            tracer=tracer,
+            models=models,
+            limits=limits,
+            strict_readiness=strict_readiness,
+        )
+        if overrides is not None:
+            plane.redact.add(overrides, "<overrides>")
+        return plane
 
     @property
     def metrics_registry(self) -> CollectorRegistry:
@@ -159,6 +190,7 @@ class DataPlane:
         names = self._startup_models
         if names is None:
             names = self._repository.model_names()
+        self._expected = set(names)
         for name in names:
             try:
                 await self._repository.load(name)
@@ -172,6 +204,7 @@ class DataPlane:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._idle.wait(), drain_timeout)
         await self._repository.close()
+        self.shared_memory.close()
         if self._tracer is not None:
             await asyncio.to_thread(self._tracer.shutdown)
         self._started = False
@@ -181,12 +214,18 @@ class DataPlane:
         return True
 
     async def ready(self) -> bool:
-        """Server readiness: started and every model that should load has been tried."""
-        return self._started and not self._stopping
+        """Server readiness: started, and (strict readiness) every model it was asked to
+        serve has a ready version; not strict: every such model has been tried."""
+        if not self._started or self._stopping:
+            return False
+        if not self.strict_readiness:
+            return True
+        return all(self._repository.ready_versions(name) for name in self._expected)
 
     async def model_ready(self, name: str, version: str | None = None) -> bool:
         """Whether a model (or one version of it) is loaded and can infer."""
         try:
+            check_model_name(name)
             self._repository.get(name, version)
         except (ModelNotFoundError, ModelNotReadyError):
             return False
@@ -227,8 +266,11 @@ class DataPlane:
         return {"model_stats": [m.stats.to_dict(m.name, m.version_str) for m in models]}
 
     async def repository_index(self, ready_only: bool = False) -> list[RepositoryModel]:
-        """Every model version the repository holds, with its state."""
-        return self._repository.index(ready_only)
+        """Every model version the repository holds, with its state (paths redacted)."""
+        return [
+            RepositoryModel(r.name, r.version, r.state, self.redact(r.reason))
+            for r in self._repository.index(ready_only)
+        ]
 
     async def load_model(self, name: str, parameters: dict[str, Any] | None = None) -> None:
         """Load (or reload) a model from the repository.
@@ -243,17 +285,24 @@ class DataPlane:
         """
         if self._stopping:
             raise UnavailableError("the server is shutting down")
+        check_model_name(name)
         params = parameters or {}
         config = None
         raw = params.get("config")
         if raw is not None:
             if isinstance(raw, str | bytes):
+                if len(raw) > MAX_CONFIG_TEXT:
+                    raise InvalidInputError(
+                        f"load parameter 'config' is over {MAX_CONFIG_TEXT} bytes"
+                    )
                 try:
                     raw = yaml.safe_load(raw)
-                except yaml.YAMLError as exc:
+                except (yaml.YAMLError, RecursionError) as exc:
+                    reason = "nested too deeply" if isinstance(exc, RecursionError) else exc
                     raise InvalidInputError(
-                        f"load parameter 'config' is not JSON/YAML: {exc}"
+                        f"load parameter 'config' is not JSON/YAML: {reason}"
                     ) from None
+            check_depth(raw, self.limits.max_json_depth, "load parameter 'config'")
             try:
                 config = parse_model_config(
                     without_triton_keys(raw, name), "load parameter 'config'"
@@ -262,10 +311,13 @@ class DataPlane:
                 raise InvalidInputError(exc.message, hint=exc.hint) from None
         files = override_files(params)
         await self._repository.load(name, config, files or None)
+        self._expected.add(name)
 
     async def unload_model(self, name: str, unload_dependents: bool = False) -> None:
         """Unload every version of a model after its in-flight requests finish."""
+        check_model_name(name)
         await self._repository.unload(name)
+        self._expected.discard(name)
 
     async def infer(
         self, request: InferRequest, *, trace_context: Mapping[str, str] | None = None
@@ -277,6 +329,7 @@ class DataPlane:
         """
         if self._stopping:
             raise UnavailableError("the server is shutting down", hint="retry on another replica")
+        check_sequence_parameters(request.parameters)
         model = self._repository.get(request.model_name, request.model_version)
         start = time.time_ns()
         self._begin(model)
@@ -317,7 +370,20 @@ class DataPlane:
             InferOutput(n, specs[n].datatype.v2, result.outputs[n].shape, result.outputs[n])
             for n in names
         ]
+        if request.outputs:
+            self._write_shared_memory(request, outputs)
         return InferResponse(request.model_name, model.version_str, outputs, id=request.id)
+
+    def _write_shared_memory(self, request: InferRequest, outputs: list[InferOutput]) -> None:
+        """Put the outputs the client asked for in shared memory there; the encoders then
+        send only their parameters."""
+        wanted = {o.name: o.parameters for o in request.outputs or () if SHM_REGION in o.parameters}
+        for out in outputs:
+            params = wanted.get(out.name)
+            if params is not None:
+                out.parameters = write_shm_output(
+                    self.shared_memory, params, out.data, out.datatype, out.name
+                )
 
     def _begin(self, model: LoadedModel) -> None:
         self._in_flight += 1

@@ -27,6 +27,7 @@ __all__ = [
     "ModelLoadError",
     "ModelNotFoundError",
     "ModelNotReadyError",
+    "ModelRunError",
     "PayloadTooLargeError",
     "QueueFullError",
     "UnauthenticatedError",
@@ -56,8 +57,16 @@ class QueueFullError(UnavailableError):
     """The model's request queue is full; the client should back off and retry."""
 
 
+class ModelRunError(InvalidInputError):
+    """ONNX Runtime refused to run the request's data (e.g. an index out of range).
+
+    The request passed every check the server can make, so what failed is the data
+    against the model: the caller's to fix, not a server fault (400, not 500).
+    """
+
+
 class InferenceFailedError(InternalError):
-    """ONNX Runtime failed while running a valid request."""
+    """The server failed while running a valid request (a server or model-config fault)."""
 
 
 # HTTP status -> grpc.StatusCode member name (kept as names so this module needs no grpc).

@@ -70,3 +70,23 @@ def without_triton_keys(config: Any, name: str) -> Any:
                 hint=f"this runtime serves ONNX models ({key} {expected!r})",
             )
     return config
+
+
+_SEQUENCE_KEYS = ("sequence_id", "sequence_start", "sequence_end")
+
+
+def check_sequence_parameters(parameters: Mapping[str, Any]) -> None:
+    """Refuse Triton's sequence-batcher parameters: this runtime keeps no sequence state.
+
+    Ignoring them would give a stateful client wrong answers without an error. A
+    ``sequence_id`` of 0/"" and false start/end flags (what clients send when not in a
+    sequence) are accepted.
+    """
+    used = [k for k in _SEQUENCE_KEYS if parameters.get(k) not in (None, 0, "", False)]
+    if used:
+        raise InvalidInputError(
+            f"sequence parameters {used} are not supported: the amlpkg runtime has no "
+            "sequence batcher and keeps no state between requests",
+            hint="send each request on its own (no sequence_id), or serve stateful models "
+            "with a server that has a sequence batcher",
+        )

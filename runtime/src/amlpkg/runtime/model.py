@@ -130,7 +130,8 @@ class LoadedModel:
                     "dims": list(t.shape[skip:]),
                 }
                 if is_input:
-                    entry["format"] = "FORMAT_NONE"
+                    override = cfg.inputs.get(t.name)
+                    entry["format"] = (override.format if override else None) or "FORMAT_NONE"
                 out.append(entry)
             return out
 

@@ -62,6 +62,10 @@ class TensorOverride(_Frozen):
     datatype: str | None = None
     """Expected V2 datatype; must equal the model's own (a check, not a conversion)."""
 
+    format: Literal["FORMAT_NONE", "FORMAT_NCHW", "FORMAT_NHWC"] | None = None
+    """Triton's image layout of an input (``FORMAT_NCHW``/``FORMAT_NHWC``), reported in the
+    model config so Triton's image clients know how to lay out pixels."""
+
     @model_validator(mode="after")
     def _known_datatype(self) -> TensorOverride:
         if self.datatype is not None and self.datatype not in BY_V2:
@@ -168,6 +172,8 @@ def parse_model_config(data: Any, source: str) -> ModelConfig:
         raise ModelLoadError(f"{source}: the model config must be a mapping of keys")
     try:
         return ModelConfig.model_validate(data)
+    except RecursionError:
+        raise ModelLoadError(f"{source}: the model config is nested too deeply") from None
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
@@ -187,6 +193,6 @@ def load_model_config(model_dir: Path) -> ModelConfig:
         return ModelConfig()
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
+    except (OSError, yaml.YAMLError, RecursionError) as exc:
         raise ModelLoadError(f"{path}: cannot read the model config: {exc}") from None
     return parse_model_config(data, str(path))

@@ -1,9 +1,10 @@
 """The model repository (Triton layout ``<repo>/<model>/<version>/model.onnx``) and its states.
 
 A model that fails to load is recorded UNAVAILABLE with the reason while the
-others keep serving. A reload builds the new sessions first, then switches the
-table in one assignment, then closes the old versions once their requests finish;
-a version that fails to reload keeps its old, working session (as Triton does).
+others keep serving. A reload is transactional: it builds every new session first;
+only when all of them load does it switch the table in one assignment and close the
+old versions once their requests finish. When any fails, every version that was
+serving keeps serving and the failure is reported to the caller.
 
 Triton's file override on load (``file:<version>/model.onnx`` parameters) writes the
 bytes into a runtime-owned override folder (a fresh generation folder per load, never
@@ -16,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import re
 import shutil
 import tempfile
 from collections.abc import Mapping
@@ -33,6 +35,25 @@ logger = logging.getLogger(__name__)
 
 MODEL_FILE = "model.onnx"
 READY, UNAVAILABLE, LOADING = "READY", "UNAVAILABLE", "LOADING"
+# ASCII digits only: str.isdigit() also takes superscripts and other scripts' digits,
+# which int() refuses or silently reads as ASCII ones.
+_VERSION = re.compile(r"[0-9]{1,18}")
+_BAD_NAME = re.compile(r"[\x00-\x1f\x7f/\\]")
+
+
+def check_model_name(name: str) -> None:
+    """Refuse names that cannot be a folder of the repository (NUL, '/', '..', ...)."""
+    if not name or len(name) > 255 or name.startswith(".") or _BAD_NAME.search(name):
+        raise ModelNotFoundError(
+            f"Request for unknown model: {name[:255]!r} is not a valid model name",
+            hint="a model name is a folder name: no '/', '\\', control characters or leading '.'",
+        )
+
+
+def unknown_model(name: str, version: str | None = None) -> ModelNotFoundError:
+    """Triton's text for a model (version) it does not know; clients match on it."""
+    which = f"'{name}'" if version is None else f"'{name}' version {version}"
+    return ModelNotFoundError(f"Request for unknown model: {which} is not found")
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,13 +110,12 @@ class ModelRepository:
         ``files`` (``{"<version>/model.onnx": bytes}``, names already checked) replaces
         the model's folder for this load with an override folder holding just them.
         """
+        check_model_name(name)
         model_dir = self.root / name
-        if "/" in name or "\\" in name or name.startswith(".") or not name:
-            raise ModelNotFoundError(f"invalid model name {name!r}")
         if not files and not model_dir.is_dir():
             raise ModelNotFoundError(
-                f"model {name!r} is not in the repository {self.root}",
-                hint=f"the repository holds {self.model_names()}",
+                f"failed to load '{name}', failed to poll from model repository",
+                hint="the model repository has no folder of that name",
             )
         async with self._locks.setdefault(name, asyncio.Lock()):
             old = self._table.get(name, {})
@@ -122,23 +142,18 @@ class ModelRepository:
             loading = {v: old.get(v, VersionState(LOADING)) for v in versions}
             self._table[name] = {**old, **loading}
             built = await asyncio.gather(*(self._build(name, source, v, config) for v in versions))
-            new: dict[int, VersionState] = {}
-            for version, fresh in zip(versions, built, strict=True):
-                previous = old.get(version)
-                if fresh.state != READY and previous is not None and previous.state == READY:
-                    logger.error(
-                        "model %s version %d failed to reload, keeping the old one: %s",
-                        name,
-                        version,
-                        fresh.reason,
-                    )
-                    new[version] = previous
-                else:
-                    new[version] = fresh
-            self._table[name] = new  # the switch: new requests now reach the new sessions
-            if all(s.state == READY for s in built):
-                self._sources[name] = source
-            await self._close_replaced(old, new)
+            if any(s.state != READY for s in built) and any(s.state == READY for s in old.values()):
+                # All or nothing: what served before keeps serving, the new sessions go.
+                logger.error("model %s failed to reload; the serving versions keep serving", name)
+                self._table[name] = old
+                fresh = {v: s for v, s in zip(versions, built, strict=True) if s.model}
+                await self._close_replaced(fresh, old)
+            else:
+                new = dict(zip(versions, built, strict=True))
+                self._table[name] = new  # the switch: new requests now reach the new sessions
+                if all(s.state == READY for s in built):
+                    self._sources[name] = source
+                await self._close_replaced(old, new)
             await asyncio.to_thread(self._prune_overrides, name)
         # A failed reload is reported to the caller even when the old version keeps serving.
         failures = [
@@ -147,7 +162,7 @@ class ModelRepository:
             if s.state != READY
         ]
         if failures:
-            raise ModelLoadError(f"model {name!r} failed to load: " + "; ".join(failures))
+            raise ModelLoadError(f"failed to load '{name}', " + "; ".join(failures))
 
     def _overrides(self) -> Path:
         if self._override_root is None:
@@ -215,7 +230,7 @@ class ModelRepository:
     async def unload(self, name: str) -> None:
         """Mark every version unavailable, then close each after its requests finish."""
         if name not in self._table and name not in self.model_names():
-            raise ModelNotFoundError(f"model {name!r} is not in the repository {self.root}")
+            raise ModelNotFoundError(f"failed to unload '{name}', no version is available")
         async with self._locks.setdefault(name, asyncio.Lock()):
             old = self._table.get(name, {})
             self._table[name] = {v: VersionState(UNAVAILABLE, "unloaded") for v in old if v > 0}
@@ -229,27 +244,29 @@ class ModelRepository:
         if versions is None:
             if name in self.model_names():
                 raise ModelNotReadyError(
-                    f"model {name!r} is not loaded", hint="load it through the repository API"
+                    f"Request for unknown model: '{name}' has no available versions",
+                    hint="load it through the repository API",
                 )
-            raise ModelNotFoundError(
-                f"unknown model {name!r}", hint=f"loaded models: {sorted(self._table)}"
-            )
+            raise unknown_model(name)
         if version is None or version == "":
             for number in sorted(versions, reverse=True):
                 state = versions[number]
                 if state.model is not None:
                     return state.model
             reasons = "; ".join(s.reason for s in versions.values() if s.reason)
-            raise ModelNotReadyError(f"model {name!r} has no ready version ({reasons})")
-        number = int(version) if version.isdigit() else -1
-        if number <= 0:
-            number = -1  # 0 is the model-level row of a model that failed before versions
-        found = versions.get(number)
-        if found is None:
-            raise ModelNotFoundError(
-                f"model {name!r} has no version {version!r}",
-                hint=f"versions: {[str(v) for v in sorted(versions) if v > 0]}",
+            raise ModelNotReadyError(
+                f"Request for unknown model: '{name}' has no available versions ({reasons})"
             )
+        if not _VERSION.fullmatch(version):
+            raise ModelNotFoundError(
+                f"Request for unknown model: '{name}' version {version[:40]!r} is not found",
+                hint="a version is a positive integer of ASCII digits",
+            )
+        number = int(version)
+        # 0 is the model-level row of a model that failed before versions
+        found = versions.get(number) if number > 0 else None
+        if found is None:
+            raise unknown_model(name, version)
         if found.model is None:
             raise ModelNotReadyError(
                 f"model {name!r} version {version} is {found.state}: {found.reason}"

@@ -22,7 +22,9 @@ import uvicorn
 from amlpkg.errors import UnavailableError
 from amlpkg.runtime.dataplane import DataPlane
 from amlpkg.runtime.grpc import create_grpc_server
+from amlpkg.runtime.limits import RequestLimits
 from amlpkg.runtime.rest import RestApp, metrics_app
+from amlpkg.runtime.rest.protocol import guarded_protocol
 from amlpkg.runtime.settings import ServerSettings
 
 log = logging.getLogger("amlpkg.runtime.server")
@@ -64,11 +66,50 @@ def _bind(host: str, port: int, what: str) -> socket.socket:
     return sock
 
 
+def request_limits(settings: ServerSettings) -> RequestLimits:
+    """The per-request limits the data plane and the codecs enforce."""
+    return RequestLimits(
+        max_elements=settings.max_elements,
+        max_inputs=settings.max_inputs,
+        max_json_size=settings.max_json_size,
+        max_json_depth=settings.max_json_depth,
+        json_thread_threshold=settings.json_thread_threshold,
+    )
+
+
+def grpc_options(settings: ServerSettings) -> list[tuple[str, int]]:
+    """gRPC channel arguments: metadata size, streams, keepalive, connection idle/age."""
+    ms = 1000
+    options = [
+        ("grpc.max_metadata_size", settings.max_header_size),
+        ("grpc.max_concurrent_streams", settings.grpc_max_concurrent_streams),
+        ("grpc.max_connection_idle_ms", int(settings.grpc_max_connection_idle * ms)),
+        ("grpc.keepalive_time_ms", int(settings.grpc_keepalive_time * ms)),
+        ("grpc.keepalive_timeout_ms", int(settings.grpc_keepalive_timeout * ms)),
+        # Clients may ping (tritonclient's keepalive) but not flood: 10 s between pings.
+        ("grpc.http2.min_ping_interval_without_data_ms", 10 * ms),
+        ("grpc.keepalive_permit_without_calls", 1),
+    ]
+    if settings.grpc_max_connection_age is not None:
+        options += [
+            ("grpc.max_connection_age_ms", int(settings.grpc_max_connection_age * ms)),
+            ("grpc.max_connection_age_grace_ms", int(settings.shutdown_timeout * ms)),
+        ]
+    return options
+
+
 def _uvicorn(app: Any, settings: ServerSettings) -> _Uvicorn:
     tls = settings.tls_certfile is not None
+    protocol = guarded_protocol(
+        max_header_size=settings.max_header_size,
+        header_timeout=settings.http_header_timeout,
+        read_timeout=settings.http_read_timeout,
+    )
     config = uvicorn.Config(
         app,
-        http="httptools",
+        http=protocol,
+        limit_concurrency=settings.http_max_connections,
+        timeout_keep_alive=max(1, math.ceil(settings.http_keepalive_timeout)),
         loop="none",
         lifespan="off",
         log_config=None,
@@ -96,7 +137,11 @@ async def running(
     settings: ServerSettings, dataplane: DataPlane | None = None
 ) -> AsyncIterator[RunningServer]:
     """Start the transports and the data plane; on exit drain and stop everything."""
-    dp = dataplane or DataPlane.from_repository(settings.model_repository)
+    dp = dataplane or DataPlane.from_repository(
+        settings.model_repository,
+        limits=request_limits(settings),
+        strict_readiness=settings.strict_readiness,
+    )
     registry = getattr(dp, "metrics_registry", None)
     token = settings.token
     scheme = "https" if settings.tls_certfile else "http"
@@ -114,6 +159,7 @@ async def running(
             max_message_size=settings.grpc_max_message_size,
             auth_token=token,
             tls=tls,
+            options=grpc_options(settings),
         )
     except RuntimeError as exc:  # grpc reports a failed bind as RuntimeError
         http_sock.close()

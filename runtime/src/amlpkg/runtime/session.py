@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from amlpkg.runtime.datatypes import BY_V2, Datatype, from_onnx
-from amlpkg.runtime.errors import InferenceFailedError, InvalidInputError, ModelLoadError
+from amlpkg.runtime.errors import InvalidInputError, ModelLoadError, ModelRunError
 from amlpkg.runtime.model_config import ModelConfig, TensorOverride
 from amlpkg.runtime.providers import SHORT_NAME, check_fallback, select_providers
 
@@ -146,7 +146,7 @@ class OnnxSession:
         try:
             results = self._session.run(list(output_names), feeds)
         except Exception as exc:  # ORT raises its own pybind exception types
-            raise InferenceFailedError(f"ONNX Runtime failed: {exc}") from None
+            raise ModelRunError(f"ONNX Runtime could not run the request: {exc}") from None
         out: list[np.ndarray] = []
         for name, value in zip(output_names, results, strict=True):
             array = np.asarray(value)

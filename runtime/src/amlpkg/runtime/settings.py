@@ -49,6 +49,62 @@ class ServerSettings(BaseSettings):
     grpc_max_message_size: int = Field(64 * MiB, gt=0)
     """Largest gRPC message in bytes (both directions); larger get RESOURCE_EXHAUSTED."""
 
+    max_json_size: int = Field(16 * MiB, gt=0)
+    """Largest JSON part of a REST request in bytes (413 above). JSON costs ~15x its size in
+    memory once parsed, so it has a lower bound than binary tensor data."""
+
+    max_elements: int = Field(64 * 1024 * 1024, gt=0)
+    """Most tensor elements one request may declare (all inputs together; a zero-size dim
+    does not hide the others). Checked before anything is allocated."""
+
+    max_inputs: int = Field(256, gt=0)
+    """Most input tensors in one request."""
+
+    max_json_depth: int = Field(64, ge=4)
+    """Deepest nesting of lists/objects accepted in request JSON and load configs."""
+
+    json_thread_threshold: int = Field(1 * MiB, ge=0)
+    """JSON bodies at least this large are decoded on a worker thread, so one big request
+    does not stall health probes and other requests on the event loop."""
+
+    max_header_size: int = Field(32 * 1024, ge=1024)
+    """Largest HTTP request line + headers in bytes (431 above); also gRPC metadata."""
+
+    http_header_timeout: float = Field(10.0, gt=0)
+    """Seconds a client has to send a request's line and headers (slowloris guard); an
+    idle connection that sends nothing is closed after this too."""
+
+    http_read_timeout: float = Field(30.0, gt=0)
+    """Seconds without a byte while a request body is incomplete before the connection
+    is closed."""
+
+    http_keepalive_timeout: float = Field(5.0, gt=0)
+    """Seconds an idle keep-alive connection stays open between requests."""
+
+    http_max_connections: int = Field(1024, gt=0)
+    """Open HTTP connections (and running requests) above which requests get 503."""
+
+    grpc_max_concurrent_streams: int = Field(1024, gt=0)
+    """Concurrent gRPC calls per connection."""
+
+    grpc_max_connection_idle: float = Field(600.0, gt=0)
+    """Seconds a gRPC connection with no call in progress stays open."""
+
+    grpc_max_connection_age: float | None = Field(None, gt=0)
+    """Seconds after which a gRPC connection is asked to reconnect (spreads clients over
+    replicas behind a load balancer); None = never."""
+
+    grpc_keepalive_time: float = Field(60.0, gt=0)
+    """Seconds between the server's keepalive pings on an idle gRPC connection."""
+
+    grpc_keepalive_timeout: float = Field(20.0, gt=0)
+    """Seconds to wait for a ping's answer before closing the gRPC connection."""
+
+    strict_readiness: bool = True
+    """``/v2/health/ready`` and ServerReady say ready only when every model the server was
+    asked to serve has a ready version (Triton's ``--strict-readiness``); False: ready once
+    the server has tried to load them."""
+
     auth_token: SecretStr | None = None
     """When set, every call but health needs ``Authorization: Bearer <token>`` or
     ``X-API-Key: <token>`` (gRPC: the same as metadata)."""

@@ -11,10 +11,19 @@ from typing import Any
 
 import numpy as np
 
-from amlpkg.runtime.codecs.raw import element_count, from_raw, to_raw
+from amlpkg.runtime.codecs.raw import from_raw, to_raw
+from amlpkg.runtime.codecs.shm_tensors import SHM_REGION, read_shm_input
 from amlpkg.runtime.datatypes import from_v2
 from amlpkg.runtime.errors import InvalidInputError
+from amlpkg.runtime.limits import (
+    DEFAULT_LIMITS,
+    RequestLimits,
+    check_input_count,
+    check_shape,
+    check_total,
+)
 from amlpkg.runtime.protocol import grpc_service_pb2 as pb
+from amlpkg.runtime.shm import SharedMemoryRegistry
 from amlpkg.runtime.types import InferInput, InferRequest, InferResponse, RequestedOutput
 
 # V2 datatype -> the typed InferTensorContents field that carries it (FP16 has none).
@@ -58,7 +67,7 @@ def fill_parameters(target: Any, params: dict[str, Any]) -> None:
             slot.string_param = str(value)
 
 
-def _typed_contents(tensor: Any, shape: tuple[int, ...]) -> np.ndarray:
+def _typed_contents(tensor: Any, shape: tuple[int, ...], limits: RequestLimits) -> np.ndarray:
     name, datatype = tensor.name, tensor.datatype
     field = _CONTENTS_FIELD.get(datatype)
     if field is None:
@@ -67,7 +76,7 @@ def _typed_contents(tensor: Any, shape: tuple[int, ...]) -> np.ndarray:
             hint="send it in raw_input_contents",
         )
     values = getattr(tensor.contents, field)
-    count = element_count(shape)
+    count = check_shape(shape, name, limits)
     if len(values) != count:
         raise InvalidInputError(
             f"input {name!r}: {len(values)} values in contents.{field} but shape "
@@ -85,31 +94,53 @@ def _typed_contents(tensor: Any, shape: tuple[int, ...]) -> np.ndarray:
         raise InvalidInputError(f"input {name!r}: values out of range for {datatype}") from None
 
 
-def decode_infer_request(message: Any) -> InferRequest:
-    """Decode a ``ModelInferRequest`` into an :class:`InferRequest`."""
+def _has_contents(tensor: Any) -> bool:
+    return tensor.HasField("contents") and tensor.contents.ByteSize() > 0
+
+
+def decode_infer_request(
+    message: Any,
+    limits: RequestLimits = DEFAULT_LIMITS,
+    shm: SharedMemoryRegistry | None = None,
+) -> InferRequest:
+    """Decode a ``ModelInferRequest`` into an :class:`InferRequest`.
+
+    Shapes are checked against ``limits`` and the bytes sent before anything is allocated.
+    """
     raw = message.raw_input_contents
-    if raw and len(raw) != len(message.inputs):
+    check_input_count(len(message.inputs), limits)
+    if raw and any(_has_contents(t) for t in message.inputs):
         raise InvalidInputError(
-            f"raw_input_contents has {len(raw)} entries for {len(message.inputs)} inputs",
+            "the request sends both raw_input_contents and typed contents",
+            hint="send every input in raw_input_contents, or every input in contents",
+        )
+    in_shm = [SHM_REGION in t.parameters for t in message.inputs]
+    if raw and len(raw) != in_shm.count(False):
+        raise InvalidInputError(
+            f"raw_input_contents has {len(raw)} entries for "
+            f"{in_shm.count(False)} inputs not in shared memory",
             hint="send one raw_input_contents entry per input, in the order of inputs",
         )
     if not message.inputs:
         raise InvalidInputError("the request has no inputs")
     inputs = []
-    for i, tensor in enumerate(message.inputs):
+    total = 0
+    next_raw = 0
+    for tensor in message.inputs:
         shape = tuple(tensor.shape)
-        if any(d < 0 for d in shape):
-            raise InvalidInputError(
-                f"input {tensor.name!r}: shape {list(shape)} has a negative dimension"
-            )
+        check_shape(shape, tensor.name, limits)
         dt = from_v2(tensor.datatype)
-        if raw:
-            array = from_raw(raw[i], dt.v2, shape, tensor.name)
+        params = parameters_to_dict(tensor.parameters)
+        if SHM_REGION in params:
+            array = read_shm_input(shm, params, dt.v2, shape, name=tensor.name, limits=limits)
+        elif raw:
+            array = from_raw(raw[next_raw], dt.v2, shape, tensor.name, limits)
+            next_raw += 1
         else:
-            array = _typed_contents(tensor, shape)
-        inputs.append(
-            InferInput(tensor.name, dt.v2, shape, array, parameters_to_dict(tensor.parameters))
-        )
+            array = _typed_contents(tensor, shape, limits)
+        total += array.size
+        check_total(total, limits)
+        inputs.append(InferInput(tensor.name, dt.v2, shape, array, params))
     outputs = None
     if message.outputs:
         outputs = [
@@ -138,5 +169,6 @@ def encode_infer_response(response: InferResponse) -> Any:
         tensor = message.outputs.add(name=out.name, datatype=out.datatype, shape=out.shape)
         if out.parameters:
             fill_parameters(tensor.parameters, out.parameters)
-        raw.append(to_raw(out.data, out.datatype))
+        if SHM_REGION not in out.parameters:  # shm outputs are in the client's region
+            raw.append(to_raw(out.data, out.datatype))
     return message

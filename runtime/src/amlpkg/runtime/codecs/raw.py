@@ -13,6 +13,7 @@ import numpy as np
 
 from amlpkg.runtime.datatypes import Datatype, from_v2
 from amlpkg.runtime.errors import InvalidInputError
+from amlpkg.runtime.limits import DEFAULT_LIMITS, MIN_BYTES_ELEMENT, RequestLimits, check_shape
 
 _LENGTH = struct.Struct("<I")
 _LITTLE_ENDIAN: dict[str, np.dtype] = {}
@@ -35,6 +36,13 @@ def _wire_dtype(datatype: Datatype) -> np.dtype:
 def deserialize_bytes_tensor(buffer: bytes | memoryview, count: int, name: str) -> np.ndarray:
     """Split length-prefixed BYTES elements into an object array of ``bytes``."""
     view = memoryview(buffer)
+    if count * MIN_BYTES_ELEMENT > len(view):
+        # Before np.empty: the count is the sender's claim, the buffer is what came.
+        raise InvalidInputError(
+            f"input {name!r}: BYTES data holds fewer than the {count} elements its shape "
+            f"says: they need at least {count * MIN_BYTES_ELEMENT} bytes, {len(view)} were sent",
+            hint="each element is a 4-byte little-endian length followed by its bytes",
+        )
     out = np.empty(count, dtype=np.object_)
     offset = 0
     end = len(view)
@@ -74,11 +82,19 @@ def serialize_bytes_tensor(array: np.ndarray) -> bytes:
 
 
 def from_raw(
-    buffer: bytes | memoryview, datatype: str, shape: tuple[int, ...], name: str
+    buffer: bytes | memoryview,
+    datatype: str,
+    shape: tuple[int, ...],
+    name: str,
+    limits: RequestLimits = DEFAULT_LIMITS,
 ) -> np.ndarray:
-    """Decode one input's raw bytes into an array of ``shape``; sizes must match exactly."""
+    """Decode one input's raw bytes into an array of ``shape``; sizes must match exactly.
+
+    The shape is checked against ``limits`` and against the bytes received before
+    anything is allocated.
+    """
     dt = from_v2(datatype)
-    count = element_count(shape)
+    count = check_shape(shape, name, limits)
     if dt.v2 == "BYTES":
         return deserialize_bytes_tensor(buffer, count, name).reshape(shape)
     expected = count * dt.itemsize

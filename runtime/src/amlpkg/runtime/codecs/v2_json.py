@@ -9,14 +9,25 @@ when the request asks (per output ``parameters.binary_data`` or request-level
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import numpy as np
 import orjson
 
-from amlpkg.runtime.codecs.raw import element_count, from_raw, to_raw
+from amlpkg.runtime.codecs.raw import from_raw, to_raw
+from amlpkg.runtime.codecs.shm_tensors import SHM_REGION, read_shm_input
 from amlpkg.runtime.datatypes import Datatype, from_v2
-from amlpkg.runtime.errors import InvalidInputError
+from amlpkg.runtime.errors import InvalidInputError, PayloadTooLargeError
+from amlpkg.runtime.limits import (
+    DEFAULT_LIMITS,
+    RequestLimits,
+    check_depth,
+    check_input_count,
+    check_shape,
+    check_total,
+)
+from amlpkg.runtime.shm import SharedMemoryRegistry
 from amlpkg.runtime.types import InferInput, InferRequest, InferResponse, RequestedOutput
 
 HEADER_LENGTH = "inference-header-content-length"
@@ -32,6 +43,9 @@ def _parse_json(data: bytes | memoryview) -> dict[str, Any]:
     try:
         doc = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
+        doc = _parse_non_finite(data)
+        if doc is not None:
+            return doc
         raise _fail(
             f"malformed request JSON: {exc}",
             hint="send a V2 inference request object; with binary tensors set the "
@@ -40,6 +54,22 @@ def _parse_json(data: bytes | memoryview) -> dict[str, Any]:
     if not isinstance(doc, dict):
         raise _fail("malformed request JSON: the body must be a JSON object")
     return doc
+
+
+_NON_FINITE = (b"NaN", b"Infinity")
+
+
+def _parse_non_finite(data: bytes | memoryview) -> Any:
+    """Parse JSON holding NaN/Infinity/-Infinity literals, as Triton and tritonclient write
+    them (orjson refuses them); None when the data has none or is malformed anyway."""
+    raw = bytes(data)
+    if not any(token in raw for token in _NON_FINITE):
+        return None
+    try:
+        doc = json.loads(raw)
+    except (ValueError, RecursionError):
+        return None
+    return doc if isinstance(doc, dict) else None
 
 
 def _shape(raw: Any, name: str) -> tuple[int, ...]:
@@ -71,9 +101,11 @@ def _flatten_strings(data: Any, name: str) -> list[bytes]:
     return out
 
 
-def _json_array(data: Any, dt: Datatype, shape: tuple[int, ...], name: str) -> np.ndarray:
+def _json_array(
+    data: Any, dt: Datatype, shape: tuple[int, ...], name: str, limits: RequestLimits
+) -> np.ndarray:
     """Convert JSON ``data`` (flat or nested) to an array; counts and types are checked."""
-    count = element_count(shape)
+    count = check_shape(shape, name, limits)
     if dt.v2 == "BYTES":
         items = _flatten_strings(data, name)
         if len(items) != count:
@@ -117,6 +149,8 @@ def _json_array(data: Any, dt: Datatype, shape: tuple[int, ...], name: str) -> n
         what = "integers" if dt.numpy.kind in _INT_KINDS else "numbers"
         example = inferred.ravel()[:1].tolist()[0]
         raise _fail(f"input {name!r}: {dt.v2} data must be {what}, got values like {example!r}")
+    if dt.numpy.kind == "f" and dt.numpy.itemsize < 8:
+        _check_float_range(inferred, dt, name)
     if dt.numpy.kind in _INT_KINDS:
         info = np.iinfo(dt.numpy)
         low, high = inferred.min(), inferred.max()
@@ -128,7 +162,29 @@ def _json_array(data: Any, dt: Datatype, shape: tuple[int, ...], name: str) -> n
     return inferred.astype(dt.numpy, copy=False).reshape(shape)
 
 
-def _decode_input(raw: Any, binary: memoryview | None, offset: int) -> tuple[InferInput, int]:
+def _check_float_range(values: np.ndarray, dt: Datatype, name: str) -> None:
+    """Refuse finite values a narrower float type cannot hold (they would become inf)."""
+    if values.dtype.kind not in "iuf":
+        return
+    largest = float(np.finfo(dt.numpy).max)
+    with np.errstate(invalid="ignore"):
+        magnitude = np.abs(values.astype(np.float64, copy=False))
+        over = magnitude[np.isfinite(magnitude) & (magnitude > largest)]
+    if over.size:
+        raise _fail(
+            f"input {name!r}: value {float(over[0])!r} is out of range for {dt.v2} "
+            f"(largest {largest!r})",
+            hint="send Infinity explicitly if an infinite value is meant",
+        )
+
+
+def _decode_input(
+    raw: Any,
+    binary: memoryview | None,
+    offset: int,
+    limits: RequestLimits,
+    shm: SharedMemoryRegistry | None,
+) -> tuple[InferInput, int]:
     if not isinstance(raw, dict):
         raise _fail("malformed request: each entry of 'inputs' must be an object")
     name = raw.get("name")
@@ -143,7 +199,9 @@ def _decode_input(raw: Any, binary: memoryview | None, offset: int) -> tuple[Inf
     if not isinstance(params, dict):
         raise _fail(f"input {name!r}: 'parameters' must be an object")
     size = params.get("binary_data_size")
-    if size is not None:
+    if SHM_REGION in params:
+        array = read_shm_input(shm, params, dt.v2, shape, name=name, limits=limits)
+    elif size is not None:
         if not isinstance(size, int) or isinstance(size, bool) or size < 0:
             raise _fail(f"input {name!r}: binary_data_size must be a non-negative integer")
         if binary is None or offset + size > len(binary):
@@ -154,10 +212,10 @@ def _decode_input(raw: Any, binary: memoryview | None, offset: int) -> tuple[Inf
                 hint="set Inference-Header-Content-Length to the JSON length and append "
                 "each input's bytes in order",
             )
-        array = from_raw(binary[offset : offset + size], dt.v2, shape, name)
+        array = from_raw(binary[offset : offset + size], dt.v2, shape, name, limits)
         offset += size
     elif "data" in raw:
-        array = _json_array(raw["data"], dt, shape, name)
+        array = _json_array(raw["data"], dt, shape, name, limits)
     else:
         raise _fail(f"input {name!r}: no 'data' and no binary_data_size parameter")
     return InferInput(name, dt.v2, shape, array, params), offset
@@ -179,10 +237,32 @@ def _decode_outputs(raw: Any) -> list[RequestedOutput] | None:
     return outputs
 
 
+def _check_structure(doc: dict[str, Any], limits: RequestLimits) -> None:
+    """Depth of everything but tensor data (numpy bounds that by its own rank limit)."""
+    rest = {k: v for k, v in doc.items() if k != "inputs"}
+    inputs = doc.get("inputs")
+    if isinstance(inputs, list):
+        check_input_count(len(inputs), limits)
+        rest["inputs"] = [
+            {k: v for k, v in i.items() if k != "data"} if isinstance(i, dict) else i
+            for i in inputs
+        ]
+    check_depth(rest, limits.max_json_depth, "the request JSON")
+
+
 def decode_request(
-    body: bytes, header_length: int | None, model_name: str, model_version: str | None
+    body: bytes,
+    header_length: int | None,
+    model_name: str,
+    model_version: str | None,
+    *,
+    limits: RequestLimits = DEFAULT_LIMITS,
+    shm: SharedMemoryRegistry | None = None,
 ) -> InferRequest:
-    """Decode a REST infer body; ``header_length`` is the Inference-Header-Content-Length."""
+    """Decode a REST infer body; ``header_length`` is the Inference-Header-Content-Length.
+
+    Cheap checks (sizes, counts, nesting) come before any tensor is built.
+    """
     view = memoryview(body)
     binary: memoryview | None = None
     if header_length is not None:
@@ -194,14 +274,24 @@ def decode_request(
             )
         binary = view[header_length:]
         view = view[:header_length]
+    if len(view) > limits.max_json_size:
+        raise PayloadTooLargeError(
+            f"the request's JSON is {len(view)} bytes, over the limit of {limits.max_json_size}",
+            hint="send tensors with the binary tensor extension, or raise "
+            "AMLPKG_SERVER_MAX_JSON_SIZE",
+        )
     doc = _parse_json(view)
+    _check_structure(doc, limits)
     raw_inputs = doc.get("inputs")
     if not isinstance(raw_inputs, list) or not raw_inputs:
         raise _fail("malformed request: 'inputs' must be a non-empty list")
     inputs = []
     offset = 0
+    total = 0
     for raw in raw_inputs:
-        decoded, offset = _decode_input(raw, binary, offset)
+        decoded, offset = _decode_input(raw, binary, offset, limits, shm)
+        total += decoded.data.size
+        check_total(total, limits)
         inputs.append(decoded)
     if binary is not None and offset != len(binary):
         raise _fail(
@@ -213,14 +303,24 @@ def decode_request(
     if not isinstance(params, dict):
         raise _fail("malformed request: 'parameters' must be an object")
     request_id = doc.get("id")
+    if request_id is not None and not isinstance(request_id, str):
+        raise _fail(f"malformed request: 'id' must be a string, got {type(request_id).__name__}")
     return InferRequest(
         model_name=model_name,
         model_version=model_version,
         inputs=inputs,
         outputs=_decode_outputs(doc.get("outputs")),
-        id=None if request_id is None else str(request_id),
+        id=request_id,
         parameters=params,
     )
+
+
+_NON_FINITE_TEXT = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
+
+
+def _float_text(value: float) -> str:
+    text = repr(value)
+    return _NON_FINITE_TEXT.get(text, text)
 
 
 def _json_data(array: np.ndarray, datatype: str) -> Any:
@@ -228,9 +328,16 @@ def _json_data(array: np.ndarray, datatype: str) -> Any:
         return [
             x.decode(errors="replace") if isinstance(x, bytes) else str(x) for x in array.ravel()
         ]
+    flat = np.ascontiguousarray(array).ravel()
+    if flat.dtype.kind == "f" and not np.isfinite(flat).all():
+        # orjson writes NaN/Inf as null, which readers take for NaN and lose Inf. Triton
+        # writes the NaN/Infinity/-Infinity literals, which tritonclient (Python's json)
+        # reads back exactly; only arrays holding them take this slower path.
+        text = ",".join(_float_text(v) for v in flat.astype(np.float64).tolist())
+        return orjson.Fragment("[" + text + "]")
     # orjson writes contiguous numeric arrays natively (OPT_SERIALIZE_NUMPY), far faster
     # than tolist(); ravel keeps the V2 flat layout.
-    return np.ascontiguousarray(array).ravel()
+    return flat
 
 
 def encode_response(response: InferResponse, request: InferRequest) -> tuple[bytes, int | None]:
@@ -249,7 +356,9 @@ def encode_response(response: InferResponse, request: InferRequest) -> tuple[byt
             "datatype": out.datatype,
             "shape": list(out.shape),
         }
-        if default_binary if flag is None else flag:
+        if SHM_REGION in params:
+            pass  # written to the client's shared memory by the data plane
+        elif default_binary if flag is None else flag:
             blob = to_raw(out.data, out.datatype)
             params["binary_data_size"] = len(blob)
             blobs.append(blob)

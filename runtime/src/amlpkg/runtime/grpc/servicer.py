@@ -1,15 +1,16 @@
 """``inference.GRPCInferenceService`` over the data plane (grpc.aio).
 
-Every RPC that has a data-plane counterpart is served; shared memory, trace and log
-settings answer UNIMPLEMENTED with a message. Errors become the gRPC status of their
-class (:func:`amlpkg.runtime.errors.grpc_code_name`).
+Every RPC that has a data-plane counterpart is served, system shared memory included;
+CUDA shared memory, trace and log settings answer UNIMPLEMENTED with a message. Errors
+become the gRPC status of their class through :func:`amlpkg.runtime.faults.public_error`,
+the one mapping REST uses too.
 """
 
 from __future__ import annotations
 
 import hmac
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 import grpc
@@ -22,7 +23,7 @@ from amlpkg.runtime.codecs.grpc_messages import (
     parameters_to_dict,
 )
 from amlpkg.runtime.dataplane import DataPlane
-from amlpkg.runtime.errors import grpc_code_name
+from amlpkg.runtime.faults import public_error
 from amlpkg.runtime.grpc.stream import stream_infer
 from amlpkg.runtime.protocol import grpc_service_pb2 as pb
 from amlpkg.runtime.protocol import grpc_service_pb2_grpc as pb_grpc
@@ -86,11 +87,9 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
             if auth:
                 self._check_auth(metadata)
             return await work(metadata)
-        except AmlpkgError as exc:
-            code, message = grpc.StatusCode[grpc_code_name(exc)], str(exc)
         except Exception as exc:
-            log.exception("unexpected error in a gRPC call")
-            code, message = grpc.StatusCode.INTERNAL, f"internal error: {exc}"
+            public = public_error(exc, self.dataplane.redact)
+            code, message = grpc.StatusCode[public.grpc_code], public.message
         await context.abort(code, message)
         raise AssertionError("context.abort returned")  # abort always raises
 
@@ -153,7 +152,8 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         """One inference: raw or typed inputs in, raw outputs out."""
 
         async def work(metadata: dict[str, str]) -> Any:
-            decoded = decode_infer_request(request)
+            dp = self.dataplane
+            decoded = decode_infer_request(request, dp.limits, dp.shared_memory)
             response = await self.dataplane.infer(decoded, trace_context=_trace_context(metadata))
             return encode_infer_response(response)
 
@@ -234,9 +234,42 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
 
         return await self._call(context, work)
 
-    SystemSharedMemoryStatus = _unimplemented("system shared memory")
-    SystemSharedMemoryRegister = _unimplemented("system shared memory")
-    SystemSharedMemoryUnregister = _unimplemented("system shared memory")
+    async def SystemSharedMemoryStatus(self, request: Any, context: Any) -> Any:
+        """Registered system shared-memory regions (all, or the one named)."""
+
+        async def work(_: dict[str, str]) -> Any:
+            status = pb.SystemSharedMemoryStatusResponse
+            return status(
+                regions={
+                    r.name: status.RegionStatus(
+                        name=r.name, key=r.key, offset=r.offset, byte_size=r.byte_size
+                    )
+                    for r in self.dataplane.shared_memory.status(request.name or None)
+                }
+            )
+
+        return await self._call(context, work)
+
+    async def SystemSharedMemoryRegister(self, request: Any, context: Any) -> Any:
+        """Register a POSIX shared-memory object (``/dev/shm``) as a named region."""
+
+        async def work(_: dict[str, str]) -> Any:
+            self.dataplane.shared_memory.register(
+                request.name, request.key, request.offset, request.byte_size
+            )
+            return pb.SystemSharedMemoryRegisterResponse()
+
+        return await self._call(context, work)
+
+    async def SystemSharedMemoryUnregister(self, request: Any, context: Any) -> Any:
+        """Unregister one region, or all when no name is given."""
+
+        async def work(_: dict[str, str]) -> Any:
+            self.dataplane.shared_memory.unregister(request.name or None)
+            return pb.SystemSharedMemoryUnregisterResponse()
+
+        return await self._call(context, work)
+
     CudaSharedMemoryStatus = _unimplemented("CUDA shared memory")
     CudaSharedMemoryRegister = _unimplemented("CUDA shared memory")
     CudaSharedMemoryUnregister = _unimplemented("CUDA shared memory")
@@ -258,16 +291,19 @@ def create_grpc_server(
     max_message_size: int,
     auth_token: str | None = None,
     tls: tuple[bytes, bytes] | None = None,
+    options: Sequence[tuple[str, int]] = (),
 ) -> tuple[grpc.aio.Server, int]:
     """Build (not start) a grpc.aio server; returns it and the bound port (0 picks one).
 
-    ``tls`` is ``(private_key_pem, certificate_chain_pem)``.
+    ``tls`` is ``(private_key_pem, certificate_chain_pem)``; ``options`` are more gRPC
+    channel arguments (keepalive, connection idle/age, metadata size).
     """
     server = grpc.aio.server(
         options=[
             ("grpc.max_receive_message_length", max_message_size),
             ("grpc.max_send_message_length", max_message_size),
             ("grpc.so_reuseport", 0),
+            *options,
         ]
     )
     pb_grpc.add_GRPCInferenceServiceServicer_to_server(

@@ -12,9 +12,9 @@ import logging
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-from amlpkg.errors import AmlpkgError
 from amlpkg.runtime.codecs.grpc_messages import decode_infer_request, encode_infer_response
 from amlpkg.runtime.dataplane import DataPlane
+from amlpkg.runtime.faults import public_error
 from amlpkg.runtime.protocol import grpc_service_pb2 as pb
 
 log = logging.getLogger("amlpkg.runtime.grpc")
@@ -22,14 +22,11 @@ log = logging.getLogger("amlpkg.runtime.grpc")
 
 async def _answer(dataplane: DataPlane, request: Any, trace: Mapping[str, str] | None) -> Any:
     try:
-        decoded = decode_infer_request(request)
+        decoded = decode_infer_request(request, dataplane.limits, dataplane.shared_memory)
         response = await dataplane.infer(decoded, trace_context=trace)
         return pb.ModelStreamInferResponse(infer_response=encode_infer_response(response))
-    except AmlpkgError as exc:
-        message = str(exc)
     except Exception as exc:
-        log.exception("unexpected error in a stream request")
-        message = f"internal error: {exc}"
+        message = public_error(exc, dataplane.redact).message
     echo = pb.ModelInferResponse(
         model_name=request.model_name, model_version=request.model_version, id=request.id
     )

@@ -6,6 +6,7 @@ infer hot path is read body -> decode -> data plane -> encode -> send.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 from typing import Any
@@ -17,6 +18,8 @@ from amlpkg.errors import AmlpkgError, NotFoundError, UnauthenticatedError
 from amlpkg.runtime.codecs.v2_json import HEADER_LENGTH, decode_request, dumps, encode_response
 from amlpkg.runtime.dataplane import DataPlane
 from amlpkg.runtime.errors import InvalidInputError
+from amlpkg.runtime.faults import public_error
+from amlpkg.runtime.limits import check_depth
 from amlpkg.runtime.rest.asgi import (
     JSON,
     OCTET_STREAM,
@@ -42,6 +45,14 @@ _RETRY_AFTER = [(b"retry-after", b"1")]
 def error_body(exc: AmlpkgError) -> bytes:
     """The error JSON tritonclient reads: ``{"error": "<message>"}``."""
     return orjson.dumps({"error": str(exc)})
+
+
+def _error_headers(exc: BaseException, status: int) -> list[tuple[bytes, bytes]] | None:
+    if status == 503:  # queue full, shutting down: temporary, tell clients when to retry
+        return _RETRY_AFTER
+    if isinstance(exc, MethodNotAllowedError):
+        return [(b"allow", exc.allow.encode())]
+    return None
 
 
 def _check_auth(headers: dict[bytes, bytes], token: bytes) -> None:
@@ -97,14 +108,16 @@ class RestApp:
             status, body, content_type = await self._route(parts, scope, receive, headers)
         except ClientDisconnectedError:
             return
-        except AmlpkgError as exc:
-            # 503 (queue full, shutting down) is temporary: tell clients when to retry.
-            extra = _RETRY_AFTER if exc.http_status == 503 else None
-            await send_response(send, exc.http_status, error_body(exc), extra_headers=extra)
-            return
         except Exception as exc:
-            log.exception("unexpected error on %s %s", scope["method"], scope["path"])
-            await send_response(send, 500, orjson.dumps({"error": f"internal error: {exc}"}))
+            # One mapping for every path: the caller's errors say what to fix (paths
+            # redacted); anything else is our bug, logged with a trace id.
+            public = public_error(exc, self.dataplane.redact)
+            await send_response(
+                send,
+                public.http_status,
+                orjson.dumps({"error": public.message}),
+                extra_headers=_error_headers(exc, public.http_status),
+            )
             return
         await send_response(send, status, body, content_type)
 
@@ -124,7 +137,9 @@ class RestApp:
         ):
             raise NotFoundError(f"no route for {scope['method']} {scope['path']}")
         if scope["method"] != "POST":
-            raise MethodNotAllowedError(f"{scope['path']} takes POST, not {scope['method']}")
+            raise MethodNotAllowedError(
+                f"{scope['path']} takes POST, not {scope['method']}", allow="POST"
+            )
         version = parts[4] if len(parts) == 6 else None
         raw_length = headers.get(_HEADER_LENGTH)
         header_length = None
@@ -139,7 +154,15 @@ class RestApp:
         body = await read_body(receive, headers, self.max_request_size)
         # Inference-Header-Content-Length counts the uncompressed JSON.
         body = decompress_body(body, headers.get(b"content-encoding"), self.max_request_size)
-        request = decode_request(body, header_length, parts[2], version)
+        dp = self.dataplane
+        args = (body, header_length, parts[2], version)
+        limits, shm = dp.limits, dp.shared_memory
+        if len(body) >= limits.json_thread_threshold:
+            # A big body takes long to parse and convert: keep the loop (health probes,
+            # gRPC, small requests) running meanwhile.
+            request = await asyncio.to_thread(decode_request, *args, limits=limits, shm=shm)
+        else:
+            request = decode_request(*args, limits=limits, shm=shm)
         response = await self.dataplane.infer(request, trace_context=_trace_context(headers))
         out, json_length = encode_response(response, request)
         if json_length is None:
@@ -158,8 +181,8 @@ class RestApp:
     ) -> tuple[int, bytes, bytes]:
         method = scope["method"]
         if parts == ["metrics"]:
-            if method != "GET":
-                raise MethodNotAllowedError("/metrics takes GET")
+            if method not in ("GET", "HEAD"):
+                raise MethodNotAllowedError("/metrics takes GET", allow="GET, HEAD")
             return 200, self.metrics_text(), CONTENT_TYPE_LATEST.encode()
         body: dict[str, Any] = {}
         if method == "POST":
@@ -171,6 +194,7 @@ class RestApp:
                     raise InvalidInputError(f"malformed request JSON: {exc}") from None
                 if not isinstance(parsed, dict):
                     raise InvalidInputError("malformed request JSON: the body must be an object")
+                check_depth(parsed, self.dataplane.limits.max_json_depth, "the request JSON")
                 body = parsed
         status, answer = await handle_control(self.dataplane, parts, method, body, scope["path"])
         return status, answer if isinstance(answer, bytes) else dumps(answer), JSON

@@ -1,4 +1,4 @@
-"""The non-infer REST routes: health, metadata, config, statistics, repository."""
+"""The non-infer REST routes: health, metadata, config, statistics, repository, shared memory."""
 
 from __future__ import annotations
 
@@ -7,16 +7,21 @@ from typing import Any
 from amlpkg.errors import AmlpkgError, NotFoundError
 from amlpkg.runtime.dataplane import DataPlane
 from amlpkg.runtime.errors import InvalidInputError
+from amlpkg.runtime.rest.shm_routes import handle_shared_memory
 from amlpkg.runtime.types import ModelMetadata, TensorSpec
 
 Answer = dict[str, Any] | list[Any] | bytes
 
 
 class MethodNotAllowedError(AmlpkgError):
-    """The route exists but not for this HTTP method."""
+    """The route exists but not for this HTTP method; ``allow`` is the ``Allow`` header."""
 
     code = "method_not_allowed"
     http_status = 405
+
+    def __init__(self, message: str, *, allow: str, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.allow = allow
 
 
 def _tensor(spec: TensorSpec) -> dict[str, Any]:
@@ -38,8 +43,12 @@ def model_metadata_json(meta: ModelMetadata) -> dict[str, Any]:
 
 
 def _expect(method: str, wanted: str, path: str) -> None:
-    if method != wanted:
-        raise MethodNotAllowedError(f"{path} takes {wanted}, not {method}")
+    """Refuse (405, with ``Allow``) any other method; a GET route also answers HEAD."""
+    allowed = ("GET", "HEAD") if wanted == "GET" else (wanted,)
+    if method not in allowed:
+        raise MethodNotAllowedError(
+            f"{path} takes {' or '.join(allowed)}, not {method}", allow=", ".join(allowed)
+        )
 
 
 def _flag(body: dict[str, Any], key: str) -> bool:
@@ -86,9 +95,17 @@ async def handle_control(
             "extensions": list(meta.extensions),
         }
     if rest == ["health", "live"]:
+        _expect(method, "GET", path)
         return (200 if await dp.live() else 503), b""
     if rest == ["health", "ready"]:
+        _expect(method, "GET", path)
         return (200 if await dp.ready() else 503), b""
+    if rest and rest[0] in ("systemsharedmemory", "cudasharedmemory"):
+        if rest[-1] == "status":
+            _expect(method, "GET", path)
+        elif rest[-1] in ("register", "unregister"):
+            _expect(method, "POST", path)
+        return 200, handle_shared_memory(dp.shared_memory, rest, body, path)
     if rest == ["models", "stats"]:
         _expect(method, "GET", path)
         return 200, await dp.model_statistics()
