@@ -66,7 +66,7 @@ def build_repository(root: Path) -> Path:
     (root / "tiny_queue" / "config.yaml").write_text(
         "max_batch_size: 8\n"
         f"dynamic_batching: {{max_queue_delay_microseconds: {int(QUEUE_DELAY_S * 1e6)}, "
-        "max_queue_size: 1}\n"
+        "max_queue_size: 1, idle_runs_at_once: false}\n"
     )
     return root
 

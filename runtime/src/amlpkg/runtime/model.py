@@ -57,6 +57,7 @@ class LoadedModel:
                 max_queue_delay_s=batching.max_queue_delay_microseconds / 1e6,
                 preferred_batch_sizes=batching.preferred_batch_size,
                 max_queue_size=batching.max_queue_size,
+                idle_runs_at_once=batching.idle_runs_at_once,
                 instances=config.instance_count,
                 name=f"{name}/{version}",
             )

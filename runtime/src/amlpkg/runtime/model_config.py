@@ -42,6 +42,11 @@ class DynamicBatching(_Frozen):
     max_queue_size: int = Field(default=1024, ge=1)
     """Requests that may wait in the queue; more are refused (503 / UNAVAILABLE)."""
 
+    idle_runs_at_once: bool = True
+    """A request that finds the model idle (nothing queued, no batch running) runs at
+    once instead of waiting the delay for company that is not coming. ``false`` waits
+    the whole delay every time, as Triton does."""
+
 
 class ExecutionProvider(_Frozen):
     """One entry of the ordered provider fallback list."""

@@ -4,6 +4,9 @@ Designed against bugs other servers shipped: the deadline is computed once per
 batch from its first request's arrival (MLServer #1936); ``max_batch_size`` counts
 samples, not requests (BentoML #3710); every request gets only the outputs it
 asked for (MLServer #514); the queue is bounded and refuses work when full.
+Unlike Triton (unless ``idle_runs_at_once`` is off), a request that finds the
+model idle (nothing queued, no batch running) runs at once: the batching window
+exists to gather company under load, and an idle server has none to wait for.
 """
 
 from __future__ import annotations
@@ -62,6 +65,7 @@ class DynamicBatcher:
         max_queue_delay_s: float,
         preferred_batch_sizes: tuple[int, ...] = (),
         max_queue_size: int = 1024,
+        idle_runs_at_once: bool = True,
         instances: int = 1,
         name: str = "model",
     ) -> None:
@@ -72,6 +76,7 @@ class DynamicBatcher:
         self._delay = max_queue_delay_s
         self._preferred = frozenset(preferred_batch_sizes)
         self._max_queue = max_queue_size
+        self._idle_runs_at_once = idle_runs_at_once
         self._instances = instances
         self._name = name
         self._queue: deque[_Item] = deque()
@@ -79,6 +84,7 @@ class DynamicBatcher:
         self._slots: asyncio.Semaphore | None = None
         self._task: asyncio.Task[None] | None = None
         self._running: set[asyncio.Task[None]] = set()
+        self._active = 0  # batches running now (touched only on the event loop)
         self._closed = False
 
     @property
@@ -113,8 +119,10 @@ class DynamicBatcher:
             loop.time(),
             loop.create_future(),
         )
-        if self._delay == 0 and not self._queue and not self._slots_busy():
-            # Nothing to wait for and an instance is free: run now, skipping two loop hops.
+        idle = self._delay == 0 or (self._idle_runs_at_once and self._active == 0)
+        if idle and not self._queue and not self._slots_busy():
+            # Nothing to wait for (no window, or nothing queued or running that could join
+            # a batch) and an instance is free: run now, skipping the window and two hops.
             assert self._slots is not None
             await self._slots.acquire()
             await self._execute([item])
@@ -212,6 +220,7 @@ class DynamicBatcher:
     async def _execute(self, items: list[_Item]) -> None:
         assert self._slots is not None
         loop = asyncio.get_running_loop()
+        self._active += 1
         try:
             results, record = await loop.run_in_executor(
                 self._executor,
@@ -230,6 +239,7 @@ class DynamicBatcher:
                     item.future.set_exception(_copy_error(exc))
             return
         finally:
+            self._active -= 1
             self._slots.release()
         self._on_batch(record)
         for item, outputs in zip(items, results, strict=True):
