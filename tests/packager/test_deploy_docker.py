@@ -331,3 +331,29 @@ def test_docker_over_tcp_with_tls(
         assert _containers("dock-tls") == []
     finally:
         endpoint.close()
+
+
+def test_a_foreign_exception_fails_the_revision_and_old_keeps_serving(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A RuntimeError after traffic moved: switched back, new container gone, old serves."""
+    from amlpkg.errors import UnavailableError
+    from amlpkg.packager.deploy.targets.docker import DockerTarget
+
+    first = _deploy(ws, 1, "dock-err")
+    assert first.endpoint_http is not None
+    switch = DockerTarget.switch
+
+    def breaks(self: Any, workspace: Workspace, rev: Any) -> None:
+        switch(self, workspace, rev)
+        raise RuntimeError("lost the Docker engine")
+
+    monkeypatch.setattr(DockerTarget, "switch", breaks)
+    with pytest.raises(UnavailableError, match="lost the Docker engine") as caught:
+        _deploy(ws, 2, "dock-err")
+    assert "dock-err:1 keeps serving" in (caught.value.hint or "")
+    failed = records.get(ws, "dock-err:2")
+    assert failed.status == "failed" and "lost the Docker engine" in (failed.reason or "")
+    assert records.serving(ws, "dock-err") == records.get(ws, "dock-err:1")
+    assert [c.id for c in _containers("dock-err")] == [first.state["container_id"]]
+    assert _score_http(first.endpoint_http) == 1

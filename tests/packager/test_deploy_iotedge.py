@@ -20,6 +20,7 @@ from amlpkg.edge_agent.desired import parse_desired
 from amlpkg.errors import InvalidArgumentError, UnavailableError
 from amlpkg.packager.deploy import iotedge_manifest as edge
 from amlpkg.packager.deploy import records
+from amlpkg.packager.deploy.options import parse as parse_options
 from amlpkg.packager.deploy.sources import resolve_source
 from amlpkg.packager.deploy.targets.base import DeployRequest
 from amlpkg.packager.deploy.targets.iotedge import IotEdgeTarget, manifest_for
@@ -49,7 +50,8 @@ def ws(tmp_path: Path) -> Iterator[Workspace]:
 
 def _request(ws: Workspace, **options: Any) -> DeployRequest:
     base = {"model_url": "https://models.example.com/scorer/1/model.onnx"}
-    return DeployRequest("plant", resolve_source(ws, "scorer:1", image=IMAGE), base | options)
+    source = resolve_source(ws, "scorer:1", image=IMAGE)
+    return DeployRequest("plant", source, parse_options("iotedge", base | options))
 
 
 def _check_create_options(manifest: dict[str, Any]) -> None:
@@ -196,3 +198,18 @@ def test_hub_failure_is_recorded(ws: Workspace) -> None:
         target.apply(ws, _request(ws, device_id="dev1"))
     failed = records.get(ws, "plant")
     assert failed.status == "failed" and "401" in (failed.reason or "")
+
+
+def test_a_foreign_exception_fails_the_revision_and_keeps_the_previous(ws: Workspace) -> None:
+    hub = _RecordingHub()
+    target = IotEdgeTarget(hub)
+    first = target.apply(ws, _request(ws, device_id="dev1"))
+    assert first.status == "ready"
+    hub.fail = OSError("network is unreachable")
+    with pytest.raises(UnavailableError, match="network is unreachable") as caught:
+        target.apply(ws, _request(ws, device_id="dev1", platform="linux/arm64"))
+    assert "plant:1 keeps serving" in (caught.value.hint or "")
+    failed = records.get(ws, "plant:2")
+    assert failed.status == "failed" and "network is unreachable" in (failed.reason or "")
+    assert records.serving(ws, "plant") == records.get(ws, "plant:1")
+    assert records.get(ws, "plant:1").state["device_id"] == "dev1"

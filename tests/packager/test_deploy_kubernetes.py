@@ -30,9 +30,10 @@ import pytest
 import yaml
 from kubernetes import client as kclient
 
-from amlpkg.errors import FailedPreconditionError
+from amlpkg.errors import FailedPreconditionError, UnavailableError
 from amlpkg.packager.deploy import k8s_manifests as k8s
 from amlpkg.packager.deploy import records
+from amlpkg.packager.deploy.options import parse as parse_options
 from amlpkg.packager.deploy.sources import resolve_source
 from amlpkg.packager.deploy.targets.base import DeployRequest
 from amlpkg.packager.deploy.targets.kubernetes import KubernetesTarget, object_path
@@ -151,7 +152,8 @@ def ws(tmp_path: Path) -> Iterator[Workspace]:
 
 
 def _request(ws: Workspace, **options: Any) -> DeployRequest:
-    return DeployRequest("web", resolve_source(ws, "scorer:1", image=IMAGE), options)
+    source = resolve_source(ws, "scorer:1", image=IMAGE)
+    return DeployRequest("web", source, parse_options("kubernetes", options))
 
 
 def _play_controller(target: KubernetesTarget, path: str, stop: threading.Event) -> None:
@@ -238,7 +240,7 @@ def test_real_cluster(ws: Workspace) -> None:
     request = DeployRequest(
         "amlpkg-test",
         resolve_source(ws, "scorer:1", image=image),
-        {"replicas": 1, "min_replicas": 1, "ready_timeout_s": 300.0},
+        parse_options("kubernetes", {"replicas": 1, "min_replicas": 1, "ready_timeout_s": 300.0}),
     )
     record = target.apply(ws, request)
     try:
@@ -246,3 +248,29 @@ def test_real_cluster(ws: Workspace) -> None:
         assert target.status(ws, record)["ready"] is True
     finally:
         target.delete(ws, record)
+
+
+def test_a_foreign_exception_fails_the_revision_and_keeps_the_previous(
+    ws: Workspace, api_client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = KubernetesTarget(api_client)
+    first = target.apply(ws, _request(ws, wait=False))
+    assert first.status == "ready"
+    applied = target.apply_object
+    calls: list[str] = []
+
+    def breaks_on_the_second_object(obj: dict[str, Any]) -> dict[str, Any]:
+        calls.append(obj["kind"])
+        if len(calls) == 2:
+            raise RuntimeError("connection reset by the API server")
+        return applied(obj)
+
+    monkeypatch.setattr(target, "apply_object", breaks_on_the_second_object)
+    with pytest.raises(UnavailableError, match="connection reset") as caught:
+        target.apply(ws, _request(ws, wait=False, replicas=3))
+    assert "web:1 keeps serving" in (caught.value.hint or "")
+    failed = records.get(ws, "web:2")
+    assert failed.status == "failed" and "connection reset" in (failed.reason or "")
+    assert records.serving(ws, "web") == records.get(ws, "web:1")
+    for path in first.state["objects"]:
+        assert target._call("GET", path)[0] == 200

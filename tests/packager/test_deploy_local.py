@@ -261,3 +261,32 @@ def test_deploy_a_package_folder(ws: Workspace, tmp_path: Path) -> None:
     with pytest.raises(AmlpkgError, match="exactly one"):
         _deploy(ws, str(tmp_path), "folder")  # holds 'files', 'home', 'pkg': not a package
     assert records.serving(ws, "folder") == record
+
+
+@pytest.mark.parametrize("step", ["start", "switch"])
+def test_a_foreign_exception_fails_the_revision_and_old_keeps_serving(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch, step: str
+) -> None:
+    """An OSError before the new revision runs, or after traffic already moved to it."""
+    from amlpkg.errors import InternalError
+    from amlpkg.packager.deploy.targets import local
+
+    good = _deploy(ws, f"{MODEL}:1", "web")
+    assert good.endpoint_http is not None
+    original = getattr(local.LocalTarget, step)
+
+    def breaks(self: Any, workspace: Workspace, rev: Any) -> None:
+        if step == "switch":
+            original(self, workspace, rev)  # traffic moves, then the step fails
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(local.LocalTarget, step, breaks)
+    with pytest.raises(InternalError, match="No space left") as caught:
+        _deploy(ws, f"{MODEL}:2", "web")
+    assert "web:1 keeps serving" in (caught.value.hint or "")
+    failed = records.get(ws, "web:2")
+    assert failed.status == "failed" and "No space left on device" in (failed.reason or "")
+    assert records.serving(ws, "web") == records.get(ws, "web:1")
+    assert _score_http(good.endpoint_http) == 1  # the previous revision still answers
+    live = api.status("web", workspace=ws)["live"]
+    assert live["serving"] == "web:1" and list(live["backends"]) == ["web:1"]

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 
-from amlpkg.cli.output import console, print_json
+from amlpkg.cli.output import console, error_console, new_table, print_json
 from amlpkg.cli.runs import HomeOption, JsonOption, when
+
+if TYPE_CHECKING:
+    from amlpkg.packager.deploy.options import DeployOptions
+    from amlpkg.packager.deploy.targets.base import Plan
 
 deployments_app = typer.Typer(no_args_is_help=True)
 
@@ -36,11 +39,51 @@ def _print_record(data: dict[str, Any]) -> None:
         console.print(f"  reason: {data['reason']}")
 
 
+# CLI parameter -> deploy option, where the names differ.
+_RENAMED = {
+    "ready_timeout": "ready_timeout_s",
+    "drain_grace": "drain_grace_s",
+    "telemetry": "telemetry_endpoint",
+}
+_NOT_OPTIONS = frozenset({"source", "name", "target", "dry_run", "output", "home", "as_json"})
+
+
+def _typed_options(target: str, params: dict[str, Any]) -> DeployOptions:
+    """The target's typed options from the parsed CLI parameters (validated once, here)."""
+    from amlpkg.packager.deploy import options as deploy_options
+
+    given = {_RENAMED.get(k, k): v for k, v in params.items() if k not in _NOT_OPTIONS}
+    given["kserve"] = given.pop("kserve") or None  # flags: only "on" counts as given
+    given["wait"] = False if given.pop("no_wait") else None
+    if target != "iotedge":
+        # May come from AMLPKG_IOTHUB_CONNECTION_STRING, which is no reason to warn.
+        given.pop("iothub_connection_string")
+    given = {k: v for k, v in given.items() if v is not None}
+    ignored = deploy_options.foreign_keys(target, given)
+    for key in ignored:
+        flag = "--" + next((p for p, o in _RENAMED.items() if o == key), key).replace("_", "-")
+        error_console.print(f"warning: {flag} is not a {target} option; ignored", markup=False)
+    return deploy_options.parse(target, {k: v for k, v in given.items() if k not in ignored})
+
+
+def _print_plan(plan: Plan, output: Path | None) -> None:
+    if output is not None:
+        for path in plan.write(output):
+            print(f"wrote {path}")  # plain: Rich would wrap long paths
+    elif plan.documents:
+        for text in plan.documents.values():
+            print(text, end="")
+    else:
+        for step in plan.steps:
+            console.print(f"- {step}")
+
+
 def register(app: typer.Typer) -> None:
     """Add `deploy` and the `deployments` group to the root app."""
 
     @app.command("deploy")
     def deploy_command(  # noqa: PLR0917 - one parameter per CLI option, as Typer wants
+        ctx: typer.Context,
         source: Annotated[
             str, typer.Argument(help="Model NAME:VERSION / NAME@ALIAS, or a package folder.")
         ],
@@ -107,54 +150,11 @@ def register(app: typer.Typer) -> None:
         """Deploy a model version or package; verified, recorded, blue/green on local."""
         from amlpkg.packager.deploy import api
 
-        options = {
-            "image": image,
-            "host": host,
-            "port": port,
-            "grpc_port": grpc_port,
-            "ready_timeout_s": ready_timeout,
-            "drain_grace_s": drain_grace,
-            "docker_host": docker_host,
-            "cpus": cpus,
-            "restart": restart,
-            "namespace": namespace,
-            "replicas": replicas,
-            "min_replicas": min_replicas,
-            "max_replicas": max_replicas,
-            "cpu": cpu,
-            "memory": memory,
-            "flavor": flavor,
-            "gpus": gpus,
-            "kserve": kserve or None,
-            "wait": False if no_wait else None,
-            "platform": platform,
-            "device_id": device_id,
-            "target_condition": target_condition,
-            "priority": priority,
-            "model_url": model_url,
-            "model_oci": model_oci,
-            "agent_image": agent_image,
-            "registry": registry,
-            "registry_username": registry_username,
-            "telemetry_endpoint": telemetry,
-        }
-        options = {k: v for k, v in options.items() if v is not None}
+        options = _typed_options(target, ctx.params)
         if dry_run or output is not None:
             plan = api.plan(source, target=target, name=name, options=options, home=home)
-            if output is not None:
-                for path in plan.write(output):
-                    print(f"wrote {path}")  # plain: Rich would wrap long paths
-                return
-            if plan.documents:
-                for text in plan.documents.values():
-                    print(text, end="")
-            else:
-                for step in plan.steps:
-                    console.print(f"- {step}")
+            _print_plan(plan, output)
             return
-        if iothub_connection_string:
-            # Passed apart from the recorded options: a secret is never stored.
-            options["iothub_connection_string"] = iothub_connection_string
         with console.status(f"deploying {source} to {target} as {name} ..."):
             record = api.deploy(source, target=target, name=name, options=options, home=home)
         if as_json:
@@ -165,15 +165,15 @@ def register(app: typer.Typer) -> None:
     @deployments_app.command("list")
     def list_command(home: HomeOption = None, as_json: JsonOption = False) -> None:
         """Every deployment with its newest revision."""
-        from amlpkg.packager.deploy import records
-        from amlpkg.store.workspace import open_workspace
+        from amlpkg.packager.deploy import api
 
-        with open_workspace(home) as ws:
-            rows = [r.to_dict() for r in records.latest_per_name(ws)]
+        rows = [r.to_dict() for r in api.list_deployments(home=home)]
         if as_json:
             print_json(rows)
             return
-        table = Table("name", "revision", "target", "status", "model", "http", "grpc", "updated")
+        table = new_table(
+            "name", "revision", "target", "status", "model", "http", "grpc", "updated"
+        )
         for row in rows:
             table.add_row(
                 row["name"],
@@ -194,25 +194,13 @@ def register(app: typer.Typer) -> None:
         as_json: JsonOption = False,
     ) -> None:
         """The serving revision, its endpoints and the history of the deployment."""
-        from amlpkg.errors import NotFoundError
-        from amlpkg.packager.deploy import records
-        from amlpkg.store.workspace import open_workspace
+        from amlpkg.packager.deploy import api
 
-        with open_workspace(home) as ws:
-            history = [r.to_dict() for r in records.history(ws, name)]
-            serving = records.serving(ws, name)
-        if not history:
-            raise NotFoundError(f"no deployment {name!r}", hint="see `amlpkg deployments list`")
-        data = {
-            "name": name,
-            "serving": serving.to_dict() if serving else None,
-            "endpoints": serving.to_dict()["endpoints"] if serving else None,
-            "history": history,
-        }
+        data = api.show(name, home=home)
         if as_json:
             print_json(data)
             return
-        for row in history:
+        for row in data["history"]:
             _print_record(row)
             console.print(f"  by {row['created_by']} at {when(row['created'])}")
 

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from rich.console import Console
+from rich.table import Table
 
 console = Console()
 error_console = Console(stderr=True)
@@ -14,3 +15,15 @@ error_console = Console(stderr=True)
 def print_json(data: Any) -> None:
     """Print ``data`` as JSON on stdout, for scripts (``--json``)."""
     print(json.dumps(data, indent=2, sort_keys=True, default=str))
+
+
+def new_table(*columns: str, **kwargs: Any) -> Table:
+    """A Rich table whose cells wrap instead of being cut with an ellipsis.
+
+    Logs and pipes are often 80 columns wide: a cell cut to ``quickst…`` loses the
+    very text a reader greps for, so long cells fold onto more lines instead.
+    """
+    table = Table(**kwargs)
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    return table

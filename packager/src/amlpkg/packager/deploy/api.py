@@ -8,18 +8,34 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from amlpkg.errors import InvalidArgumentError
-from amlpkg.packager.deploy import records
+from amlpkg.errors import InvalidArgumentError, NotFoundError
+from amlpkg.packager.deploy import lifecycle, records
+from amlpkg.packager.deploy import options as deploy_options
+from amlpkg.packager.deploy.options import TARGETS, DeployOptions
 from amlpkg.packager.deploy.records import DeploymentRecord, check_deployment_name
 from amlpkg.packager.deploy.sources import resolve_source
 from amlpkg.packager.deploy.targets.base import DeployRequest, Plan, Target
 from amlpkg.store.workspace import Workspace
 from amlpkg.trainer.registry import using_workspace
 
-TARGETS = ("local", "docker", "kubernetes", "iotedge")
+Options = dict[str, Any] | DeployOptions
+"""Deploy options: the target's typed model, or a mapping validated into it."""
+
+__all__ = [
+    "TARGETS",
+    "Options",
+    "delete",
+    "deploy",
+    "get_target",
+    "list_deployments",
+    "plan",
+    "rollback",
+    "show",
+    "status",
+]
 
 
-def get_target(name: str) -> Target:
+def get_target(name: str) -> Target[Any]:
     """The target called ``name`` (imported on demand: each pulls in its own client)."""
     if name == "local":
         from amlpkg.packager.deploy.targets.local import LocalTarget
@@ -58,11 +74,11 @@ def name_lock(ws: Workspace, name: str) -> Iterator[None]:
 
 
 def _request(
-    ws: Workspace, source: str, name: str, options: dict[str, Any] | None
-) -> DeployRequest:
+    ws: Workspace, target: str, source: str, name: str, options: Options | None
+) -> DeployRequest[Any]:
     check_deployment_name(name)
-    opts = dict(options or {})
-    return DeployRequest(name, resolve_source(ws, source, image=opts.get("image")), opts)
+    opts = deploy_options.parse(target, options)  # validated once, here
+    return DeployRequest(name, resolve_source(ws, source, image=opts.image), opts)
 
 
 def plan(
@@ -70,14 +86,14 @@ def plan(
     *,
     target: str,
     name: str,
-    options: dict[str, Any] | None = None,
+    options: Options | None = None,
     home: str | Path | None = None,
     workspace: Workspace | None = None,
 ) -> Plan:
     """What ``deploy`` would do (``--dry-run``): steps and documents, no side effects."""
     impl = get_target(target)
     with using_workspace(workspace, home) as ws:
-        return impl.plan(ws, _request(ws, source, name, options))
+        return impl.plan(ws, _request(ws, target, source, name, options))
 
 
 def deploy(
@@ -85,14 +101,16 @@ def deploy(
     *,
     target: str,
     name: str,
-    options: dict[str, Any] | None = None,
+    options: Options | None = None,
     home: str | Path | None = None,
     workspace: Workspace | None = None,
 ) -> DeploymentRecord:
     """Deploy ``source`` (model ref or package folder) as a new revision of ``name``.
 
-    Every deploy is recorded and verified; a failed one is recorded ``failed`` with
-    its reason and raises, leaving the previous revision serving.
+    ``options`` are the target's (``options.LocalOptions``, ``DockerOptions``, ...), or
+    a mapping of them. Every deploy is recorded and verified; a failed one (any
+    exception) is recorded ``failed`` with its reason and raises an amlpkg error,
+    leaving the previous revision serving (``lifecycle.apply``).
     """
     impl = get_target(target)
     check_deployment_name(name)
@@ -103,7 +121,7 @@ def deploy(
                 f"deployment {name!r} runs on {current.target}, not {target}",
                 hint="pick another --name, or delete the deployment first",
             )
-        return impl.apply(ws, _request(ws, source, name, options))
+        return lifecycle.apply(ws, impl, _request(ws, target, source, name, options))
 
 
 def rollback(
@@ -113,7 +131,10 @@ def rollback(
     with using_workspace(workspace, home) as ws:
         with name_lock(ws, name):
             previous = records.rollback_source(ws, name)
-        options = {k: v for k, v in previous.config.items() if k not in ("source", "rollback_of")}
+        # Only what the target still takes: records written by older versions may
+        # hold options that other targets use.
+        known = deploy_options.model_for(previous.target).model_fields
+        options = {k: v for k, v in previous.config.items() if k in known}
         options["rollback_of"] = previous.id
         return deploy(
             previous.config["source"],
@@ -122,6 +143,32 @@ def rollback(
             options=options,
             workspace=ws,
         )
+
+
+def list_deployments(
+    *, home: str | Path | None = None, workspace: Workspace | None = None
+) -> list[DeploymentRecord]:
+    """Every deployment with its newest revision, by name (``deployments list``)."""
+    with using_workspace(workspace, home) as ws:
+        return records.latest_per_name(ws)
+
+
+def show(
+    name: str, *, home: str | Path | None = None, workspace: Workspace | None = None
+) -> dict[str, Any]:
+    """The serving revision, its endpoints and every revision, newest first (JSON-ready)."""
+    with using_workspace(workspace, home) as ws:
+        history = records.history(ws, name)
+        serving = records.serving(ws, name)
+    if not history:
+        raise NotFoundError(f"no deployment {name!r}", hint="see `amlpkg deployments list`")
+    current = None if serving is None else serving.to_dict()
+    return {
+        "name": name,
+        "serving": current,
+        "endpoints": None if current is None else current["endpoints"],
+        "history": [record.to_dict() for record in history],
+    }
 
 
 def status(
@@ -147,7 +194,7 @@ def quickstart_step(
     ws: Workspace,
     model_ref: str,
     name: str = "quickstart",
-    options: dict[str, Any] | None = None,
+    options: Options | None = None,
 ) -> tuple[str, str, str]:
     """Deploy ``model_ref`` locally, score it over HTTP and gRPC: ``(http, grpc, message)``."""
     from amlpkg.packager.deploy.smoke import smoke_grpc, smoke_http

@@ -1,17 +1,21 @@
-"""The target interface every deployment target implements: plan, apply, status, delete.
+"""The target interface every deployment target implements.
 
 ``plan`` has no side effects (it is ``--dry-run``): it returns the documents the
-target would apply (manifests) and the steps it would take. ``apply`` records a
-revision (pending -> ready or failed) and verifies it; ``status`` compares the
-record with what really runs; ``delete`` stops it and marks the record stopped.
+target would apply (manifests) and the steps it would take. Applying a revision is
+one lifecycle for every target (``lifecycle.apply``: record it pending, start it,
+switch, retire the older ones, mark it ready, or failed on any exception); a
+target implements only its own steps of it. ``status`` compares the record with
+what really runs; ``delete`` stops it and marks the record stopped.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
+from amlpkg.errors import AmlpkgError
+from amlpkg.packager.deploy.options import DeployOptions
 from amlpkg.packager.deploy.records import DeploymentRecord
 from amlpkg.store.workspace import Workspace
 from amlpkg.trainer.registry import ModelVersion
@@ -36,23 +40,61 @@ class DeploySource:
         return None if self.model is None else self.model.name
 
 
+OptionsT = TypeVar("OptionsT", bound=DeployOptions)
+
+
 @dataclass(frozen=True)
-class DeployRequest:
-    """One ``amlpkg deploy``: a deployment name, its source and the target's options."""
+class DeployRequest(Generic[OptionsT]):
+    """One ``amlpkg deploy``: a deployment name, its source and the target's typed options."""
 
     name: str
     source: DeploySource
-    options: dict[str, Any] = field(default_factory=dict)
-
-    def option(self, key: str, default: Any = None) -> Any:
-        """An option, ``default`` when not given (None counts as not given)."""
-        value = self.options.get(key)
-        return default if value is None else value
+    options: OptionsT
 
     def config(self) -> dict[str, Any]:
-        """What the record keeps: the source text and the options given."""
-        given = {k: v for k, v in sorted(self.options.items()) if v is not None}
-        return {"source": self.source.text, **given}
+        """What the record keeps: the source text and the options given (no secrets)."""
+        return {"source": self.source.text, **self.options.recorded()}
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """What ``prepare`` found: what goes on the new revision's row, and handles to keep."""
+
+    model: str | None = None
+    package: str | None = None
+    image: str | None = None
+    image_digest: str | None = None
+    config: dict[str, Any] = field(default_factory=dict)
+    """Added to the request's recorded config (e.g. the Docker host it resolved)."""
+    live: dict[str, Any] = field(default_factory=dict)
+    """Handles for the later steps (e.g. a connected client); become ``Revision.live``."""
+
+
+@dataclass
+class Revision(Generic[OptionsT]):
+    """A revision on its way through the lifecycle; the target's steps fill it in."""
+
+    request: DeployRequest[OptionsT]
+    record: DeploymentRecord
+    """The ``pending`` row of this revision."""
+    previous: DeploymentRecord | None
+    """The revision that served when this one was created (None for the first)."""
+    state: dict[str, Any] = field(default_factory=dict)
+    """What the record keeps for ``status``/``delete`` (JSON-ready)."""
+    live: dict[str, Any] = field(default_factory=dict)
+    """Handles the steps pass on (clients, containers); never recorded."""
+    endpoint_http: str | None = None
+    endpoint_grpc: str | None = None
+    image_digest: str | None = None
+    reason: str | None = None
+    """The ``ready`` record's reason (e.g. the rollout status)."""
+    switched: bool = False
+    """Set by ``switch`` once traffic may reach this revision."""
+
+    @property
+    def id(self) -> str:
+        """``NAME:REVISION``."""
+        return self.record.id
 
 
 @dataclass
@@ -74,17 +116,45 @@ class Plan:
         return paths
 
 
-class Target(Protocol):
-    """A place deployments run."""
+class Target(Protocol[OptionsT]):
+    """A place deployments run, and its steps of the deployment lifecycle."""
 
     name: ClassVar[str]
+    options_model: ClassVar[type[DeployOptions]]
 
-    def plan(self, ws: Workspace, request: DeployRequest) -> Plan:
+    def plan(self, ws: Workspace, request: DeployRequest[OptionsT]) -> Plan:
         """The documents and steps ``apply`` would use, without side effects."""
         ...
 
-    def apply(self, ws: Workspace, request: DeployRequest) -> DeploymentRecord:
-        """Record a new revision, make it run, verify it; raise after recording a failure."""
+    def prepare(self, ws: Workspace, request: DeployRequest[OptionsT]) -> Prepared:
+        """Check everything that needs no side effect; nothing is recorded when it raises."""
+        ...
+
+    def start(self, ws: Workspace, rev: Revision[OptionsT]) -> None:
+        """Make the new revision run beside the serving one, and verify it directly."""
+        ...
+
+    def switch(self, ws: Workspace, rev: Revision[OptionsT]) -> None:
+        """Send traffic to the verified revision (set ``rev.switched`` once it may get some)."""
+        ...
+
+    def retire(self, ws: Workspace, rev: Revision[OptionsT], old: DeploymentRecord) -> None:
+        """Stop ``old``, a revision that ``rev`` replaced."""
+        ...
+
+    def abort(self, ws: Workspace, rev: Revision[OptionsT]) -> None:
+        """Undo what ``start``/``switch`` did, so the previous revision keeps serving.
+
+        Called after a failure, best effort: it must not raise.
+        """
+        ...
+
+    def release(self, ws: Workspace, rev: Revision[OptionsT]) -> None:
+        """Close the handles in ``rev.live`` (after success or failure); must not raise."""
+        ...
+
+    def wrap(self, exc: Exception) -> AmlpkgError:
+        """A foreign exception of a step as an amlpkg error a user can act on."""
         ...
 
     def status(self, ws: Workspace, record: DeploymentRecord) -> dict[str, Any]:

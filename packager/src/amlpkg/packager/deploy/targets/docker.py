@@ -20,6 +20,8 @@ from urllib.parse import urlparse
 from amlpkg.errors import AmlpkgError, FailedPreconditionError, UnavailableError
 from amlpkg.packager.deploy import records
 from amlpkg.packager.deploy import supervisor_client as sv
+from amlpkg.packager.deploy.lifecycle import Lifecycle
+from amlpkg.packager.deploy.options import DeployOptions, DockerOptions
 from amlpkg.packager.deploy.otel import telemetry_env
 from amlpkg.packager.deploy.records import DeploymentRecord
 from amlpkg.packager.deploy.smoke import (
@@ -30,7 +32,7 @@ from amlpkg.packager.deploy.smoke import (
     wait_ready,
 )
 from amlpkg.packager.deploy.sources import image_for, package_for
-from amlpkg.packager.deploy.targets.base import DeployRequest, Plan
+from amlpkg.packager.deploy.targets.base import DeployRequest, Plan, Prepared, Revision
 from amlpkg.packager.deploy.targets.local import endpoints_of, front_ports, state_dir
 from amlpkg.store.workspace import Workspace
 
@@ -79,16 +81,17 @@ def _client(docker_host: str | None) -> Any:
 
 
 def run_options(
-    request: DeployRequest, image: str, bind: str, deployment_id: str = ""
+    request: DeployRequest[DockerOptions], image: str, bind: str, deployment_id: str = ""
 ) -> dict[str, Any]:
     """``containers.run`` keyword arguments for one revision."""
+    opts = request.options
     options: dict[str, Any] = {
         "image": image,
         "detach": True,
         "name": f"amlpkg-{request.name}-{os.urandom(3).hex()}",
         "labels": {LABEL: request.name},
         "ports": {"8000/tcp": (bind, None), "8001/tcp": (bind, None)},
-        "restart_policy": {"Name": request.option("restart", "unless-stopped")},
+        "restart_policy": {"Name": opts.restart},
         "healthcheck": {
             "test": ["CMD", "python", "-c", _HEALTH],
             "interval": 5 * _SECOND,
@@ -98,26 +101,31 @@ def run_options(
         },
         "read_only": True,
         "tmpfs": {"/tmp": "rw,size=64m"},
-        "environment": telemetry_env(request.option("telemetry_endpoint"), deployment_id),
+        "environment": telemetry_env(opts.telemetry_endpoint, deployment_id),
     }
-    if request.option("cpus") is not None:
-        options["nano_cpus"] = int(float(request.option("cpus")) * _SECOND)
-    if request.option("memory") is not None:
+    if opts.cpus is not None:
+        options["nano_cpus"] = int(opts.cpus * _SECOND)
+    if opts.memory is not None:
         # Kubernetes-style quantities (512Mi, 1Gi) mean the same as Docker's 512m, 1g.
-        options["mem_limit"] = str(request.option("memory")).removesuffix("i").lower()
+        options["mem_limit"] = opts.memory.removesuffix("i").lower()
     if request.source.model is not None:
         options["labels"]["ai.amlpkg.model"] = request.source.model.ref
     return options
 
 
-class DockerTarget:
+def _docker_host(opts: DockerOptions) -> str | None:
+    return opts.docker_host or os.environ.get("DOCKER_HOST")
+
+
+class DockerTarget(Lifecycle):
     """Runs containers on a Docker host; see the module docstring."""
 
     name: ClassVar[str] = "docker"
+    options_model: ClassVar[type[DeployOptions]] = DockerOptions
 
-    def plan(self, ws: Workspace, request: DeployRequest) -> Plan:
+    def plan(self, ws: Workspace, request: DeployRequest[DockerOptions]) -> Plan:
         """The container settings a deploy would use."""
-        host = request.option("docker_host", os.environ.get("DOCKER_HOST"))
+        host = _docker_host(request.options)
         options = run_options(request, image_for(ws, request.source), "127.0.0.1")
         return Plan(
             target=self.name,
@@ -129,8 +137,8 @@ class DockerTarget:
             ],
         )
 
-    def apply(self, ws: Workspace, request: DeployRequest) -> DeploymentRecord:
-        """Start, verify and switch to a new container; a failure leaves the old one serving."""
+    def prepare(self, ws: Workspace, request: DeployRequest[DockerOptions]) -> Prepared:
+        """The model (for the smoke test), the image and a Docker engine that answers."""
         source = request.source
         if source.model is None:
             raise FailedPreconditionError(
@@ -138,78 +146,95 @@ class DockerTarget:
                 hint="deploy NAME:VERSION with --image IMAGE",
             )
         image = image_for(ws, source)
-        docker_host = request.option("docker_host", os.environ.get("DOCKER_HOST"))
-        address = docker_host_address(docker_host)
+        docker_host = _docker_host(request.options)
         client = _client(docker_host)
-        record = records.create(
-            ws,
-            name=request.name,
-            target=self.name,
-            config={**request.config(), "docker_host": docker_host},
+        return Prepared(
             model=source.model.ref,
             package=package_for(ws, source),
             image=image,
+            config={"docker_host": docker_host},
+            live={"client": client, "docker_host": docker_host},
         )
-        folder = state_dir(ws, request.name)
-        model, signature = source.model.name, source.model.signature
-        container = None
+
+    def start(self, ws: Workspace, rev: Revision[DockerOptions]) -> None:
+        """Run the revision's container on random host ports; verify it directly."""
+        request, client = rev.request, rev.live["client"]
+        image = str(rev.record.image)
+        address = docker_host_address(rev.live["docker_host"])
+        model = request.source.model
+        assert model is not None  # prepare checked
+        rev.image_digest = _digest(client, image)
+        bind = "127.0.0.1" if address == "127.0.0.1" else "0.0.0.0"
+        container = client.containers.run(**run_options(request, image, bind, rev.id))
+        rev.live["container"] = container
+        container.reload()
+        ports = {
+            "http_port": int(container.ports["8000/tcp"][0]["HostPort"]),
+            "grpc_port": int(container.ports["8001/tcp"][0]["HostPort"]),
+        }
+        backend_http = f"http://{address}:{ports['http_port']}"
         try:
-            digest = _digest(client, image)
-            bind = "127.0.0.1" if address == "127.0.0.1" else "0.0.0.0"
-            container = client.containers.run(**run_options(request, image, bind, record.id))
-            container.reload()
-            ports = {
-                "http_port": int(container.ports["8000/tcp"][0]["HostPort"]),
-                "grpc_port": int(container.ports["8001/tcp"][0]["HostPort"]),
-            }
-            backend_http = f"http://{address}:{ports['http_port']}"
-            try:
-                wait_ready(
-                    backend_http,
-                    timeout_s=float(request.option("ready_timeout_s", 120.0)),
-                    alive=lambda: _exited(container),
-                )
-                smoke_http(backend_http, model, signature)
-                smoke_grpc(f"{address}:{ports['grpc_port']}", model, signature)
-            except AmlpkgError as exc:
-                logs = container.logs(tail=5).decode(errors="replace").strip().replace("\n", " | ")
-                raise SmokeTestError(f"{exc.message} (container log: {logs})") from exc
-            previous = records.serving(ws, request.name)
-            info = sv.ensure_supervisor(folder, **front_ports(request, previous))
-            sv.call(folder, "attach", key=record.id, host=address, **ports)
-            sv.call(folder, "switch", key=record.id)
-            http_url, grpc_addr = endpoints_of(info)
-            smoke_http(http_url, model, signature)
-        except Exception as exc:
-            if container is not None:
-                _remove(container)
-            reason = exc.message if isinstance(exc, AmlpkgError) else f"docker: {exc}"
-            records.update(ws, record.id, status="failed", reason=reason)
-            if isinstance(exc, AmlpkgError):
-                raise
-            raise UnavailableError(f"the docker deploy failed: {exc}") from exc
-        grace = float(request.option("drain_grace_s", 10.0))
-        for old in records.history(ws, request.name):
-            if old.id != record.id and old.status == "ready":
-                sv.call(folder, "stop", key=old.id, grace_s=grace, timeout_s=grace + 60.0)
-                _stop_container(client, old.state.get("container_id"), grace)
-                records.update(ws, old.id, status="stopped", reason=f"replaced by {record.id}")
-        client.close()
-        return records.update(
-            ws,
-            record.id,
-            status="ready",
-            endpoint_http=http_url,
-            endpoint_grpc=grpc_addr,
-            image_digest=digest,
-            state={
-                "verified": True,
-                "container_id": container.id,
-                "container_name": container.name,
-                "docker_host": docker_host,
-                "backend": {"host": address, **ports},
-                "front": {"host": info["host"], **{k: info[k] for k in ports}},
-            },
+            wait_ready(
+                backend_http,
+                timeout_s=request.options.ready_timeout_s,
+                alive=lambda: _exited(container),
+            )
+            smoke_http(backend_http, model.name, model.signature)
+            smoke_grpc(f"{address}:{ports['grpc_port']}", model.name, model.signature)
+        except AmlpkgError as exc:
+            logs = container.logs(tail=5).decode(errors="replace").strip().replace("\n", " | ")
+            raise SmokeTestError(f"{exc.message} (container log: {logs})") from exc
+        rev.live["ports"] = ports
+        rev.state.update(
+            container_id=container.id,
+            container_name=container.name,
+            docker_host=rev.live["docker_host"],
+            backend={"host": address, **ports},
+        )
+
+    def switch(self, ws: Workspace, rev: Revision[DockerOptions]) -> None:
+        """Attach the container to the stable endpoint, switch, score through it once."""
+        folder, ports = state_dir(ws, rev.request.name), rev.live["ports"]
+        model = rev.request.source.model
+        assert model is not None
+        info = sv.ensure_supervisor(folder, **front_ports(rev.request.options, rev.previous))
+        sv.call(folder, "attach", key=rev.id, host=rev.state["backend"]["host"], **ports)
+        sv.call(folder, "switch", key=rev.id)
+        rev.switched = True
+        rev.endpoint_http, rev.endpoint_grpc = endpoints_of(info)
+        rev.state["front"] = {"host": info["host"], **{k: info[k] for k in ports}}
+        smoke_http(rev.endpoint_http, model.name, model.signature)
+
+    def retire(self, ws: Workspace, rev: Revision[DockerOptions], old: DeploymentRecord) -> None:
+        """Detach the replaced container once drained, then stop and remove it."""
+        grace = rev.request.options.drain_grace_s
+        folder = state_dir(ws, rev.request.name)
+        sv.call(folder, "stop", key=old.id, grace_s=grace, timeout_s=grace + 60.0)
+        _stop_container(rev.live["client"], old.state.get("container_id"), grace)
+
+    def abort(self, ws: Workspace, rev: Revision[DockerOptions]) -> None:
+        """Switch back if traffic moved, detach and remove the new container."""
+        folder = state_dir(ws, rev.request.name)
+        if rev.switched and rev.previous is not None:
+            with contextlib.suppress(AmlpkgError):
+                sv.call(folder, "switch", key=rev.previous.id)
+        if rev.switched or "ports" in rev.live:
+            with contextlib.suppress(AmlpkgError):
+                sv.call(folder, "stop", key=rev.id, grace_s=0.0)
+        container = rev.live.get("container")
+        if container is not None:
+            _remove(container)
+
+    def release(self, ws: Workspace, rev: Revision[DockerOptions]) -> None:
+        """Close the Docker client."""
+        with contextlib.suppress(Exception):
+            rev.live["client"].close()
+
+    def wrap(self, exc: Exception) -> AmlpkgError:
+        """Docker SDK, HTTP and OS errors: the engine refused or broke off."""
+        return UnavailableError(
+            f"the docker deploy failed: {type(exc).__name__}: {exc}",
+            hint="check the Docker engine (docker info) and the container's log",
         )
 
     def status(self, ws: Workspace, record: DeploymentRecord) -> dict[str, Any]:

@@ -24,30 +24,31 @@ from amlpkg.errors import (
 )
 from amlpkg.packager.deploy import iotedge_manifest as edge
 from amlpkg.packager.deploy import records
+from amlpkg.packager.deploy.lifecycle import Lifecycle
+from amlpkg.packager.deploy.options import DeployOptions, IotEdgeOptions
 from amlpkg.packager.deploy.records import DeploymentRecord
 from amlpkg.packager.deploy.sources import image_for, package_for
-from amlpkg.packager.deploy.targets.base import DeployRequest, Plan
+from amlpkg.packager.deploy.targets.base import DeployRequest, Plan, Prepared, Revision
 from amlpkg.store.workspace import Workspace
 
 CONNECTION_ENV = "AMLPKG_IOTHUB_CONNECTION_STRING"
-DEFAULT_AGENT_IMAGE = "amlpkg-edge-agent:latest"
 
 
 def edge_options(
-    ws: Workspace, request: DeployRequest, deployment_id: str | None = None
+    ws: Workspace, request: DeployRequest[IotEdgeOptions], deployment_id: str | None = None
 ) -> edge.EdgeOptions:
     """Manifest options from a deploy request; the model must be a registered version.
 
     ``deployment_id`` (``NAME:REVISION``) goes to the agent, so device telemetry links
     to this deployment's record; a plan made before the record exists names none.
     """
-    model = request.source.model
+    model, opts = request.source.model, request.options
     if model is None:
         raise InvalidArgumentError(
             "an IoT Edge deployment needs a registered model (NAME:VERSION)",
             hint="the agent twin names the model's version and sha256",
         )
-    url, oci = request.option("model_url"), request.option("model_oci")
+    url, oci = opts.model_url, opts.model_oci
     if (url is None) == (oci is None):
         raise InvalidArgumentError(
             "give exactly one of --model-url or --model-oci",
@@ -59,49 +60,49 @@ def edge_options(
         "sha256": model.sha256,
         **({"url": url} if url else {"oci": oci}),
     }
-    if request.option("runtime_config"):
-        desired["config"] = dict(request.option("runtime_config"))
+    if opts.runtime_config:
+        desired["config"] = dict(opts.runtime_config)
     return edge.EdgeOptions(
         name=request.name,
         image=image_for(ws, request.source),
         model=desired,
-        agent_image=request.option("agent_image", DEFAULT_AGENT_IMAGE),
-        platform=request.option("platform", "linux/amd64"),
-        http_port=int(request.option("port", 8000)),
-        grpc_port=int(request.option("grpc_port", 8001)),
-        memory_mb=request.option("memory_mb"),
-        registry=request.option("registry"),
-        registry_username=request.option("registry_username"),
-        ttl_s=int(request.option("ttl_s", 7200)),
+        agent_image=opts.agent_image,
+        platform=opts.platform,
+        http_port=opts.port,
+        grpc_port=opts.grpc_port,
+        memory_mb=opts.memory_mb,
+        registry=opts.registry,
+        registry_username=opts.registry_username,
+        ttl_s=opts.ttl_s,
         labels={"amlpkg.ai/model": model.ref},
         deployment_id=deployment_id,
     )
 
 
 def manifest_for(
-    ws: Workspace, request: DeployRequest, deployment_id: str | None = None
+    ws: Workspace, request: DeployRequest[IotEdgeOptions], deployment_id: str | None = None
 ) -> dict[str, Any]:
     """The full manifest, or the layered one when a target condition is given."""
     opts = edge_options(ws, request, deployment_id)
-    if request.option("target_condition"):
+    if request.options.target_condition:
         return edge.layered_manifest(opts)
     return edge.deployment_manifest(opts)
 
 
-class IotEdgeTarget:
+class IotEdgeTarget(Lifecycle):
     """Applies through an injected or connection-string ``IoTHubConfigurationManager``."""
 
     name: ClassVar[str] = "iotedge"
+    options_model: ClassVar[type[DeployOptions]] = IotEdgeOptions
 
     def __init__(self, configuration_manager: Any = None) -> None:
         self._manager = configuration_manager
 
-    def manager(self, request: DeployRequest | None = None) -> Any:
+    def manager(self, request: DeployRequest[IotEdgeOptions] | None = None) -> Any:
         """The IoT Hub configuration client (azure-iot-hub)."""
         if self._manager is None:
-            text = (request.option("iothub_connection_string") if request else None) or (
-                os.environ.get(CONNECTION_ENV)
-            )
+            secret = None if request is None else request.options.iothub_connection_string
+            text = (secret.get_secret_value() if secret else None) or os.environ.get(CONNECTION_ENV)
             if not text:
                 raise FailedPreconditionError(
                     "no IoT Hub connection string",
@@ -115,14 +116,14 @@ class IotEdgeTarget:
             self._manager = IoTHubConfigurationManager.from_connection_string(text)
         return self._manager
 
-    def plan(self, ws: Workspace, request: DeployRequest) -> Plan:
+    def plan(self, ws: Workspace, request: DeployRequest[IotEdgeOptions]) -> Plan:
         """The manifest JSON (``--dry-run``), with credential references unresolved."""
         manifest = manifest_for(ws, request)
-        layered = bool(request.option("target_condition"))
+        opts = request.options
         where = (
-            f"layered deployment for {request.option('target_condition')}"
-            if layered
-            else f"device {request.option('device_id', '<--device-id>')}"
+            f"layered deployment for {opts.target_condition}"
+            if opts.target_condition
+            else f"device {opts.device_id or '<--device-id>'}"
         )
         return Plan(
             target=self.name,
@@ -130,67 +131,60 @@ class IotEdgeTarget:
             documents={f"{request.name}.deployment.json": json.dumps(manifest, indent=2) + "\n"},
         )
 
-    def apply(self, ws: Workspace, request: DeployRequest) -> DeploymentRecord:
-        """Send the manifest to IoT Hub and record what it accepted."""
-        condition, device = request.option("target_condition"), request.option("device_id")
-        if (condition is None) == (device is None):
+    def prepare(self, ws: Workspace, request: DeployRequest[IotEdgeOptions]) -> Prepared:
+        """Refuse bad input (where to, credentials) and find IoT Hub before recording."""
+        opts = request.options
+        if (opts.target_condition is None) == (opts.device_id is None):
             raise InvalidArgumentError(
                 "give exactly one of --device-id (one device) or --target-condition (a fleet)"
             )
-        edge.resolve_references(manifest_for(ws, request))  # refuse bad input before recording
-        manager = self.manager(request)
+        edge.resolve_references(manifest_for(ws, request))
+        self.manager(request)
         source = request.source
-        record = records.create(
-            ws,
-            name=request.name,
-            target=self.name,
-            config=request.config(),
+        return Prepared(
             model=None if source.model is None else source.model.ref,
             package=package_for(ws, source),
             image=image_for(ws, source),
         )
+
+    def start(self, ws: Workspace, rev: Revision[IotEdgeOptions]) -> None:
+        """Send the manifest (naming this revision) to IoT Hub; devices converge on their own.
+
+        IoT Hub's accepting it is the switch, and the new manifest (or the higher layer)
+        replaces the old one on the devices: nothing to retire or undo here.
+        """
         from azure.iot.hub.models import (  # type: ignore[import-untyped]
             Configuration,
             ConfigurationContent,
         )
 
-        try:
-            manifest = edge.resolve_references(manifest_for(ws, request, record.id))
-            content = ConfigurationContent(modules_content=manifest["modulesContent"])
-            if device is not None:
-                manager.apply_configuration_on_edge_device(device, content)
-                state: dict[str, Any] = {"device_id": device}
-            else:
-                config_id = f"{request.name}-{record.revision}"
-                manager.create_configuration(
-                    Configuration(
-                        id=config_id,
-                        schema_version="1.0",
-                        labels={"amlpkg": request.name, "model": record.model or ""},
-                        content=content,
-                        target_condition=condition,
-                        priority=int(request.option("priority", 10)),
-                    )
+        request, opts = rev.request, rev.request.options
+        manager = self.manager(request)
+        manifest = edge.resolve_references(manifest_for(ws, request, rev.id))
+        content = ConfigurationContent(modules_content=manifest["modulesContent"])
+        if opts.device_id is not None:
+            manager.apply_configuration_on_edge_device(opts.device_id, content)
+            rev.state["device_id"] = opts.device_id
+        else:
+            config_id = f"{request.name}-{rev.record.revision}"
+            manager.create_configuration(
+                Configuration(
+                    id=config_id,
+                    schema_version="1.0",
+                    labels={"amlpkg": request.name, "model": rev.record.model or ""},
+                    content=content,
+                    target_condition=opts.target_condition,
+                    priority=opts.priority,
                 )
-                state = {"configuration_id": config_id, "target_condition": condition}
-        except AmlpkgError as exc:
-            records.update(ws, record.id, status="failed", reason=exc.message)
-            raise
-        except Exception as exc:  # azure SDK / msrest / HTTP errors
-            records.update(ws, record.id, status="failed", reason=str(exc))
-            raise UnavailableError(
-                f"IoT Hub refused the deployment: {exc}",
-                hint="check the connection string's rights (service + registry write)",
-            ) from exc
-        for old in records.history(ws, request.name):
-            if old.id != record.id and old.status == "ready":
-                records.update(ws, old.id, status="stopped", reason=f"replaced by {record.id}")
-        return records.update(
-            ws,
-            record.id,
-            status="ready",
-            reason="accepted by IoT Hub; devices converge on their own",
-            state={"verified": True, **state},
+            )
+            rev.state.update(configuration_id=config_id, target_condition=opts.target_condition)
+        rev.reason = "accepted by IoT Hub; devices converge on their own"
+
+    def wrap(self, exc: Exception) -> AmlpkgError:
+        """azure SDK / msrest / HTTP errors: IoT Hub refused the manifest."""
+        return UnavailableError(
+            f"IoT Hub refused the deployment: {exc}",
+            hint="check the connection string's rights (service + registry write)",
         )
 
     def status(self, ws: Workspace, record: DeploymentRecord) -> dict[str, Any]:

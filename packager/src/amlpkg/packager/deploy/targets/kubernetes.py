@@ -19,9 +19,11 @@ from typing import Any, ClassVar
 from amlpkg.errors import AmlpkgError, FailedPreconditionError, UnavailableError
 from amlpkg.packager.deploy import k8s_manifests as k8s
 from amlpkg.packager.deploy import records
+from amlpkg.packager.deploy.lifecycle import Lifecycle
+from amlpkg.packager.deploy.options import DeployOptions, KubernetesOptions
 from amlpkg.packager.deploy.records import DeploymentRecord
 from amlpkg.packager.deploy.sources import image_for, package_for
-from amlpkg.packager.deploy.targets.base import DeployRequest, Plan
+from amlpkg.packager.deploy.targets.base import DeployRequest, Plan, Prepared, Revision
 from amlpkg.store.workspace import Workspace
 
 FIELD_MANAGER = "amlpkg"
@@ -42,39 +44,38 @@ def object_path(obj: dict[str, Any]) -> str:
     return f"{prefix}/namespaces/{meta['namespace']}/{_PLURALS[kind]}/{meta['name']}"
 
 
-def options_of(request: DeployRequest, image: str) -> k8s.K8sOptions:
+def options_of(request: DeployRequest[KubernetesOptions], image: str) -> k8s.K8sOptions:
     """The manifest options from a deploy request (labels carry the lineage)."""
-    source = request.source
+    source, opts = request.source, request.options
     labels = {}
     if source.model is not None:
         labels = {
             "amlpkg.ai/model": source.model.name,
             "amlpkg.ai/model-version": str(source.model.version),
         }
-    given = {
-        key: request.options[key]
-        for key in (
-            "namespace",
-            "replicas",
-            "min_replicas",
-            "max_replicas",
-            "cpu",
-            "memory",
-            "cpu_limit",
-            "memory_limit",
-            "flavor",
-            "gpus",
-            "kserve",
-        )
-        if request.options.get(key) is not None
-    }
-    return k8s.K8sOptions(name=request.name, image=image, labels=labels, **given)
+    return k8s.K8sOptions(
+        name=request.name,
+        image=image,
+        labels=labels,
+        namespace=opts.namespace,
+        replicas=opts.replicas,
+        min_replicas=opts.min_replicas,
+        max_replicas=opts.max_replicas,
+        cpu=opts.cpu,
+        memory=opts.memory,
+        cpu_limit=opts.cpu_limit,
+        memory_limit=opts.memory_limit,
+        flavor=opts.flavor,
+        gpus=opts.gpus,
+        kserve=opts.kserve,
+    )
 
 
-class KubernetesTarget:
+class KubernetesTarget(Lifecycle):
     """Applies to the cluster of ``KUBECONFIG`` (or an injected ``ApiClient``)."""
 
     name: ClassVar[str] = "kubernetes"
+    options_model: ClassVar[type[DeployOptions]] = KubernetesOptions
 
     def __init__(self, api_client: Any = None) -> None:
         self._client = api_client
@@ -166,7 +167,7 @@ class KubernetesTarget:
                 )
             time.sleep(poll_s)
 
-    def plan(self, ws: Workspace, request: DeployRequest) -> Plan:
+    def plan(self, ws: Workspace, request: DeployRequest[KubernetesOptions]) -> Plan:
         """The manifests (``--dry-run``), checked for nothing but shape."""
         opts = options_of(request, image_for(ws, request.source))
         return Plan(
@@ -175,45 +176,41 @@ class KubernetesTarget:
             documents={f"{request.name}.yaml": k8s.to_yaml(k8s.manifests(opts))},
         )
 
-    def apply(self, ws: Workspace, request: DeployRequest) -> DeploymentRecord:
-        """Apply every object, wait for the rollout, record the in-cluster endpoints."""
-        image = image_for(ws, request.source)
-        opts = options_of(request, image)
+    def prepare(self, ws: Workspace, request: DeployRequest[KubernetesOptions]) -> Prepared:
+        """The image and its package; the objects are made from them in ``start``."""
         source = request.source
-        record = records.create(
-            ws,
-            name=request.name,
-            target=self.name,
-            config=request.config(),
+        return Prepared(
             model=None if source.model is None else source.model.ref,
             package=package_for(ws, source),
-            image=image,
+            image=image_for(ws, source),
             image_digest=source.image_digest,
         )
+
+    def start(self, ws: Workspace, rev: Revision[KubernetesOptions]) -> None:
+        """Apply every object and wait for the rollout (the readiness probe verifies).
+
+        The Deployment's rolling update keeps the old pods serving until new ones are
+        available, so a failed rollout leaves the previous revision answering. The
+        objects are shared by every revision of the name: nothing to switch, retire or
+        undo (the lifecycle's defaults), and the API client stays with the target.
+        """
+        opts = options_of(rev.request, str(rev.record.image))
         objects = k8s.manifests(opts)
-        try:
-            for obj in objects:
-                self.apply_object(obj)
-            reason = "applied"
-            if request.option("wait", True):
-                reason = self.wait_rollout(
-                    objects[0], float(request.option("ready_timeout_s", 300.0))
-                )
-        except AmlpkgError as exc:
-            records.update(ws, record.id, status="failed", reason=exc.message)
-            raise
-        for old in records.history(ws, request.name):
-            if old.id != record.id and old.status == "ready":
-                records.update(ws, old.id, status="stopped", reason=f"replaced by {record.id}")
-        host = f"{request.name}.{opts.namespace}.svc"
-        return records.update(
-            ws,
-            record.id,
-            status="ready",
-            reason=reason,
-            endpoint_http=f"http://{host}:{k8s.HTTP_PORT}",
-            endpoint_grpc=f"{host}:{k8s.GRPC_PORT}",
-            state={"verified": True, "objects": [object_path(o) for o in objects]},
+        rev.state["objects"] = [object_path(o) for o in objects]
+        for obj in objects:
+            self.apply_object(obj)
+        rev.reason = "applied"
+        if rev.request.options.wait:
+            rev.reason = self.wait_rollout(objects[0], rev.request.options.ready_timeout_s)
+        host = f"{rev.request.name}.{opts.namespace}.svc"
+        rev.endpoint_http = f"http://{host}:{k8s.HTTP_PORT}"
+        rev.endpoint_grpc = f"{host}:{k8s.GRPC_PORT}"
+
+    def wrap(self, exc: Exception) -> AmlpkgError:
+        """Client, TLS and JSON errors while talking to the API server."""
+        return UnavailableError(
+            f"the kubernetes deploy failed: {type(exc).__name__}: {exc}",
+            hint="check the cluster in KUBECONFIG (kubectl get nodes) and --dry-run's manifests",
         )
 
     def status(self, ws: Workspace, record: DeploymentRecord) -> dict[str, Any]:
