@@ -46,6 +46,7 @@ ROLES: dict[str, set[str]] = {
     "packager": {"packager"},
     "collector": {"collector"},
     "cli": {"cli"},
+    "server": {"server"},
     "edge-agent": {"edge_agent"},
 }
 TRAINING_AND_INFRA = ["sklearn", "skl2onnx", "torch", "tensorflow", "docker", "kubernetes"]

@@ -1,0 +1,152 @@
+"""Variants, packages and deployments: read through the packager's record functions.
+
+Deployments are only listed and shown here (and rolled back or deleted by
+contributors); deploying from the server comes with remote clients.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel
+
+from amlpkg.packager.build.records import get_package, list_packages
+from amlpkg.packager.deploy import records as deployments
+from amlpkg.packager.optimize.store import get_variant, list_variants
+from amlpkg.server.deps import READ, WRITE, WorkspaceDep
+from amlpkg.server.routers.registry import VersionNumber
+
+router = APIRouter(dependencies=READ)
+
+
+class VariantOut(BaseModel):
+    """An optimized variant of a model version and what was measured about it."""
+
+    id: str
+    parent: str
+    kind: str
+    target: str
+    precision: str
+    sha256: str
+    size: int
+    providers: list[dict[str, Any]]
+    recipe: dict[str, Any]
+    measurements: dict[str, Any]
+    accuracy: dict[str, Any]
+    accepted: bool
+    reason: str
+    chosen: bool
+    created: float
+
+
+class PackageOut(BaseModel):
+    """A build: an image, a folder, a tarball or a Triton repository."""
+
+    id: str
+    model_name: str
+    model_version: int
+    model_ref: str
+    flavor: str
+    platform: str
+    format: str
+    variant_id: str | None
+    image_ref: str | None
+    image_id: str | None
+    repo_digest: str | None
+    size_bytes: int | None
+    labels: dict[str, str]
+    build_seconds: float | None
+    created: float
+
+
+class DeploymentOut(BaseModel):
+    """One revision of a named deployment."""
+
+    id: str
+    name: str
+    revision: int
+    target: str
+    model: str | None
+    package: str | None
+    image: str | None
+    image_digest: str | None
+    endpoints: dict[str, str | None]
+    status: str
+    reason: str | None
+    created: float
+    updated: float
+    created_by: str
+
+
+@router.get(
+    "/models/{name}/versions/{version}/variants",
+    response_model=list[VariantOut],
+    tags=["variants"],
+)
+def version_variants(
+    name: str,
+    version: VersionNumber,
+    ws: WorkspaceDep,
+    target: Annotated[str | None, Query(max_length=64)] = None,
+) -> list[dict[str, Any]]:
+    """The optimized variants of a model version, oldest first."""
+    return [v.to_dict() for v in list_variants(ws, f"{name}:{version}", target)]
+
+
+@router.get("/variants/{variant_id:path}", response_model=VariantOut, tags=["variants"])
+def variant(variant_id: str, ws: WorkspaceDep) -> dict[str, Any]:
+    """One variant by id (``NAME:VERSION/target/kind-precision/xxxxxxxx``)."""
+    return get_variant(ws, variant_id).to_dict()
+
+
+@router.get("/packages", response_model=list[PackageOut], tags=["packages"])
+def packages(
+    ws: WorkspaceDep, model: Annotated[str | None, Query(max_length=128)] = None
+) -> list[dict[str, Any]]:
+    """Packages, newest first, optionally of one model."""
+    return [p.to_dict() for p in list_packages(ws, model)]
+
+
+@router.get("/packages/{package_id}", response_model=PackageOut, tags=["packages"])
+def package(package_id: str, ws: WorkspaceDep) -> dict[str, Any]:
+    """One package (its local build folder is not shown: it is a path on the server)."""
+    return get_package(ws, package_id).to_dict()
+
+
+@router.get("/deployments", response_model=list[DeploymentOut], tags=["deployments"])
+def list_deployments(ws: WorkspaceDep) -> list[dict[str, Any]]:
+    """The newest revision of every deployment."""
+    return [d.to_dict() for d in deployments.latest_per_name(ws)]
+
+
+@router.get("/deployments/{name}", response_model=list[DeploymentOut], tags=["deployments"])
+def deployment_history(name: str, ws: WorkspaceDep) -> list[dict[str, Any]]:
+    """Every revision of a deployment, newest first."""
+    history = deployments.history(ws, deployments.check_deployment_name(name))
+    if not history:
+        deployments.get(ws, name)  # raises the store's own NotFoundError
+    return [d.to_dict() for d in history]
+
+
+@router.post(
+    "/deployments/{name}/rollback",
+    response_model=DeploymentOut,
+    tags=["deployments"],
+    dependencies=WRITE,
+)
+def rollback(name: str, ws: WorkspaceDep) -> dict[str, Any]:
+    """Deploy again what the revision before the serving one ran (a new revision)."""
+    from amlpkg.packager.deploy import api  # pulls in the targets' clients: only when used
+
+    return api.rollback(deployments.check_deployment_name(name), workspace=ws).to_dict()
+
+
+@router.delete(
+    "/deployments/{name}", response_model=DeploymentOut, tags=["deployments"], dependencies=WRITE
+)
+def delete(name: str, ws: WorkspaceDep) -> dict[str, Any]:
+    """Stop everything running for a deployment; its records stay as history."""
+    from amlpkg.packager.deploy import api
+
+    return api.delete(deployments.check_deployment_name(name), workspace=ws).to_dict()
