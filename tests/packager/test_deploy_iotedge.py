@@ -16,6 +16,7 @@ from typing import Any
 import jsonschema
 import pytest
 
+from amlpkg.collector import devices
 from amlpkg.edge_agent.desired import parse_desired
 from amlpkg.errors import InvalidArgumentError, UnavailableError
 from amlpkg.packager.deploy import iotedge_manifest as edge
@@ -167,6 +168,9 @@ def test_apply_to_one_device_sends_the_manifest(
         "password": 's3cr"et',
     }
     assert record.status == "ready" and record.state["device_id"] == "dev1"
+    desired = devices.get(ws, "dev1")  # the device is a record, naming what it should serve
+    assert (desired.desired_model, desired.desired_deployment_id) == ("scorer:1", record.id)
+    assert desired.desired_sha256 and desired.last_telemetry is None
     # The agent reports device telemetry under this record's id, so it links in the lineage.
     agent_env = next(
         m["env"]
@@ -175,7 +179,9 @@ def test_apply_to_one_device_sends_the_manifest(
     )
     assert agent_env["AMLPKG_DEPLOYMENT_ID"] == {"value": record.id}
     assert "s3cr" not in json.dumps(record.to_dict())
-    assert [e["dst_id"] for e in lineage("scorer:1", workspace=ws)["downstream"]] == ["plant:1"]
+    # model version -> deployment -> the device it names
+    downstream = lineage("scorer:1", workspace=ws)["downstream"]
+    assert [e["dst_id"] for e in downstream] == ["plant:1", "dev1"]
 
 
 def test_layered_apply_and_delete(ws: Workspace) -> None:

@@ -9,6 +9,7 @@ import typer
 from amlpkg.cli import (
     build,
     deploy,
+    devices,
     lineage,
     models,
     optimize,
@@ -16,6 +17,7 @@ from amlpkg.cli import (
     run,
     runs,
     serve,
+    server,
     telemetry,
 )
 from amlpkg.cli.output import error_console
@@ -36,6 +38,8 @@ optimize.register(app)
 build.register(app)
 deploy.register(app)
 telemetry.register(app)
+server.register(app)
+devices.register(app)
 app.add_typer(runs.app, name="runs", help="List, show and compare tracked runs.")
 app.add_typer(models.app, name="models", help="The model registry.")
 

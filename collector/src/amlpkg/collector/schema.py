@@ -42,5 +42,18 @@ CREATE INDEX telemetry_by_deployment ON telemetry(deployment_id, received);
 CREATE INDEX telemetry_by_received ON telemetry(received)
 """
 
+# Migration 6: devices as first-class records (issue 10). ``first_seen``/``last_seen``
+# are when amlpkg first and last heard of the device (a deploy naming it, or its
+# telemetry); ``last_telemetry`` only the latter. ``model_ref`` is the model the
+# device reports serving; ``desired_*`` what a deploy (or a library call) asked for.
+DEVICES_SQL = """
+ALTER TABLE devices ADD COLUMN desired_model TEXT;
+ALTER TABLE devices ADD COLUMN desired_sha256 TEXT;
+ALTER TABLE devices ADD COLUMN desired_deployment_id TEXT;
+ALTER TABLE devices ADD COLUMN desired_set DOUBLE PRECISION;
+ALTER TABLE devices ADD COLUMN last_telemetry DOUBLE PRECISION;
+UPDATE devices SET last_telemetry = last_seen
+"""
+
 # (version, SQL). Append only: never edit a migration that has shipped.
-MIGRATIONS: tuple[tuple[int, str], ...] = ((5, SQL),)
+MIGRATIONS: tuple[tuple[int, str], ...] = ((5, SQL), (6, DEVICES_SQL))

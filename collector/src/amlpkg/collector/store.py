@@ -14,13 +14,14 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from amlpkg.collector import devices
 from amlpkg.errors import InvalidArgumentError
 from amlpkg.store.db import write_tx
 from amlpkg.store.lineage_edges import add_edge_in_tx
 from amlpkg.store.workspace import Workspace
 
-DEVICE_KIND = "device"
-DEPLOYMENT_KIND = "deployment"
+DEVICE_KIND = devices.DEVICE_KIND
+DEPLOYMENT_KIND = devices.DEPLOYMENT_KIND
 MODEL_VERSION_KIND = "model_version"
 
 
@@ -132,15 +133,13 @@ class TelemetryStore:
 
     def _touch_device(self, conn: Any, row: TelemetryRow, now: float) -> None:
         model_ref = f"{row.model_name}:{row.model_version}" if row.model_name else None
-        module = json.loads(row.body).get("module")
-        conn.execute(
-            "INSERT INTO devices (id, module, deployment_id, model_ref, first_seen, last_seen)"
-            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET"
-            " module = COALESCE(excluded.module, devices.module),"
-            " deployment_id = COALESCE(excluded.deployment_id, devices.deployment_id),"
-            " model_ref = COALESCE(excluded.model_ref, devices.model_ref),"
-            " last_seen = excluded.last_seen",
-            (row.device_id, module, row.deployment_id, model_ref, now, now),
+        devices.touch_in_tx(
+            conn,
+            str(row.device_id),
+            module=json.loads(row.body).get("module"),
+            deployment_id=row.deployment_id,
+            reported_model=model_ref,
+            now=now,
         )
         device = (DEVICE_KIND, str(row.device_id))
         # device -> deployment -> model version, as the lineage reads it forwards

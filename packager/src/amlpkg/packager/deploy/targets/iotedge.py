@@ -89,6 +89,28 @@ def manifest_for(
     return edge.deployment_manifest(opts)
 
 
+def _record_desired(ws: Workspace, rev: Revision[IotEdgeOptions]) -> None:
+    """Set the desired model of the devices this revision is for.
+
+    One device: that device. A fleet (target condition): IoT Hub alone knows which
+    devices match, so the devices known to run an earlier revision of this deployment
+    get it; the others get it through :func:`amlpkg.collector.devices.set_desired`.
+    """
+    from amlpkg.collector import devices
+
+    model = rev.request.source.model
+    if model is None:
+        return
+    wanted = {rev.request.options.device_id} - {None}
+    if not wanted:
+        prefix = f"{rev.request.name}:"
+        wanted = {
+            d.id for d in devices.list_devices(ws) if (d.deployment_id or "").startswith(prefix)
+        }
+    for device_id in sorted(str(d) for d in wanted):
+        devices.set_desired(ws, device_id, model.ref, model.sha256, deployment_id=rev.id)
+
+
 class IotEdgeTarget(Lifecycle):
     """Applies through an injected or connection-string ``IoTHubConfigurationManager``."""
 
@@ -179,6 +201,7 @@ class IotEdgeTarget(Lifecycle):
             )
             rev.state.update(configuration_id=config_id, target_condition=opts.target_condition)
         rev.reason = "accepted by IoT Hub; devices converge on their own"
+        _record_desired(ws, rev)
 
     def wrap(self, exc: Exception) -> AmlpkgError:
         """azure SDK / msrest / HTTP errors: IoT Hub refused the manifest."""
