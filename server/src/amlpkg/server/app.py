@@ -21,7 +21,6 @@ from amlpkg.server.routers import access, artifacts, lineage, packager, registry
 from amlpkg.server.settings import ServerSettings
 from amlpkg.store.workspace import open_workspace
 
-API = "/api/v1"
 UPLOADS = ".server-uploads"
 _ERRORS = {
     status: {"model": ErrorBody, "description": text}
@@ -41,7 +40,7 @@ def create_app(home: Path, settings: ServerSettings | None = None) -> FastAPI:
     home = home.expanduser().resolve()
     pool = WorkspacePool(home, settings.pool_size)
     upload_dir = home / UPLOADS
-    redact = Redactor([(upload_dir, "<upload>"), (home, "<workspace>"),
+    redact = Redactor([(upload_dir, failures.UPLOADS_NAME), (home, "<workspace>"),
                        (Path(tempfile.gettempdir()), "<tmp>")])  # fmt: skip
     telemetry_ws = open_workspace(home)
 
@@ -49,8 +48,7 @@ def create_app(home: Path, settings: ServerSettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         uploads.remove_stale(upload_dir)
         yield
-        pool.close()
-        telemetry_ws.close()
+        state.close()
 
     app = FastAPI(
         title="amlpkg team server",
@@ -59,11 +57,12 @@ def create_app(home: Path, settings: ServerSettings | None = None) -> FastAPI:
         lifespan=lifespan,
         responses=_ERRORS,  # type: ignore[arg-type]
     )
-    app.state.amlpkg = ServerState(pool, settings, redact, upload_dir)
+    state = ServerState(pool, settings, redact, upload_dir, telemetry_ws)
+    app.state.amlpkg = state
     failures.install(app, redact)
-    app.include_router(access.health_router, prefix=API)
+    app.include_router(access.health_router)
     for module in (runs, artifacts, registry, lineage, packager, telemetry, access):
-        app.include_router(module.router, prefix=API)
+        app.include_router(module.router)
     collector = create_collector_app(TelemetryStore(telemetry_ws))
     app.include_router(telemetry.receiver_router(collector, settings.max_otlp_bytes))
     app.add_middleware(BodyLimit, limit=settings.max_json_bytes)

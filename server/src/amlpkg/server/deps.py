@@ -25,6 +25,9 @@ from amlpkg.server.settings import ServerSettings
 from amlpkg.server.tokens import TokenInfo
 from amlpkg.store.workspace import Workspace
 
+API = "/api/v1"
+"""Every route's prefix; the version changes when the contract breaks."""
+
 
 @dataclass
 class ServerState:
@@ -34,6 +37,12 @@ class ServerState:
     settings: ServerSettings
     redact: Redactor
     uploads: Path
+    telemetry: Workspace
+
+    def close(self) -> None:
+        """Close every workspace the app opened."""
+        self.pool.close()
+        self.telemetry.close()
 
 
 def server_state(request: Request) -> ServerState:
@@ -97,7 +106,7 @@ def audited(
         ws,
         actor=f"token:{caller.id}",
         role=caller.role.value,
-        action=f"{request.method} {getattr(route, 'path', request.url.path)}",
+        action=f"{request.method} {getattr(route, 'path_format', request.url.path)}",
         target=target,
         detail={"path_params": params, "token_name": caller.name},
     )

@@ -9,6 +9,7 @@ answered as a bare 500 without details.
 from __future__ import annotations
 
 import logging
+import re
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,10 @@ _CODES = {400: "invalid_argument", 401: "unauthenticated", 403: "permission_deni
           413: "payload_too_large", 415: "unsupported_media_type"}  # fmt: skip
 
 
+UPLOADS_NAME = "<upload>"
+_UPLOAD_FOLDER = re.compile(re.escape(UPLOADS_NAME) + r"/\.upload-[A-Za-z0-9_-]+/")
+
+
 class Redactor:
     """Replaces the server's own folders in text with placeholders."""
 
@@ -50,7 +55,8 @@ class Redactor:
             return None
         for path, name in self._pairs:
             text = text.replace(path, name)
-        return text
+        # An upload's own folder says nothing to its sender: keep the file name only.
+        return _UPLOAD_FOLDER.sub("", text)
 
 
 def _answer(status: int, error: str, code: str, hint: str | None, **headers: str) -> JSONResponse:

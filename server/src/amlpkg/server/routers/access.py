@@ -10,11 +10,11 @@ from pydantic import BaseModel, Field, StringConstraints
 
 from amlpkg.server import audit, tokens
 from amlpkg.server.bodies import Body
-from amlpkg.server.deps import OWNER, READ, Caller, WorkspaceDep
+from amlpkg.server.deps import API, OWNER, READ, Caller, WorkspaceDep
 from amlpkg.server.roles import Role
 
-router = APIRouter(tags=["access"], dependencies=READ)
-health_router = APIRouter(tags=["health"])
+router = APIRouter(prefix=API, tags=["access"], dependencies=READ)
+health_router = APIRouter(prefix=API, tags=["health"])
 
 
 class TokenOut(BaseModel):

@@ -11,13 +11,13 @@ from starlette.concurrency import run_in_threadpool
 
 from amlpkg.server import uploads
 from amlpkg.server.bodies import ArtifactOut
-from amlpkg.server.deps import READ, WRITE, State, WorkspaceDep
+from amlpkg.server.deps import API, READ, WRITE, State, WorkspaceDep
 from amlpkg.store.workspace import Workspace
 from amlpkg.trainer.runner import LOG_ARTIFACT
 from amlpkg.trainer.store import queries
 from amlpkg.trainer.store import runs as store_runs
 
-router = APIRouter(tags=["artifacts"], dependencies=READ)
+router = APIRouter(prefix=API, tags=["artifacts"], dependencies=READ)
 ENVIRONMENT_ARTIFACT = "environment/requirements.txt"
 BINARY = {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
 UPLOAD_BODY = {"requestBody": {"required": True, "content": BINARY}}

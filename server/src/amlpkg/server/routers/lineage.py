@@ -7,13 +7,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path
 from pydantic import BaseModel
 
-from amlpkg.server.deps import READ, WorkspaceDep
+from amlpkg.server.deps import API, READ, WorkspaceDep
 from amlpkg.server.routers.registry import VersionNumber, public_source
 from amlpkg.store.lineage_edges import describe, downstream, edges_to
 from amlpkg.store.workspace import Workspace
 from amlpkg.trainer.lineage_view import lineage as version_lineage
 
-router = APIRouter(tags=["lineage"], dependencies=READ)
+router = APIRouter(prefix=API, tags=["lineage"], dependencies=READ)
 Kind = Annotated[str, Path(pattern="^[a-z][a-z_]{0,31}$", description="run, model_version, ...")]
 _MAX_EDGES = 10_000
 

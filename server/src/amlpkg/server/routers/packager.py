@@ -14,10 +14,10 @@ from pydantic import BaseModel
 from amlpkg.packager.build.records import get_package, list_packages
 from amlpkg.packager.deploy import records as deployments
 from amlpkg.packager.optimize.store import get_variant, list_variants
-from amlpkg.server.deps import READ, WRITE, WorkspaceDep
+from amlpkg.server.deps import API, READ, WRITE, WorkspaceDep
 from amlpkg.server.routers.registry import VersionNumber
 
-router = APIRouter(dependencies=READ)
+router = APIRouter(prefix=API, dependencies=READ)
 
 
 class VariantOut(BaseModel):

@@ -10,13 +10,13 @@ from starlette.concurrency import run_in_threadpool
 
 from amlpkg.server import uploads
 from amlpkg.server.bodies import AliasIn, ModelOut, VersionIn, VersionOut
-from amlpkg.server.deps import READ, WRITE, State, WorkspaceDep
+from amlpkg.server.deps import API, READ, WRITE, State, WorkspaceDep
 from amlpkg.server.routers.artifacts import BINARY
 from amlpkg.trainer import registry
 from amlpkg.trainer.refs import check_name
 from amlpkg.trainer.registry import ModelVersion
 
-router = APIRouter(tags=["models"], dependencies=READ)
+router = APIRouter(prefix=API, tags=["models"], dependencies=READ)
 VersionNumber = Annotated[int, Path(ge=1, le=2**31)]
 ONNX_FILE = r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}\.onnx$"
 

@@ -18,12 +18,12 @@ from amlpkg.server.bodies import (
     RunIn,
     RunOut,
 )
-from amlpkg.server.deps import READ, WRITE, Caller, WorkspaceDep
+from amlpkg.server.deps import API, READ, WRITE, Caller, WorkspaceDep
 from amlpkg.trainer.store import queries
 from amlpkg.trainer.store import runs as store_runs
 from amlpkg.trainer.store.runs import RunInfo
 
-router = APIRouter(tags=["runs"], dependencies=READ)
+router = APIRouter(prefix=API, tags=["runs"], dependencies=READ)
 RunRef = Annotated[str, "a run id or a unique prefix of at least 4 hex characters"]
 
 

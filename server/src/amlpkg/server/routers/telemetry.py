@@ -18,10 +18,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from amlpkg.collector.summary import parse_since, summarize
 from amlpkg.errors import NotFoundError
-from amlpkg.server.deps import READ, WorkspaceDep, require
+from amlpkg.server.deps import API, READ, WorkspaceDep, require
 from amlpkg.server.roles import Role
 
-router = APIRouter(tags=["telemetry"], dependencies=READ)
+router = APIRouter(prefix=API, tags=["telemetry"], dependencies=READ)
 Since = Annotated[
     str | None,
     Query(
