@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 
-def columns(output: str) -> list[str]:
-    """Each body column's text, its folded pieces joined (rows follow one another)."""
+def columns(output: str, border: str = "│") -> list[str]:
+    """Each column's text, its folded pieces joined (rows follow one another).
+
+    ``border="│"`` reads the body, ``"┃"`` the header.
+    """
     texts: list[str] = []
-    for line in output.splitlines():
-        if not line.startswith("│"):
+    for raw in output.splitlines():
+        line = raw.strip()
+        if not line.startswith(border):
             continue
-        cells = [cell.strip() for cell in line.strip().strip("│").split("│")]
+        cells = [cell.strip() for cell in line.strip(border).split(border)]
         if not texts:
             texts = [""] * len(cells)
         for index, cell in enumerate(cells):
@@ -20,6 +24,6 @@ def columns(output: str) -> list[str]:
 def assert_not_cut(output: str, *values: str) -> None:
     """No cell is cut with an ellipsis, and every value appears whole in some column."""
     assert "…" not in output, output
-    joined = columns(output)
+    joined = columns(output) + columns(output, "┃")
     for value in values:
         assert any(value.replace(" ", "") in text for text in joined), (value, joined)

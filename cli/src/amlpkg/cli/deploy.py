@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from amlpkg.cli.output import console, error_console, new_table, print_json
+from amlpkg.cli.output import console, error_console, new_table, print_json, print_table
 from amlpkg.cli.runs import HomeOption, JsonOption, when
 
 if TYPE_CHECKING:
@@ -185,7 +185,7 @@ def register(app: typer.Typer) -> None:
                 row["endpoints"]["grpc"] or "-",
                 when(row["updated"]),
             )
-        console.print(table)
+        print_table(table)
 
     @deployments_app.command("show")
     def show_command(

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from amlpkg.cli.output import console, new_table, print_json
+from amlpkg.cli.output import console, new_table, print_json, print_table
 from amlpkg.cli.runs import HomeOption, JsonOption, when
 
 devices_app = typer.Typer(no_args_is_help=True)
@@ -37,7 +37,7 @@ def list_command(home: HomeOption = None, as_json: JsonOption = False) -> None:
             row["deployment_id"] or row["desired_deployment_id"] or "-",
             when(row["last_telemetry"]),
         )
-    console.print(table)
+    print_table(table)
 
 
 @devices_app.command("show")

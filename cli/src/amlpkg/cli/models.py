@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from amlpkg.cli.output import console, print_json
+from amlpkg.cli.output import console, print_json, print_table
 from amlpkg.cli.runs import HomeOption, JsonOption, when
 from amlpkg.errors import InvalidArgumentError
 from amlpkg.trainer import registry
@@ -49,7 +49,7 @@ def print_version(version: ModelVersion) -> None:
         ("tags", ", ".join(f"{k}={v}" for k, v in version.tags.items()) or "-"),
     ):
         info.add_row(key, "-" if value is None else str(value))
-    console.print(info)
+    print_table(info)
     table = Table(title="signature")
     for column in ("", "name", "datatype", "shape"):
         table.add_column(column)
@@ -61,7 +61,7 @@ def print_version(version: ModelVersion) -> None:
                 item.get("datatype") or item["elem_type"],
                 _shape(item["shape"]),
             )
-    console.print(table)
+    print_table(table)
 
 
 @app.command("register")
@@ -106,7 +106,7 @@ def list_command(home: HomeOption = None, as_json: JsonOption = False) -> None:
         table.add_row(
             m["name"], str(m["latest_version"]), str(m["versions"]), aliases, when(m["created"])
         )
-    console.print(table)
+    print_table(table)
 
 
 @app.command("show")
@@ -135,7 +135,7 @@ def show_command(
                 (v.run_id or "-")[:12],
                 when(v.created),
             )
-        console.print(table)
+        print_table(table)
         return
     version = registry.get_model_version(ref, home=home)
     if as_json:

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from amlpkg.cli.output import console, error_console, print_json
+from amlpkg.cli.output import console, error_console, print_json, print_table
 from amlpkg.cli.runs import HomeOption, JsonOption
 
 
@@ -53,7 +53,7 @@ def print_report(report: dict[str, Any]) -> None:
             f"{skipped['kind']} {skipped['precision']}", "-", "-", "-", "-", "-",
             f"[yellow]not made[/]: {skipped['reason']}",
         )  # fmt: skip
-    console.print(table)
+    print_table(table)
     if report["synthetic_validation"]:
         console.print(
             "[yellow]accuracy was checked on SYNTHETIC inputs[/] made from the signature"

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from amlpkg.cli.output import console, print_json
+from amlpkg.cli.output import console, print_json, print_table
 from amlpkg.store.workspace import open_workspace
 from amlpkg.trainer.store import queries
 from amlpkg.trainer.store import runs as store_runs
@@ -76,7 +76,7 @@ def list_command(
             _duration(r),
             _metrics_text(r.metrics, limit=2),
         )
-    console.print(table)
+    print_table(table)
 
 
 @app.command("show")
@@ -110,20 +110,20 @@ def show_command(
         ("user", record.info.user),
     ):
         info.add_row(key, "-" if value is None else str(value))
-    console.print(info)
+    print_table(info)
     for title, values in (("params", record.params), ("metrics", record.metrics)):
         table = Table(title=title)
         table.add_column("key")
         table.add_column("value")
         for name, item in values.items():
             table.add_row(name, f"{item:.6g}" if isinstance(item, float) else str(item))
-        console.print(table)
+        print_table(table)
     table = Table(title="artifacts")
     for column in ("path", "size", "sha256"):
         table.add_column(column)
     for artifact in artifacts:
         table.add_row(artifact["path"], str(artifact["size"]), artifact["sha256"][:16])
-    console.print(table)
+    print_table(table)
 
 
 @app.command("compare")
@@ -154,7 +154,7 @@ def compare_command(
                 )
             differs = len({c for c in cells}) > 1
             table.add_row(f"{section[:-1]}.{key}", *cells, style="bold" if differs else None)
-    console.print(table)
+    print_table(table)
 
 
 @app.command("best")

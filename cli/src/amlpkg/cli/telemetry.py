@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from amlpkg.cli.output import console, print_json
+from amlpkg.cli.output import console, print_json, print_table
 from amlpkg.cli.runs import HomeOption, JsonOption, when
 
 telemetry_app = typer.Typer(help="Collect and show telemetry from runtimes and edge devices.")
@@ -36,7 +36,7 @@ def print_summaries(title: str, rows: list[Any]) -> None:
             _fmt(s.latency_p95_ms, 3),
             when(s.last),
         )
-    console.print(table)
+    print_table(table)
 
 
 @telemetry_app.command("show")
