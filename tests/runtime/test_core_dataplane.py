@@ -240,7 +240,11 @@ def _x(shape: tuple[int, ...], dtype: type = np.float32) -> np.ndarray:
 @pytest.mark.parametrize(
     ("request_", "error", "needle"),
     [
-        (infer_request("nope", {"x": _x((1, 64))}), ModelNotFoundError, "Request for unknown model: 'nope' is not found"),
+        (
+            infer_request("nope", {"x": _x((1, 64))}),
+            ModelNotFoundError,
+            "Request for unknown model: 'nope' is not found",
+        ),
         (
             infer_request("mlp", {"x": _x((1, 64))}, version="9"),
             ModelNotFoundError,

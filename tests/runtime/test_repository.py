@@ -70,7 +70,9 @@ def test_version_policy_and_version_selection(tmp_path: Path) -> None:
         one = await dp.infer(infer_request("mlp", {"x": x()}, version="1"))
         assert one.model_version == "1"
         assert not np.array_equal(one.outputs[0].data, default.outputs[0].data)
-        with pytest.raises(ModelNotFoundError, match="Request for unknown model: 'mlp' version 2 is not found"):
+        with pytest.raises(
+            ModelNotFoundError, match="Request for unknown model: 'mlp' version 2 is not found"
+        ):
             await dp.infer(infer_request("mlp", {"x": x()}, version="2"))
         assert (await dp.model_metadata("latest")).versions == ("2",)
 
