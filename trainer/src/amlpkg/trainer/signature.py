@@ -10,25 +10,20 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from amlpkg.datatypes import BY_ONNX
 from amlpkg.errors import InvalidArgumentError, NotFoundError
 
-# ONNX TensorProto element type name -> KServe v2 / Open Inference Protocol datatype.
-_V2_DATATYPES = {
-    "FLOAT": "FP32",
-    "DOUBLE": "FP64",
-    "FLOAT16": "FP16",
-    "BFLOAT16": "BF16",
-    "INT8": "INT8",
-    "INT16": "INT16",
-    "INT32": "INT32",
-    "INT64": "INT64",
-    "UINT8": "UINT8",
-    "UINT16": "UINT16",
-    "UINT32": "UINT32",
-    "UINT64": "UINT64",
-    "BOOL": "BOOL",
-    "STRING": "BYTES",
-}
+# bfloat16 has a V2 name but no numpy dtype, so the shared table (amlpkg.datatypes)
+# does not list it; a signature still names it.
+_BF16 = "BFLOAT16"
+
+
+def v2_datatype(elem: str) -> str | None:
+    """The V2 datatype of an ONNX TensorProto element type name (``FLOAT`` -> ``FP32``)."""
+    if elem == _BF16:
+        return "BF16"
+    found = BY_ONNX.get(f"tensor({elem.lower()})")
+    return None if found is None else found.v2
 
 
 def _value_info(value: Any) -> dict[str, Any]:
@@ -52,7 +47,7 @@ def _value_info(value: Any) -> dict[str, Any]:
     return {
         "name": value.name,
         "elem_type": elem.lower(),
-        "datatype": _V2_DATATYPES.get(elem),
+        "datatype": v2_datatype(elem),
         "shape": shape,
     }
 

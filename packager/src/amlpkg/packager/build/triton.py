@@ -13,25 +13,18 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from amlpkg.datatypes import BY_V2
 from amlpkg.errors import AlreadyExistsError, InvalidArgumentError
 
-# KServe v2 datatype -> Triton's DataType enum name.
-_TRITON_TYPES = {
-    "BOOL": "TYPE_BOOL",
-    "UINT8": "TYPE_UINT8",
-    "UINT16": "TYPE_UINT16",
-    "UINT32": "TYPE_UINT32",
-    "UINT64": "TYPE_UINT64",
-    "INT8": "TYPE_INT8",
-    "INT16": "TYPE_INT16",
-    "INT32": "TYPE_INT32",
-    "INT64": "TYPE_INT64",
-    "FP16": "TYPE_FP16",
-    "FP32": "TYPE_FP32",
-    "FP64": "TYPE_FP64",
-    "BF16": "TYPE_BF16",
-    "BYTES": "TYPE_STRING",
-}
+
+def _triton_type(datatype: Any) -> str | None:
+    """Triton's DataType enum name of a V2 datatype (BF16: not in the numpy-based table)."""
+    if datatype == "BF16":
+        return "TYPE_BF16"
+    found = BY_V2.get(str(datatype))
+    return None if found is None else found.triton
+
+
 _KIND = {"cpu": "KIND_CPU", "cuda": "KIND_GPU", "tensorrt": "KIND_GPU", "openvino": "KIND_CPU"}
 
 
@@ -52,7 +45,8 @@ def _dims(shape: list[Any] | None, batched: bool, where: str) -> list[int] | Non
 def _tensor(kind: str, spec: dict[str, Any], batched: bool) -> str:
     where = f"{kind} {spec['name']!r}"
     datatype = spec.get("datatype")
-    if datatype not in _TRITON_TYPES:
+    triton_type = _triton_type(datatype)
+    if triton_type is None:
         raise InvalidArgumentError(f"{where} has a type Triton cannot serve ({datatype})")
     dims = _dims(spec.get("shape"), batched, where)
     # Triton wants at least one dim: a scalar per sample is [1] reshaped to [].
@@ -60,7 +54,7 @@ def _tensor(kind: str, spec: dict[str, Any], batched: bool) -> str:
     reshape = "" if dims else "\n    reshape: { shape: [ ] }"
     return (
         f"  {{\n    name: {json.dumps(spec['name'])}\n"
-        f"    data_type: {_TRITON_TYPES[datatype]}\n    dims: [ {shown} ]{reshape}\n  }}"
+        f"    data_type: {triton_type}\n    dims: [ {shown} ]{reshape}\n  }}"
     )
 
 

@@ -13,23 +13,8 @@ from typing import Any
 
 import httpx
 
+from amlpkg.datatypes import BY_V2
 from amlpkg.errors import FailedPreconditionError, InvalidArgumentError
-
-_NUMPY_DTYPES = {
-    "BOOL": "bool",
-    "UINT8": "uint8",
-    "UINT16": "uint16",
-    "UINT32": "uint32",
-    "UINT64": "uint64",
-    "INT8": "int8",
-    "INT16": "int16",
-    "INT32": "int32",
-    "INT64": "int64",
-    "FP16": "float16",
-    "FP32": "float32",
-    "FP64": "float64",
-    "BYTES": "object",
-}
 
 
 class SmokeTestError(FailedPreconditionError):
@@ -41,7 +26,7 @@ def smoke_inputs(signature: dict[str, Any]) -> list[dict[str, Any]]:
     inputs: list[dict[str, Any]] = []
     for spec in signature.get("inputs", []):
         datatype = spec.get("datatype")
-        if datatype not in _NUMPY_DTYPES or spec.get("shape") is None:
+        if datatype not in BY_V2 or spec.get("shape") is None:
             raise InvalidArgumentError(
                 f"input {spec.get('name')!r} ({spec.get('elem_type')}) cannot be smoke-tested",
                 hint="only tensor inputs with a known rank can be served over KServe v2",
@@ -125,7 +110,7 @@ def smoke_grpc(grpc_address: str, model: str, signature: dict[str, Any]) -> list
     try:
         inputs = []
         for spec in smoke_inputs(signature):
-            data = np.array(spec["data"], dtype=_NUMPY_DTYPES[spec["datatype"]])
+            data = np.array(spec["data"], dtype=BY_V2[spec["datatype"]].numpy)
             tensor = grpcclient.InferInput(spec["name"], spec["shape"], spec["datatype"])
             tensor.set_data_from_numpy(data.reshape(spec["shape"]))
             inputs.append(tensor)

@@ -15,27 +15,13 @@ from typing import Any
 
 import numpy as np
 
+from amlpkg.datatypes import BY_ONNX
 from amlpkg.errors import InvalidArgumentError, NotFoundError
 from amlpkg.store.workspace import Workspace
 from amlpkg.trainer.registry import ModelVersion
 from amlpkg.trainer.store import runs as store_runs
 
 LABELS = "y"
-# ONNX element type names (as the signature spells them) -> numpy dtypes.
-_DTYPES = {
-    "float": np.float32,
-    "double": np.float64,
-    "float16": np.float16,
-    "int8": np.int8,
-    "int16": np.int16,
-    "int32": np.int32,
-    "int64": np.int64,
-    "uint8": np.uint8,
-    "uint16": np.uint16,
-    "uint32": np.uint32,
-    "uint64": np.uint64,
-    "bool": np.bool_,
-}
 
 
 @dataclass(frozen=True)
@@ -61,14 +47,14 @@ class Sample:
 
 def input_dtype(spec: dict[str, Any]) -> Any:
     """The numpy dtype of a signature input, or a clear error for unsupported ones."""
-    dtype = _DTYPES.get(str(spec.get("elem_type")))
-    if dtype is None:
+    found = BY_ONNX.get(f"tensor({spec.get('elem_type')})")  # signature: "float", "int64"
+    if found is None or found.v2 == "BYTES":
         raise InvalidArgumentError(
             f"input {spec['name']!r} has element type {spec.get('elem_type')!r},"
             " which amlpkg optimize cannot sample or quantize",
             hint="optimize models with numeric tensor inputs",
         )
-    return dtype
+    return found.numpy.type
 
 
 def fixed_batch(signature: dict[str, Any]) -> int | None:
