@@ -32,7 +32,8 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # Waits long enough for every request of a stream to join the first one's batch.
     toy_models.save(toy_models.identity_model("FP32"), root, "slow_batch")
     (root / "slow_batch" / "config.yaml").write_text(
-        "max_batch_size: 8\ndynamic_batching: {max_queue_delay_microseconds: 500000}\n"
+        "max_batch_size: 8\ndynamic_batching:"
+        " {max_queue_delay_microseconds: 500000, idle_runs_at_once: false}\n"
     )
     return root
 

@@ -32,7 +32,8 @@ def test_sigterm_drains_in_flight_requests(tmp_path: Path) -> None:
     toy_models.save(toy_models.identity_model("FP32"), repo, "slow")
     # Every request waits ~2 s in the batcher: long enough to be in flight at SIGTERM.
     (repo / "slow" / "config.yaml").write_text(
-        "max_batch_size: 8\ndynamic_batching: {max_queue_delay_microseconds: 2000000}\n"
+        "max_batch_size: 8\ndynamic_batching:"
+        " {max_queue_delay_microseconds: 2000000, idle_runs_at_once: false}\n"
     )
     server = start_server(repo, tmp_path)
     try:
