@@ -111,3 +111,31 @@ def test_dry_run_prints_valid_manifests(home: Path, tmp_path: Path) -> None:
     assert "$edgeAgent" in manifest["modulesContent"]
     # A dry run records nothing.
     assert json.loads(_cli(home, "deployments", "list", "--json").stdout) == []
+
+
+def test_options_are_typed_per_target_and_foreign_flags_reported(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from amlpkg.cli.deploy import _typed_options
+    from amlpkg.errors import InvalidArgumentError
+    from amlpkg.packager.deploy.options import DockerOptions, LocalOptions
+
+    params = {
+        "source": "scorer:1",
+        "name": "web",
+        "target": "local",
+        "port": 8080,
+        "cpus": 2.0,
+        "ready_timeout": 5.0,
+        "kserve": False,
+        "no_wait": False,
+        "iothub_connection_string": "HostName=x;SharedAccessKey=y",  # from the environment
+    }
+    local = _typed_options("local", params)
+    assert isinstance(local, LocalOptions) and (local.port, local.ready_timeout_s) == (8080, 5.0)
+    assert local.recorded() == {"port": 8080, "ready_timeout_s": 5.0}
+    assert "--cpus is not a local option; ignored" in capsys.readouterr().err
+    docker = _typed_options("docker", {**params, "target": "docker"})
+    assert isinstance(docker, DockerOptions) and docker.cpus == 2.0
+    with pytest.raises(InvalidArgumentError, match="port"):
+        _typed_options("local", {**params, "port": 70000})
