@@ -14,7 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 # Routes that stream their body and bound it themselves.
 _STREAMED = re.compile(
-    r"^(/api/v1/runs/[^/]+/artifacts/.+|/api/v1/models/[^/]+/versions/upload|/v1/[a-z]+)$"
+    r"^(/api/v1/runs/[^/]+/artifacts/.+|/api/v1/models/[^/]+/versions/upload|/v1/(traces|metrics))$"
 )
 
 

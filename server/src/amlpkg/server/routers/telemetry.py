@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -74,12 +74,21 @@ def device(device: str, ws: WorkspaceDep, since: Since = None) -> Any:
 class Delegate(Response):
     """Hands the request, body unread, to another ASGI app (the collector)."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, body: bytes | None = None) -> None:
         super().__init__()
         self.app = app
+        self.read = body
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self.app(scope, receive, send)
+        if self.read is None:
+            await self.app(scope, receive, send)
+            return
+        body = self.read
+
+        async def replay() -> Message:  # the body was read (and checked) already
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
 
     @classmethod
     def bounded(cls, app: ASGIApp, limit: int) -> ASGIApp:
@@ -119,26 +128,37 @@ def _too_large(limit: int) -> ASGIApp:
 
 
 PROTOBUF = "application/x-protobuf"
-_DEVICE_MESSAGE = {
-    "type": "object",
-    "required": ["message_id", "device"],
-    "properties": {
-        "message_id": {"type": "string", "minLength": 1, "maxLength": 200},
-        "device": {"type": "string", "minLength": 1, "maxLength": 200},
-        "deployment": {"type": "string", "maxLength": 200},
-        "model": {"type": "string", "maxLength": 200},
-        "version": {"type": "string", "maxLength": 50},
-        "requests": {"type": "integer", "minimum": 0, "maximum": 2**31},
-        "errors": {"type": "integer", "minimum": 0, "maximum": 2**31},
-        "time": {"type": "number"},
-        "window_s": {"type": "number", "minimum": 0},
-    },
-}
+
+
+class DeviceMessage(BaseModel):
+    """An edge agent's telemetry message; fields the agent adds are kept as they come."""
+
+    model_config = ConfigDict(extra="allow")
+
+    message_id: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    device: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    module: Annotated[str, StringConstraints(max_length=200)] | None = None
+    deployment: Annotated[str, StringConstraints(max_length=200)] | None = None
+    model: Annotated[str, StringConstraints(max_length=200)] | None = None
+    version: Annotated[str, StringConstraints(max_length=50)] | int | None = None
+    seq: int | None = Field(default=None, ge=0, le=2**62)
+    time: float | None = Field(default=None, allow_inf_nan=False)
+    window_s: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    requests: int | None = Field(default=None, ge=0, le=2**62)
+    errors: int | None = Field(default=None, ge=0, le=2**62)
+    latency_avg_ms: float | None = Field(default=None, allow_inf_nan=False)
+    compute_p50_ms: float | None = Field(default=None, allow_inf_nan=False)
+    compute_p95_ms: float | None = Field(default=None, allow_inf_nan=False)
+    compute_p99_ms: float | None = Field(default=None, allow_inf_nan=False)
+
+
+DeviceMessages = DeviceMessage | Annotated[list[DeviceMessage], Field(max_length=1000)]
+
+
 _BINARY = {"type": "string", "format": "binary"}
 _RECEIVERS = {
     "/v1/traces": ("OTLP/HTTP ExportTraceServiceRequest (protobuf).", PROTOBUF, _BINARY),
     "/v1/metrics": ("OTLP/HTTP ExportMetricsServiceRequest (protobuf).", PROTOBUF, _BINARY),
-    "/v1/devices": ("Edge agent messages (JSON), no MQTT.", "application/json", _DEVICE_MESSAGE),
 }
 
 
@@ -161,4 +181,11 @@ def receiver_router(collector: ASGIApp, limit: int) -> APIRouter:
             operation_id=f"receive_{path.rsplit('/', 1)[1]}",
             openapi_extra={"requestBody": body},
         )
+
+    # Device messages are checked here first: the collector stores what it is given.
+    @receivers.post("/v1/devices", response_class=Response, operation_id="receive_devices")
+    async def devices(messages: DeviceMessages, request: Request) -> Response:
+        """Edge agent messages (JSON), for devices without an MQTT broker."""
+        return Delegate(guarded, body=await request.body())
+
     return receivers
