@@ -45,7 +45,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[s
     }
     port = free_port()
     log = (home.parent / "server.log").open("w")
-    env = {**os.environ, "AMLPKG_SERVER_MAX_ARTIFACT_BYTES": "65536"}
+    env = {**os.environ, "AMLPKG_TEAM_MAX_ARTIFACT_BYTES": "65536"}
     server = subprocess.Popen(
         [*CLI, "server", "--store", f"sqlite:///{home}/amlpkg.db", "--port", str(port)],
         stdout=log,

@@ -1,7 +1,7 @@
 """Server settings and the store URLs it accepts.
 
 Precedence as everywhere: an explicit argument (``--store``) over the environment
-(``AMLPKG_SERVER_*``, ``AMLPKG_HOME``) over the default (``./.amlpkg``).
+(``AMLPKG_TEAM_*``, ``AMLPKG_HOME``) over the default (``./.amlpkg``).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ NEXT = "PostgreSQL (--store postgresql://...) and S3 (--artifacts s3://...) come
 class ServerSettings(BaseSettings):
     """Limits of the team server; every request body is bounded before it is read."""
 
-    model_config = SettingsConfigDict(env_prefix="AMLPKG_SERVER_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="AMLPKG_TEAM_", extra="ignore")
 
     max_json_bytes: int = Field(
         default=1 * MiB, gt=0, description="Largest JSON request body, in bytes."

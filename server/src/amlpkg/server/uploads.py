@@ -50,7 +50,7 @@ def _declared_length(request: Request, limit: int) -> None:
     if text is not None and (not text.isdigit() or int(text) > limit):
         raise PayloadTooLargeError(
             f"the upload is larger than this server's limit of {limit} bytes",
-            hint="raise AMLPKG_SERVER_MAX_ARTIFACT_BYTES / _MAX_MODEL_BYTES on the server",
+            hint="raise AMLPKG_TEAM_MAX_ARTIFACT_BYTES / _MAX_MODEL_BYTES on the server",
         )
 
 
