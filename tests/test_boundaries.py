@@ -144,14 +144,14 @@ def test_a_role_imports_only_itself_and_the_roles_it_declares(folder: str) -> No
     assert offenders == {}, f"{folder}/ may import only amlpkg.{sorted(allowed)}"
 
 
-def test_the_runtime_uses_only_the_cores_errors_and_datatypes() -> None:
+def test_the_runtime_uses_only_the_cores_errors_datatypes_and_validation() -> None:
     used = {
         name.split(".")[1]
         for path in _sources("runtime")
         for name in _runtime_imports(path)
         if name.startswith("amlpkg.") and not name.startswith("amlpkg.runtime")
     }
-    assert used <= {"errors", "datatypes"}
+    assert used <= {"errors", "datatypes", "validation"}
 
 
 def _provided_by(requirements: list[Requirement]) -> set[str]:

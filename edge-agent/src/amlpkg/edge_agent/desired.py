@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from amlpkg.errors import InvalidArgumentError
+from amlpkg.validation import describe_validation_error
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
@@ -85,11 +86,7 @@ def parse_desired(data: Any, source: str = "desired properties") -> DesiredState
     try:
         return DesiredState.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'root'}: {err['msg']}"
-            for err in exc.errors()
-        )
         raise InvalidArgumentError(
-            f"{source} are invalid: {problems}",
+            f"{source} are invalid: {describe_validation_error(exc, 'root')}",
             hint="set desired.model to {name, version, sha256, url|oci[, signature, config]}",
         ) from None

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from amlpkg.runtime.datatypes import BY_V2
 from amlpkg.runtime.errors import ModelLoadError
+from amlpkg.validation import describe_validation_error
 
 CONFIG_FILE = "config.yaml"
 
@@ -180,13 +181,8 @@ def parse_model_config(data: Any, source: str) -> ModelConfig:
     except RecursionError:
         raise ModelLoadError(f"{source}: the model config is nested too deeply") from None
     except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-            what = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
-            problems.append(f"{where}: {what}")
         raise ModelLoadError(
-            f"{source}: invalid model config: {'; '.join(problems)}",
+            f"{source}: invalid model config: {describe_validation_error(exc)}",
             hint="see the ModelConfig fields in amlpkg.runtime.model_config",
         ) from None
 

@@ -13,6 +13,7 @@ from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from amlpkg.errors import InvalidArgumentError
+from amlpkg.validation import describe_validation_error
 
 MiB = 1024 * 1024
 
@@ -139,11 +140,7 @@ def load_settings(**given: Any) -> ServerSettings:
     try:
         return ServerSettings(**explicit)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}"
-            for err in exc.errors()
-        )
         raise InvalidArgumentError(
-            f"invalid server settings: {problems}",
+            f"invalid server settings: {describe_validation_error(exc, 'settings')}",
             hint="check the command-line options and the AMLPKG_SERVER_* environment variables",
         ) from None

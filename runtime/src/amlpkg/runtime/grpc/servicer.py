@@ -8,7 +8,6 @@ the one mapping REST uses too.
 
 from __future__ import annotations
 
-import hmac
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, TypeVar
@@ -16,7 +15,8 @@ from typing import Any, TypeVar
 import grpc
 from google.protobuf import json_format
 
-from amlpkg.errors import AmlpkgError, UnauthenticatedError
+from amlpkg.errors import AmlpkgError
+from amlpkg.runtime.auth import check_credentials
 from amlpkg.runtime.codecs.grpc_messages import (
     decode_infer_request,
     encode_infer_response,
@@ -61,17 +61,11 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
     def _check_auth(self, metadata: dict[str, str]) -> None:
         if self._token is None:
             return
-        auth = metadata.get("authorization", "")
-        if auth[:7].lower() == "bearer " and hmac.compare_digest(
-            auth[7:].strip().encode(), self._token.encode()
-        ):
-            return
-        api_key = metadata.get("x-api-key")
-        if api_key is not None and hmac.compare_digest(api_key.encode(), self._token.encode()):
-            return
-        raise UnauthenticatedError(
-            "missing or wrong credentials",
-            hint="send metadata 'authorization: Bearer <token>' or 'x-api-key: <token>'",
+        check_credentials(
+            metadata.get("authorization"),
+            metadata.get("x-api-key"),
+            self._token.encode(),
+            where="metadata",
         )
 
     async def _call(

@@ -7,14 +7,14 @@ infer hot path is read body -> decode -> data plane -> encode -> send.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 from typing import Any
 
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from amlpkg.errors import AmlpkgError, NotFoundError, UnauthenticatedError
+from amlpkg.errors import AmlpkgError, NotFoundError
+from amlpkg.runtime.auth import check_credentials
 from amlpkg.runtime.codecs.v2_json import HEADER_LENGTH, decode_request, dumps, encode_response
 from amlpkg.runtime.dataplane import DataPlane
 from amlpkg.runtime.errors import InvalidInputError
@@ -56,15 +56,8 @@ def _error_headers(exc: BaseException, status: int) -> list[tuple[bytes, bytes]]
 
 
 def _check_auth(headers: dict[bytes, bytes], token: bytes) -> None:
-    auth = headers.get(b"authorization", b"")
-    if auth[:7].lower() == b"bearer " and hmac.compare_digest(auth[7:].strip(), token):
-        return
-    api_key = headers.get(b"x-api-key")
-    if api_key is not None and hmac.compare_digest(api_key, token):
-        return
-    raise UnauthenticatedError(
-        "missing or wrong credentials",
-        hint="send 'Authorization: Bearer <token>' or 'X-API-Key: <token>'",
+    check_credentials(
+        headers.get(b"authorization"), headers.get(b"x-api-key"), token, where="headers"
     )
 
 
