@@ -137,7 +137,8 @@ class ModelConfig(_Frozen):
     """A requested GPU provider missing at load: fail the load, or warn and serve."""
 
     intra_op_threads: int = Field(default=0, ge=0)
-    """ONNX Runtime threads inside one operator; 0 = ONNX Runtime's default."""
+    """ONNX Runtime threads inside one operator; 0 = the CPUs this process may use,
+    divided between the ``instance_count`` runs that may execute at once."""
 
     inter_op_threads: int = Field(default=0, ge=0)
     """ONNX Runtime threads across operators; 0 = ONNX Runtime's default."""
