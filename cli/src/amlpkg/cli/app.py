@@ -19,6 +19,7 @@ from amlpkg.cli import (
     serve,
     server,
     telemetry,
+    ui,
 )
 from amlpkg.cli.output import error_console
 from amlpkg.errors import AmlpkgError
@@ -40,6 +41,7 @@ deploy.register(app)
 telemetry.register(app)
 server.register(app)
 devices.register(app)
+ui.register(app)
 app.add_typer(runs.app, name="runs", help="List, show and compare tracked runs.")
 app.add_typer(models.app, name="models", help="The model registry.")
 

@@ -12,12 +12,21 @@ from fastapi import FastAPI
 
 from amlpkg.collector.app import create_app as create_collector_app
 from amlpkg.collector.store import TelemetryStore
-from amlpkg.server import failures, uploads
+from amlpkg.server import failures, ui, uploads
 from amlpkg.server.deps import ServerState
 from amlpkg.server.failures import ErrorBody, Redactor
 from amlpkg.server.limits import BodyLimit
 from amlpkg.server.pool import WorkspacePool
-from amlpkg.server.routers import access, artifacts, lineage, packager, registry, runs, telemetry
+from amlpkg.server.routers import (
+    access,
+    artifacts,
+    lineage,
+    packager,
+    registry,
+    runs,
+    telemetry,
+    views,
+)
 from amlpkg.server.settings import ServerSettings
 from amlpkg.store.workspace import open_workspace
 
@@ -61,10 +70,11 @@ def create_app(home: Path, settings: ServerSettings | None = None) -> FastAPI:
     app.state.amlpkg = state
     failures.install(app, redact)
     app.include_router(access.health_router)
-    for module in (runs, artifacts, registry, lineage, packager, telemetry, access):
+    for module in (runs, artifacts, registry, lineage, packager, telemetry, views, access):
         app.include_router(module.router)
     collector = create_collector_app(TelemetryStore(telemetry_ws))
     app.include_router(telemetry.receiver_router(collector, settings.max_otlp_bytes))
+    ui.install(app)
     app.add_middleware(BodyLimit, limit=settings.max_json_bytes)
     _contract_without_422(app)
     return app
