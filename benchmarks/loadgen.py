@@ -56,6 +56,7 @@ class LoadResult:
     client_cpu: float  # cores the client process used on average (user+sys / wall)
     tool: str
     first_error: str = ""
+    server_cpu: float | None = None  # cores of the server's process tree, when measured
 
     @property
     def req_per_s(self) -> float:

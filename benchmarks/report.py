@@ -1,151 +1,57 @@
-"""Results of one run: the rows, the issue's targets checked against them, and the output.
+"""The output of one run: console tables and ``RESULTS.md``.
 
-The targets (issue 3, item 8), all measured in the same run:
-* MLP at concurrency 16: ours >= 1.5x the best Python peer's req/s, and >= PyTriton's;
-* concurrency 1: ours has the lowest p50 of all servers;
-* CNN at concurrency 16: ours >= 0.75x in-process ONNX Runtime's best batched throughput.
-Each is checked per protocol, since the peers differ by protocol.
+The rows and the targets of issue 11 live in :mod:`benchmarks.targets`; this
+module only formats them. perf_analyzer rows (the measure) come first, the rows of
+the harness's own socket clients (wrk, grpc.aio; opt-in) after them.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 from rich.table import Table
 
 from benchmarks.inprocess import InProcessResult, best_throughput
-from benchmarks.loadgen import LoadResult
+from benchmarks.targets import PA, Row, Target, ok, ratio_text, verdict
 
-OURS = "amlpkg"
-PA = "perf_analyzer"
-
-
-@dataclass(frozen=True)
-class Row:
-    """One (server, protocol, model, concurrency) measurement, or why it has none."""
-
-    server: str
-    category: str  # "ours", "python" or "triton"
-    protocol: str  # "http" or "grpc"
-    wire: str
-    model: str
-    concurrency: int
-    result: LoadResult | None
-    error: str = ""
-    client: str = ""  # "wrk", "grpc.aio" or "perf_analyzer"
-
-
-@dataclass(frozen=True)
-class Target:
-    """One target checked: what was compared, the ratio, and whether it is met."""
-
-    goal: str
-    protocol: str
-    detail: str
-    ratio: float | None
-    required: float
-    met: bool | None  # None: a side of the comparison was not measured
+COLUMNS = [
+    "server",
+    "path",
+    "client",
+    "wire",
+    "model",
+    "conc.",
+    "req/s",
+    "p50 ms",
+    "p99 ms",
+    "vs in-proc ORT",
+    "server CPU (cores)",
+    "client CPU (cores)",
+    "errors",
+]
+_NUMERIC = {
+    "conc.",
+    "req/s",
+    "p50 ms",
+    "p99 ms",
+    "vs in-proc ORT",
+    "server CPU (cores)",
+    "client CPU (cores)",
+}
+TARGET_COLUMNS = ["target", "path", "measured", "ratio", "needed", "verdict"]
+INPROC_COLUMNS = ["model", "batch", "spinning", "intra-op threads", "samples/s", "p50 ms per call"]
 
 
-def _ok(row: Row) -> bool:
-    return row.result is not None and row.result.requests > 0 and not row.error
+def _cores(value: float | None) -> str:
+    return "-" if value is None or math.isnan(value) else f"{value:.2f}"
 
 
-def _find(rows: list[Row], server: str, model: str, protocol: str, conc: int) -> Row | None:
-    for row in rows:
-        if (row.server, row.model, row.protocol, row.concurrency) == (
-            server,
-            model,
-            protocol,
-            conc,
-        ) and _ok(row):
-            return row
-    return None
-
-
-def _rps(row: Row | None) -> float | None:
-    return row.result.req_per_s if row is not None and row.result is not None else None
-
-
-def _target(goal: str, protocol: str, detail: str, ratio: float | None, need: float) -> Target:
-    met = None if ratio is None else ratio >= need
-    return Target(goal, protocol, detail, ratio, need, met)
-
-
-def check_targets(rows: list[Row], inproc: list[InProcessResult]) -> list[Target]:
-    """Every target of the issue, per protocol, from this run's rows.
-
-    Only rows of our own clients count (wrk, grpc.aio): the same client for every
-    server; perf_analyzer cannot measure MLServer or LitServe.
-    """
-    rows = [r for r in rows if r.client != PA]
-    targets: list[Target] = []
-    for proto in ("http", "grpc"):
-        ours_mlp = _rps(_find(rows, OURS, "mlp", proto, 16))
-        peers = [
-            r
-            for r in rows
-            if r.category == "python" and r.model == "mlp" and r.protocol == proto
-            if r.concurrency == 16 and _ok(r)
-        ]
-        best = max(peers, key=lambda r: _rps(r) or 0.0, default=None)
-        best_rps = _rps(best)
-        ratio = ours_mlp / best_rps if ours_mlp is not None and best_rps else None
-        detail = f"ours {_fmt(ours_mlp)} vs {best.server if best else 'no peer'} {_fmt(best_rps)}"
-        targets.append(_target("MLP c16 >= 1.5x best Python peer", proto, detail, ratio, 1.5))
-        triton = _rps(_find(rows, "pytriton", "mlp", proto, 16))
-        ratio = ours_mlp / triton if ours_mlp is not None and triton else None
-        detail = f"ours {_fmt(ours_mlp)} vs pytriton {_fmt(triton)}"
-        targets.append(_target("MLP c16 >= PyTriton", proto, detail, ratio, 1.0))
-        for model in ("mlp", "cnn"):
-            targets.append(_lowest_p50(rows, model, proto))
-        ours_cnn = _find(rows, OURS, "cnn", proto, 16)
-        limit = best_throughput(inproc, "cnn")
-        cnn_rps = _rps(ours_cnn)
-        ratio = cnn_rps / limit.samples_per_s if cnn_rps is not None and limit else None
-        cpu = ours_cnn.result.client_cpu if ours_cnn and ours_cnn.result else math.nan
-        detail = (
-            f"ours {_fmt(cnn_rps)} req/s vs in-process "
-            f"{_fmt(limit.samples_per_s if limit else None)} samples/s"
-            f"{f' (batch {limit.batch})' if limit else ''}; client CPU {cpu:.2f} cores"
-        )
-        targets.append(_target("CNN c16 >= 0.75x in-process ORT", proto, detail, ratio, 0.75))
-    return targets
-
-
-def _lowest_p50(rows: list[Row], model: str, proto: str) -> Target:
-    ours = _find(rows, OURS, model, proto, 1)
-    others = [
-        r
-        for r in rows
-        if r.server != OURS and r.model == model and r.protocol == proto and r.concurrency == 1
-        if _ok(r)
-    ]
-    best = min(others, key=lambda r: r.result.p50_ms if r.result else math.inf, default=None)
-    goal = f"{model.upper()} c1 lowest p50 of all"
-    if ours is None or ours.result is None or best is None or best.result is None:
-        return _target(goal, proto, "not measured on both sides", None, 1.0)
-    ratio = best.result.p50_ms / ours.result.p50_ms
-    detail = f"ours {ours.result.p50_ms:.2f} ms vs {best.server} {best.result.p50_ms:.2f} ms"
-    return _target(goal, proto, detail, ratio, 1.0)
-
-
-def _fmt(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:,.0f}"
-
-
-def _verdict(target: Target) -> str:
-    if target.met is None:
-        return "NOT MEASURED"
-    return "MET" if target.met else "NOT MET"
-
-
-def _row_cells(row: Row, inproc: list[InProcessResult]) -> list[str]:
+def row_cells(row: Row, inproc: list[InProcessResult]) -> list[str]:
+    """One table row: the measurement, or why there is none."""
     head = [row.server, row.protocol, row.client, row.wire, row.model, str(row.concurrency)]
-    if not _ok(row) or row.result is None:
+    if not ok(row) or row.result is None:
         reason = row.error or (row.result.first_error if row.result else "no result")
-        return [*head, "-", "-", "-", "-", "-", f"failed: {reason[:80]}"]
+        return [*head, "-", "-", "-", "-", "-", "-", f"failed: {reason[:100]}"]
     res = row.result
     limit = best_throughput(inproc, row.model)
     vs = f"{res.req_per_s / limit.samples_per_s:.1%}" if limit else "-"
@@ -156,80 +62,77 @@ def _row_cells(row: Row, inproc: list[InProcessResult]) -> list[str]:
         f"{res.p50_ms:.2f}",
         f"{res.p99_ms:.2f}",
         vs,
-        f"{res.client_cpu:.2f}",
+        _cores(res.server_cpu),
+        _cores(res.client_cpu),
         errors,
     ]
 
 
-COLUMNS = [
-    "server",
-    "protocol",
-    "client",
-    "wire",
-    "model",
-    "conc.",
-    "req/s",
-    "p50 ms",
-    "p99 ms",
-    "vs in-proc ORT",
-    "client CPU (cores)",
-    "errors",
-]
+def target_cells(target: Target) -> list[str]:
+    """One target row (verdict without markup)."""
+    need = f"{target.required:.2f}" + ("" if "cores" in target.goal else "x")
+    return [target.goal, target.protocol, target.detail, ratio_text(target), need, verdict(target)]
+
+
+def inproc_cells(point: InProcessResult) -> list[str]:
+    """One in-process row."""
+    return [
+        point.model,
+        str(point.batch),
+        "on" if point.spinning else "off",
+        str(point.threads or "default"),
+        f"{point.samples_per_s:,.0f}",
+        f"{point.p50_ms:.3f}",
+    ]
+
+
+def groups(rows: list[Row]) -> list[tuple[str, list[Row]]]:
+    """The row tables: perf_analyzer's, then the socket clients' (when any)."""
+    found = []
+    pa_rows = [r for r in rows if r.client == PA]
+    if pa_rows:
+        found.append(("perf_analyzer (NVIDIA's C++ client; the targets use these rows)", pa_rows))
+    other = [r for r in rows if r.client != PA]
+    if other:
+        found.append(("Socket clients (wrk for HTTP, grpc.aio for gRPC; for comparison)", other))
+    return found
+
+
+def _table(title: str, header: list[str], body: list[list[str]]) -> Table:
+    table = Table(title=title)
+    for column in header:
+        table.add_column(column, justify="right" if column in _NUMERIC else "left")
+    for cells in body:
+        table.add_row(*cells)
+    return table
 
 
 def rich_tables(
     rows: list[Row], inproc: list[InProcessResult], targets: list[Target]
 ) -> list[Table]:
     """The results, in-process and target tables for the console."""
-    tables = []
-    for title, group in _groups(rows):
-        table = Table(title=title)
-        for column in COLUMNS:
-            table.add_column(column, justify="right" if column in _NUMERIC else "left")
-        for row in group:
-            table.add_row(*_row_cells(row, inproc))
-        tables.append(table)
-    baseline = Table(title="In-process ONNX Runtime (the limit)")
-    for column in ("model", "batch", "spinning", "samples/s", "p50 ms per call"):
-        baseline.add_column(column)
-    for point in inproc:
-        baseline.add_row(
-            point.model,
-            str(point.batch),
-            "on" if point.spinning else "off",
-            f"{point.samples_per_s:,.0f}",
-            f"{point.p50_ms:.3f}",
+    tables = [
+        _table(title, COLUMNS, [row_cells(r, inproc) for r in group])
+        for title, group in groups(rows)
+    ]
+    tables.append(
+        _table(
+            "In-process ONNX Runtime (the limit)",
+            INPROC_COLUMNS,
+            [inproc_cells(p) for p in inproc],
         )
-    goals = Table(title="Targets (issue 3, item 8)")
-    for column in ("target", "protocol", "measured", "ratio", "needed", "verdict"):
-        goals.add_column(column)
+    )
+    styled = []
     for target in targets:
-        verdict = _verdict(target)
-        style = {"MET": "green", "NOT MET": "red"}.get(verdict, "yellow")
-        goals.add_row(
-            target.goal,
-            target.protocol,
-            target.detail,
-            "-" if target.ratio is None else f"{target.ratio:.2f}x",
-            f"{target.required:.2f}x",
-            f"[{style}]{verdict}[/{style}]",
-        )
-    return [*tables, baseline, goals]
+        cells = target_cells(target)
+        style = {"MET": "green", "NOT MET": "red"}.get(cells[-1], "yellow")
+        styled.append([*cells[:-1], f"[{style}]{cells[-1]}[/{style}]"])
+    tables.append(_table("Targets (issue 11)", TARGET_COLUMNS, styled))
+    return tables
 
 
-_NUMERIC = {"conc.", "req/s", "p50 ms", "p99 ms", "vs in-proc ORT", "client CPU (cores)"}
-
-
-def _groups(rows: list[Row]) -> list[tuple[str, list[Row]]]:
-    main = [r for r in rows if r.client != PA]
-    groups = [("Closed-loop results (wrk for HTTP, grpc.aio for gRPC)", main)]
-    pa_rows = [r for r in rows if r.client == PA]
-    if pa_rows:
-        groups.append(("perf_analyzer (NVIDIA's C++ client; V2 servers only)", pa_rows))
-    return groups
-
-
-def _md_table(header: list[str], body: list[list[str]]) -> str:
+def md_table(header: list[str], body: list[list[str]]) -> str:
+    """A Markdown table ('|' in cells replaced, so it cannot break the table)."""
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(cell.replace("|", "/") for cell in row) + " |" for row in body]
     return "\n".join(lines)
@@ -241,49 +144,44 @@ def markdown(
     targets: list[Target],
     meta: dict[str, dict[str, str]],
     notes: list[str],
+    extra: str = "",
 ) -> str:
-    """The whole ``RESULTS.md``: setup, tables, targets and notes."""
-    parts = ["# Serving benchmarks (issue 3, item 8)", ""]
+    """The whole ``RESULTS.md``: setup, targets, tables, notes, then ``extra`` (the A/B)."""
+    parts = ["# Serving benchmarks (issue 11: perf_analyzer, HTTP / gRPC / shared memory)", ""]
     for title, values in meta.items():
         parts += [f"## {title}", ""]
         parts += [f"- **{k}**: {v}" for k, v in values.items()]
         parts.append("")
     parts += ["## Targets", ""]
-    parts.append(
-        _md_table(
-            ["target", "protocol", "measured", "ratio", "needed", "verdict"],
-            [
-                [
-                    t.goal,
-                    t.protocol,
-                    t.detail,
-                    "-" if t.ratio is None else f"{t.ratio:.2f}x",
-                    f"{t.required:.2f}x",
-                    f"**{_verdict(t)}**",
-                ]
-                for t in targets
-            ],
-        )
-    )
-    for title, group in _groups(rows):
+    body = [[*c[:-1], f"**{c[-1]}**"] for c in (target_cells(t) for t in targets)]
+    parts.append(md_table(TARGET_COLUMNS, body))
+    for title, group in groups(rows):
         parts += ["", f"## {title}", ""]
-        parts.append(_md_table(COLUMNS, [_row_cells(r, inproc) for r in group]))
+        parts.append(md_table(COLUMNS, [row_cells(r, inproc) for r in group]))
     parts += ["", "## In-process ONNX Runtime (the limit)", ""]
-    parts.append(
-        _md_table(
-            ["model", "batch", "spinning", "samples/s", "p50 ms per call"],
-            [
-                [
-                    p.model,
-                    str(p.batch),
-                    "on" if p.spinning else "off",
-                    f"{p.samples_per_s:,.0f}",
-                    f"{p.p50_ms:.3f}",
-                ]
-                for p in inproc
-            ],
-        )
-    )
+    parts.append(md_table(INPROC_COLUMNS, [inproc_cells(p) for p in inproc]))
     parts += ["", "## Notes", ""]
     parts += [f"- {note}" for note in notes]
-    return "\n".join(parts) + "\n"
+    text = "\n".join(parts) + "\n"
+    return text + ("\n" + extra.strip() + "\n" if extra.strip() else "")
+
+
+def _markers(name: str) -> tuple[str, str]:
+    return f"<!-- section:{name} begin -->", f"<!-- section:{name} end -->"
+
+
+def section(text: str, name: str) -> str:
+    """The marked section ``name`` of ``text`` (markers included), or ""."""
+    begin, end = _markers(name)
+    start, stop = text.find(begin), text.find(end)
+    return text[start : stop + len(end)] if 0 <= start < stop else ""
+
+
+def put_section(text: str, name: str, body: str) -> str:
+    """``text`` with section ``name`` replaced by ``body`` (appended when absent)."""
+    begin, end = _markers(name)
+    block = f"{begin}\n{body.strip()}\n{end}"
+    old = section(text, name)
+    if old:
+        return text.replace(old, block)
+    return text.rstrip("\n") + ("\n\n" if text.strip() else "") + block + "\n"

@@ -90,6 +90,7 @@ class Endpoint:
 
     http_base: str
     grpc_target: str | None
+    pid: int | None = None  # the started process: its tree's CPU is the server's
 
 
 def free_ports(count: int) -> list[int]:
@@ -103,11 +104,22 @@ def free_ports(count: int) -> list[int]:
 
 
 def _ours(model: BenchModel, workdir: Path, ports: Ports) -> Launch:
+    # No thread settings in config.yaml: the runtime's own defaults are what is measured.
     repo = write_repository(workdir / "repo", [model], MAX_BATCH_SIZE, TRITON_QUEUE_DELAY_US)
     argv = [sys.executable, "-m", "amlpkg.runtime", "--model-repository", str(repo)]
     argv += ["--host", "127.0.0.1", "--http-port", str(ports.http)]
     argv += ["--grpc-port", str(ports.grpc), "--log-level", "warning"]
     return Launch(argv, f"/v2/models/{model.name}/ready", {})
+
+
+def ours_from(source: Path, name: str) -> ServerDef:
+    """Our runtime imported from ``source`` (put first on PYTHONPATH), e.g. an old commit."""
+
+    def launch(model: BenchModel, workdir: Path, ports: Ports) -> Launch:
+        base = _ours(model, workdir, ports)
+        return Launch(base.argv, base.ready_path, {"PYTHONPATH": str(source)})
+
+    return ServerDef(name, "ours", True, True, Wire.V2_JSON, launch, _ours_available)
 
 
 def _ours_available() -> str | None:
@@ -282,6 +294,6 @@ def serve(defn: ServerDef, model: BenchModel, workdir: Path) -> Iterator[Endpoin
             base = f"http://127.0.0.1:{ports.http}"
             _wait_ready(proc, base + launch.ready_path, log)
             grpc_target = f"127.0.0.1:{ports.grpc}" if defn.grpc else None
-            yield Endpoint(base, grpc_target)
+            yield Endpoint(base, grpc_target, proc.pid)
         finally:
             _stop(proc)

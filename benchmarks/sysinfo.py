@@ -10,6 +10,7 @@ from pathlib import Path
 
 from benchmarks.loadgen import find_wrk
 from benchmarks.peers import peers
+from benchmarks.perf_analyzer import find_perf_analyzer
 
 
 def _first_match(path: str, key: str) -> str | None:
@@ -30,6 +31,8 @@ def machine() -> dict[str, str]:
     return {
         "CPU": _first_match("/proc/cpuinfo", "model name") or platform.processor() or "unknown",
         "cores (visible)": str(os.cpu_count()),
+        # What the benchmark may run on (a container's CPU mask can be smaller).
+        "cores (affinity of this process)": str(len(os.sched_getaffinity(0))),
         "memory": mem,
         "OS": f"{os_name.strip(chr(34))}, kernel {platform.release()}",
         "Python": platform.python_version(),
@@ -56,6 +59,19 @@ def versions() -> dict[str, str]:
         found["wrk"] = text[0] if text else "unknown"
     else:
         found["wrk"] = "not installed"
+    found["perf_analyzer"] = perf_analyzer_version()
     for item in peers():
         found[item.distribution] = item.version() or "not installed"
     return found
+
+
+def perf_analyzer_version() -> str:
+    """``perf_analyzer --version``'s line, or "not installed"."""
+    pa = find_perf_analyzer()
+    if pa is None:
+        return "not installed"
+    proc = subprocess.run(
+        [pa[0], "--version"], env=pa[1], capture_output=True, text=True, timeout=30, check=False
+    )
+    lines = (proc.stdout or proc.stderr).strip().splitlines()
+    return lines[0] if lines else "unknown"

@@ -1,4 +1,4 @@
-"""The targets are checked per protocol with honest verdicts, and RESULTS.md says so."""
+"""Issue 11's targets from perf_analyzer rows, with honest verdicts, and RESULTS.md says so."""
 
 from __future__ import annotations
 
@@ -6,17 +6,19 @@ from dataclasses import replace
 
 from benchmarks.inprocess import InProcessResult
 from benchmarks.loadgen import LoadResult
-from benchmarks.report import Row, Target, check_targets, markdown
+from benchmarks.report import markdown, put_section, section
+from benchmarks.targets import Row, Target, check_targets
 
 
 def _row(
     server: str,
-    category: str,
     model: str,
     conc: int,
     rps: float,
     p50: float,
-    protocol: str = "http",
+    path: str = "http",
+    server_cpu: float | None = 1.2,
+    client: str = "perf_analyzer",
 ) -> Row:
     result = LoadResult(
         requests=int(rps * 10),
@@ -25,79 +27,102 @@ def _row(
         p50_ms=p50,
         p99_ms=p50 * 2,
         client_cpu=0.3,
-        tool="wrk",
+        tool=client,
+        server_cpu=server_cpu,
     )
-    return Row(server, category, protocol, "v2-json", model, conc, result, client="wrk")
+    category = "ours" if server == "amlpkg" else "triton"
+    return Row(server, category, path, "v2-binary", model, conc, result, client=client)
 
 
 INPROC = [
-    InProcessResult("cnn", 8, False, 4000.0, 2.0, 100),
-    InProcessResult("cnn", 1, False, 3000.0, 0.3, 100),
+    InProcessResult("cnn", 32, True, 20000.0, 2.0, 100, threads=2),
+    InProcessResult("cnn", 1, False, 3000.0, 0.3, 100, threads=2),
 ]
 ROWS = [
-    _row("amlpkg", "ours", "mlp", 16, 3000, 5.0),
-    _row("amlpkg", "ours", "mlp", 1, 900, 0.5),
-    _row("amlpkg", "ours", "cnn", 16, 2000, 8.0),
-    _row("amlpkg", "ours", "cnn", 1, 300, 3.0),
-    _row("mlserver", "python", "mlp", 16, 1500, 10.0),
-    _row("litserve", "python", "mlp", 16, 2500, 10.0),
-    _row("mlserver", "python", "mlp", 1, 800, 0.7),
-    _row("pytriton", "triton", "mlp", 16, 2000, 7.0),
-    _row("pytriton", "triton", "cnn", 1, 300, 2.0),
+    _row("amlpkg", "cnn", 16, 16000, 8.0, "http", server_cpu=1.7),
+    _row("amlpkg", "cnn", 16, 11000, 8.0, "grpc"),
+    _row("amlpkg", "cnn", 16, 14000, 8.0, "http+shm"),
+    _row("amlpkg", "cnn", 16, 15500, 8.0, "grpc+shm"),
+    _row("amlpkg", "mlp", 16, 7000, 2.0, "http"),
+    _row("amlpkg", "mlp", 16, 5000, 3.0, "grpc"),
+    _row("amlpkg", "mlp", 1, 2000, 0.30, "http"),
+    _row("amlpkg", "mlp", 1, 1500, 0.50, "grpc"),
+    _row("pytriton", "mlp", 1, 700, 1.30, "http"),
+    _row("pytriton", "mlp", 1, 2500, 0.40, "grpc"),
 ]
 
 
-def _by_goal(protocol: str) -> dict[str, Target]:
-    return {t.goal: t for t in check_targets(ROWS, INPROC) if t.protocol == protocol}
+def _goals() -> dict[tuple[str, str], Target]:
+    return {(t.goal, t.protocol): t for t in check_targets(ROWS, INPROC)}
 
 
-def test_targets_use_the_best_peer_and_report_ratios() -> None:
-    goals = _by_goal("http")
-    peer = goals["MLP c16 >= 1.5x best Python peer"]
-    assert peer.ratio == 3000 / 2500  # litserve, the best Python peer, not mlserver
-    assert peer.met is False
-    triton = goals["MLP c16 >= PyTriton"]
-    assert triton.ratio == 1.5 and triton.met is True
-    assert goals["MLP c1 lowest p50 of all"].met is True
-    cnn_p50 = goals["CNN c1 lowest p50 of all"]
-    assert cnn_p50.ratio == 2.0 / 3.0 and cnn_p50.met is False
-    limit = goals["CNN c16 >= 0.75x in-process ORT"]
-    assert limit.ratio == 2000 / 4000 and limit.met is False
-    assert "batch 8" in limit.detail and "client CPU 0.30" in limit.detail
+def test_cnn_targets_against_the_best_in_process_point() -> None:
+    goals = _goals()
+    http = goals[("CNN c16 >= 0.75x in-process ORT", "http")]
+    assert http.ratio == 16000 / 20000 and http.met is True
+    assert "batch 32, spin on" in http.detail
+    grpc = goals[("CNN c16 >= 0.6x in-process ORT", "grpc")]
+    assert grpc.ratio == 11000 / 20000 and grpc.met is False
+    # Shared memory: the better control path counts, the other is shown too.
+    shm = goals[("CNN c16 >= 0.75x in-process ORT", "shm")]
+    assert shm.ratio == 15500 / 20000 and shm.met is True
+    assert shm.detail.startswith("grpc+shm") and "http+shm: 0.70x" in shm.detail
 
 
-def test_missing_measurements_are_not_counted_as_met() -> None:
-    goals = _by_goal("grpc")
-    assert all(t.met is None and t.ratio is None for t in goals.values())
+def test_mlp_grpc_against_http_and_the_server_cpu_target() -> None:
+    goals = _goals()
+    grpc = goals[("MLP c16 gRPC >= 0.8x HTTP", "grpc")]
+    assert grpc.ratio == 5000 / 7000 and grpc.met is False
+    cores = goals[("server >= 1.6 cores at CNN c16", "http")]
+    assert cores.ratio == 1.7 and cores.met is True
+    assert "perf_analyzer 0.30 cores" in cores.detail
 
 
-def test_failed_rows_do_not_count() -> None:
-    failed = Row("amlpkg", "ours", "http", "v2-json", "mlp", 16, None, "server did not start")
-    targets = check_targets([failed, *ROWS[4:]], INPROC)
-    first = next(t for t in targets if t.goal.startswith("MLP c16 >= 1.5x"))
-    assert first.met is None
+def test_lowest_p50_is_per_path_against_every_other_server() -> None:
+    goals = _goals()
+    assert goals[("MLP c1 lowest p50 of all", "http")].met is True
+    grpc = goals[("MLP c1 lowest p50 of all", "grpc")]
+    assert grpc.ratio == 0.40 / 0.50 and grpc.met is False
+    assert goals[("CNN c1 lowest p50 of all", "http")].met is None
 
 
-def test_perf_analyzer_rows_are_shown_apart_and_do_not_count() -> None:
-    fast = replace(_row("amlpkg", "ours", "mlp", 16, 9000, 1.0, "grpc"), client="perf_analyzer")
-    targets = check_targets([*ROWS, fast], INPROC)
-    assert all(t.met is None for t in targets if t.protocol == "grpc")
-    text = markdown([*ROWS, fast], INPROC, targets, {}, [])
-    assert "## perf_analyzer" in text
-    assert "| amlpkg | grpc | perf_analyzer |" in text
+def test_missing_failed_or_socket_client_rows_are_not_measured() -> None:
+    failed = Row("amlpkg", "ours", "http", "v2-binary", "cnn", 16, None, "did not start")
+    wrk = _row("amlpkg", "mlp", 16, 9000, 1.0, "grpc", client="wrk")
+    targets = check_targets([failed, wrk], INPROC)
+    assert all(t.met is None and t.ratio is None for t in targets)
+    no_cpu = [_row("amlpkg", "cnn", 16, 16000, 8.0, server_cpu=None)]
+    cores = next(t for t in check_targets(no_cpu, INPROC) if "cores" in t.goal)
+    assert cores.met is None and cores.detail == "not measured"
 
 
-def test_markdown_has_tables_verdicts_and_notes() -> None:
-    failed = Row("mlserver", "python", "grpc", "grpc-raw", "cnn", 1, None, "answer check failed")
+def test_markdown_has_targets_rows_cpu_and_the_kept_section() -> None:
+    failed = Row("pytriton", "triton", "grpc+shm", "system-shm", "cnn", 1, None, "pa failed")
+    wrk = replace(_row("amlpkg", "mlp", 16, 9000, 1.0, client="wrk"), wire="v2-json")
+    rows = [*ROWS, failed, wrk]
     text = markdown(
-        [*ROWS, failed],
+        rows,
         INPROC,
-        check_targets(ROWS, INPROC),
+        check_targets(rows, INPROC),
         {"Machine": {"CPU": "test cpu"}},
         ["a note"],
+        extra="## A/B kept",
     )
     assert "- **CPU**: test cpu" in text
     assert "**NOT MET**" in text and "**MET**" in text and "**NOT MEASURED**" in text
-    assert "| amlpkg | http | wrk | v2-json | mlp | 16 | 3,000 |" in text
-    assert "failed: answer check failed" in text
+    line = "| amlpkg | http | perf_analyzer | v2-binary | cnn | 16 | 16,000 | 8.00 | 16.00 | 80.0% "
+    assert line + "| 1.70 | 0.30 | 0 |" in text
+    assert "## Socket clients" in text and "| amlpkg | http | wrk | v2-json |" in text
+    assert "failed: pa failed" in text
+    assert "| cnn | 32 | on | 2 | 20,000 |" in text
     assert "- a note" in text
+    assert text.rstrip().endswith("## A/B kept")
+
+
+def test_sections_are_replaced_in_place_or_appended() -> None:
+    text = put_section("# Title\n", "ab", "first")
+    assert text.startswith("# Title\n\n<!-- section:ab begin -->\nfirst\n")
+    again = put_section(text + "tail\n", "ab", "second")
+    assert "first" not in again and "second" in again and again.endswith("tail\n")
+    assert section(again, "ab").startswith("<!-- section:ab begin -->")
+    assert section("no markers", "ab") == ""

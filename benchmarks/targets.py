@@ -1,0 +1,155 @@
+"""The targets of issue 11, checked against one run's perf_analyzer rows.
+
+* CNN c16: ours >= 0.75x in-process ONNX Runtime's best batched samples/s over HTTP
+  and over system shared memory (the better of its HTTP and gRPC control paths),
+  >= 0.6x over gRPC;
+* MLP c16: ours over gRPC >= 0.8x ours over HTTP;
+* concurrency 1: ours has the lowest p50 of all servers, per model and path;
+* CNN c16 over HTTP: our server's process tree uses >= 1.6 cores.
+
+Only perf_analyzer rows count: it is the client Triton's users run, and the same
+client for every server. A side not measured makes a target NOT MEASURED, never MET.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from benchmarks.inprocess import InProcessResult, best_throughput
+from benchmarks.loadgen import LoadResult
+
+OURS = "amlpkg"
+PA = "perf_analyzer"
+PATHS = ("http", "grpc", "http+shm", "grpc+shm")
+
+
+@dataclass(frozen=True)
+class Row:
+    """One (server, path, model, concurrency) measurement, or why it has none."""
+
+    server: str
+    category: str  # "ours", "python" or "triton"
+    protocol: str  # "http", "grpc", "http+shm" or "grpc+shm" (tensors in system shm)
+    wire: str
+    model: str
+    concurrency: int
+    result: LoadResult | None
+    error: str = ""
+    client: str = ""  # "perf_analyzer", "wrk" or "grpc.aio"
+
+
+@dataclass(frozen=True)
+class Target:
+    """One target checked: what was compared, the ratio, and whether it is met."""
+
+    goal: str
+    protocol: str
+    detail: str
+    ratio: float | None
+    required: float
+    met: bool | None  # None: a side of the comparison was not measured
+
+
+def ok(row: Row) -> bool:
+    """Whether ``row`` has a usable measurement."""
+    return row.result is not None and row.result.requests > 0 and not row.error
+
+
+def find(rows: list[Row], server: str, model: str, path: str, conc: int) -> Row | None:
+    """The measured perf_analyzer row for (server, model, path, concurrency), if any."""
+    for row in rows:
+        key = (row.server, row.model, row.protocol, row.concurrency, row.client)
+        if key == (server, model, path, conc, PA) and ok(row):
+            return row
+    return None
+
+
+def _rps(row: Row | None) -> float | None:
+    return row.result.req_per_s if row is not None and row.result is not None else None
+
+
+def fmt(value: float | None) -> str:
+    """A count with thousands separators, or n/a."""
+    return "n/a" if value is None or math.isnan(value) else f"{value:,.0f}"
+
+
+def _target(goal: str, path: str, detail: str, ratio: float | None, need: float) -> Target:
+    return Target(goal, path, detail, ratio, need, None if ratio is None else ratio >= need)
+
+
+def _vs_inprocess(rows: list[Row], limit: InProcessResult | None, path: str, need: float) -> Target:
+    rps = _rps(find(rows, OURS, "cnn", path, 16))
+    ratio = rps / limit.samples_per_s if rps is not None and limit else None
+    where = f" (batch {limit.batch}, spin {'on' if limit.spinning else 'off'})" if limit else ""
+    detail = (
+        f"ours {fmt(rps)} req/s vs in-process "
+        f"{fmt(limit.samples_per_s if limit else None)} samples/s{where}"
+    )
+    return _target(f"CNN c16 >= {need:g}x in-process ORT", path, detail, ratio, need)
+
+
+def _shm_vs_inprocess(rows: list[Row], limit: InProcessResult | None) -> Target:
+    # "Over shared memory": the better of the two control paths counts; both are shown.
+    shm = [t for t in (_vs_inprocess(rows, limit, p, 0.75) for p in PATHS[2:]) if t.ratio]
+    best = max(shm, key=lambda t: t.ratio or 0.0, default=None)
+    if best is None:
+        return _target("CNN c16 >= 0.75x in-process ORT", "shm", "not measured", None, 0.75)
+    detail = f"{best.protocol}: {best.detail}" + "".join(
+        f"; {t.protocol}: {t.ratio:.2f}x" for t in shm if t is not best and t.ratio
+    )
+    return _target(best.goal, "shm", detail, best.ratio, 0.75)
+
+
+def lowest_p50(rows: list[Row], model: str, path: str) -> Target:
+    """Ours against the other server with the lowest p50 at concurrency 1."""
+    ours = find(rows, OURS, model, path, 1)
+    servers = sorted({r.server for r in rows if r.category != "ours"})
+    found = [find(rows, server, model, path, 1) for server in servers]
+    measured = [r for r in found if r is not None and r.result is not None]
+    best = min(measured, key=lambda r: r.result.p50_ms if r.result else math.inf, default=None)
+    goal = f"{model.upper()} c1 lowest p50 of all"
+    if ours is None or ours.result is None or best is None or best.result is None:
+        return _target(goal, path, "not measured on both sides", None, 1.0)
+    ratio = best.result.p50_ms / ours.result.p50_ms
+    detail = f"ours {ours.result.p50_ms:.2f} ms vs {best.server} {best.result.p50_ms:.2f} ms"
+    return _target(goal, path, detail, ratio, 1.0)
+
+
+def check_targets(rows: list[Row], inproc: list[InProcessResult]) -> list[Target]:
+    """Every target of issue 11 from this run's perf_analyzer rows."""
+    limit = best_throughput(inproc, "cnn")
+    targets = [
+        _vs_inprocess(rows, limit, "http", 0.75),
+        _shm_vs_inprocess(rows, limit),
+        _vs_inprocess(rows, limit, "grpc", 0.6),
+    ]
+    http, grpc = (_rps(find(rows, OURS, "mlp", p, 16)) for p in ("http", "grpc"))
+    ratio = grpc / http if grpc is not None and http else None
+    detail = f"gRPC {fmt(grpc)} req/s vs HTTP {fmt(http)} req/s"
+    targets.append(_target("MLP c16 gRPC >= 0.8x HTTP", "grpc", detail, ratio, 0.8))
+    targets += [lowest_p50(rows, model, path) for model in ("mlp", "cnn") for path in PATHS]
+    cnn = find(rows, OURS, "cnn", "http", 16)
+    cores = cnn.result.server_cpu if cnn is not None and cnn.result is not None else None
+    client = cnn.result.client_cpu if cnn is not None and cnn.result is not None else None
+    detail = (
+        "not measured"
+        if cores is None
+        else f"server {cores:.2f} cores, perf_analyzer {client or math.nan:.2f} cores"
+    )
+    targets.append(_target("server >= 1.6 cores at CNN c16", "http", detail, cores, 1.6))
+    return targets
+
+
+def verdict(target: Target) -> str:
+    """MET, NOT MET or NOT MEASURED."""
+    if target.met is None:
+        return "NOT MEASURED"
+    return "MET" if target.met else "NOT MET"
+
+
+def ratio_text(target: Target) -> str:
+    """The ratio cell (cores for the CPU target)."""
+    if target.ratio is None:
+        return "-"
+    return f"{target.ratio:.2f}" if "cores" in target.goal else f"{target.ratio:.2f}x"
