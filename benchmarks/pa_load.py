@@ -12,7 +12,9 @@ would otherwise refuse to report at all.
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import signal
 import subprocess
 import tempfile
 from pathlib import Path
@@ -65,8 +67,11 @@ def parse_report(report: Path) -> tuple[float, float, float]:
     )
 
 
-def failure(output: str) -> str:
-    """The lines of perf_analyzer's output that say what failed (its last lines otherwise)."""
+def failure(output: str, returncode: int = 1) -> str:
+    """What failed: a fatal signal, else the output's error lines (its last lines otherwise)."""
+    if returncode < 0:
+        with contextlib.suppress(ValueError):
+            return f"killed by {signal.Signals(-returncode).name} (a crash in perf_analyzer)"
     lines = [line.strip() for line in output.splitlines() if line.strip()]
     errors = [line for line in lines if "error" in line.lower() or "failed" in line.lower()]
     return " / ".join(dict.fromkeys(errors[:3] or lines[-2:]))
@@ -106,7 +111,7 @@ def run_perf_analyzer(
             log.seek(0)
             output = log.read()
         if proc.returncode != 0 or not report.exists():
-            raise LoadError(f"perf_analyzer failed: {failure(output)}")
+            raise LoadError(f"perf_analyzer failed: {failure(output, proc.returncode)}")
         per_s, p50_ms, p99_ms = parse_report(report)
     server_cpu, client_cpu = sampler.cores()
     return LoadResult(

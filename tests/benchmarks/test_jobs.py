@@ -73,3 +73,4 @@ def test_report_and_failure_parsing(tmp_path: Path) -> None:
     )
     assert failure(out) == "Pass [1] cb::Error: No valid requests / Thread [0] had error: x"
     assert failure("a\nb\nc\n") == "b / c"
+    assert failure("Request concurrency: 1", -11).startswith("killed by SIGSEGV")
