@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 ROLES := core trainer runtime packager collector cli server
 EDITABLE := $(foreach role,$(ROLES),-e ./$(role))
 
-.PHONY: quickstart test lint typecheck pytest install-dev clean
+.PHONY: quickstart test lint typecheck pytest install-dev clean ui
 
 $(VENV)/.installed-all: pyproject.toml $(foreach role,$(ROLES) edge-agent,$(role)/pyproject.toml)
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,11 @@ pytest: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test: lint typecheck pytest
+
+# The web UI bundle (server/ui -> server/src/amlpkg/server/static, committed): only needed after
+# editing server/ui; installs and tests use the committed bundle, so they need no node.
+ui:
+	cd server/ui && npm ci --no-audit --no-fund && npm run build
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -68,7 +68,8 @@ export function num(value, digits = 4) {
   if (typeof value !== "number") return String(value);
   if (Number.isInteger(value)) return String(value);
   const abs = Math.abs(value);
-  return abs !== 0 && (abs < 1e-3 || abs >= 1e6) ? value.toExponential(3) : value.toPrecision(digits);
+  if (abs !== 0 && (abs < 1e-3 || abs >= 1e6)) return value.toExponential(3);
+  return String(Number(value.toPrecision(digits))); // 0.004200 reads as 0.0042
 }
 
 export function bytes(n) {

@@ -116,7 +116,9 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         server.wait(20)
 
 
-@pytest.fixture(scope="package")
+# Module scope: sync Playwright keeps an event loop running in this thread while it is open,
+# which in-process ASGI tests (asyncio.run) of other modules cannot share.
+@pytest.fixture(scope="module")
 def browser(site: Site) -> Iterator[object]:
     try:
         from playwright.sync_api import sync_playwright

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 import urllib.request
@@ -27,6 +28,10 @@ def _open_when_ready(base: str, url: str) -> None:
         except OSError:
             time.sleep(0.2)
     webbrowser.open(url)
+
+
+def _exit(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def ui(
@@ -58,6 +63,9 @@ def ui(
     console.print(f"open {url}", highlight=False, soft_wrap=True)
     if browser:
         threading.Thread(target=_open_when_ready, args=(base, url), daemon=True).start()
+    # uvicorn re-raises SIGTERM after its graceful shutdown, to the handler found before it
+    # started: make that one an exit, so the token is revoked below (Ctrl-C already is one).
+    signal.signal(signal.SIGTERM, _exit)
     try:
         serve(workspace, host="127.0.0.1", port=port)
     finally:

@@ -1,7 +1,6 @@
 // The lineage of any node as a graph (cytoscape): what it came from, back to the run, and
 // everything made from it. Clicking a node opens its page; the list below the graph does
 // the same for keyboards and screen readers.
-import cytoscape from "cytoscape";
 import { get } from "../api.js";
 import { empty, h, link, seg, short } from "../dom.js";
 import { navigate } from "../router.js";
@@ -60,6 +59,8 @@ export async function lineagePage(main, { kind, id }) {
       `${e.src_kind} ${e.src_id} —${e.relation}→ ${e.dst_kind} ${e.dst_id}`, e.detail ? h("span", { class: "help" }, ` (${e.detail})`) : null)))
       : empty("No lineage recorded for this node.")));
 
+  // Loaded with this page only: the graph library is most of the bundle.
+  const { default: cytoscape } = await import("cytoscape");
   const cy = cytoscape({
     container: graph,
     elements: [
@@ -70,14 +71,18 @@ export async function lineagePage(main, { kind, id }) {
     ],
     style: [
       { selector: "node", style: { label: "data(label)", "text-wrap": "wrap", "text-valign": "bottom",
-        "text-margin-y": 4, "font-size": 11, "background-color": "data(color)", width: 26, height: 26, color: "#222" } },
+        "text-margin-y": 4, "font-size": 11, "text-max-width": 150, "background-color": "data(color)", width: 26, height: 26, color: "#222" } },
       { selector: "node[focus = 1]", style: { "border-width": 4, "border-color": "#111", width: 34, height: 34 } },
       { selector: "edge", style: { "curve-style": "bezier", "target-arrow-shape": "triangle", width: 1.5,
         label: "data(label)", "font-size": 9, color: "#555", "text-rotation": "autorotate", "line-color": "#999",
         "target-arrow-color": "#999" } },
     ],
-    layout: { name: "breadthfirst", directed: true, spacingFactor: 1.1, padding: 20 },
+    // Left to right, as the chain reads: run -> version -> variant -> package -> deployment -> device.
+    layout: { name: "breadthfirst", directed: true, spacingFactor: 1.1, padding: 30,
+      transform: (_node, p) => ({ x: p.y * 2.2, y: p.x / 2 }) },
     wheelSensitivity: 0.3,
+    minZoom: 0.2,
+    maxZoom: 1.4, // a short chain is not blown up to fill the box
     boxSelectionEnabled: false,
   });
   cy.on("tap", "node", (event) => navigate(pageOf(event.target.data("kind"), event.target.data("raw"))));
