@@ -18,7 +18,7 @@ from tests.services import require
 
 @pytest.mark.slow
 @pytest.mark.perf_analyzer
-@pytest.mark.parametrize("protocol", ["http", "grpc", "grpc-streaming"])
+@pytest.mark.parametrize("protocol", ["http", "grpc", "grpc-streaming", "http-shm", "grpc-shm"])
 def test_perf_analyzer_runs_clean(server: ServerProcess, protocol: str) -> None:
     found = find_perf_analyzer()
     require(
@@ -27,8 +27,11 @@ def test_perf_analyzer_runs_clean(server: ServerProcess, protocol: str) -> None:
     )
     assert found is not None
     path, env = found
-    url = server.http_url if protocol == "http" else server.grpc_url
+    url = server.http_url if protocol.startswith("http") else server.grpc_url
     streaming = ["--streaming"] if protocol == "grpc-streaming" else []
+    if protocol.endswith("-shm"):
+        # Tensors in system shared memory both ways, as perf_analyzer lays them out.
+        streaming = ["--shared-memory", "system", "--output-shared-memory-size", "4096"]
     # Short, count-based windows and a loose stability bound: this checks that
     # perf_analyzer works against the server (config, metadata, infer), not speed.
     result = subprocess.run(

@@ -167,8 +167,12 @@ def encode_infer_response(response: InferResponse) -> Any:
     raw = message.raw_output_contents
     for out in response.outputs:
         tensor = message.outputs.add(name=out.name, datatype=out.datatype, shape=out.shape)
+        if SHM_REGION in out.parameters:
+            # In the client's region already. Like Triton, an empty raw entry all the
+            # same: NVIDIA's C++ client indexes raw_output_contents by output position.
+            raw.append(b"")
+            continue
         if out.parameters:
             fill_parameters(tensor.parameters, out.parameters)
-        if SHM_REGION not in out.parameters:  # shm outputs are in the client's region
-            raw.append(to_raw(out.data, out.datatype))
+        raw.append(to_raw(out.data, out.datatype))
     return message

@@ -357,8 +357,11 @@ def encode_response(response: InferResponse, request: InferRequest) -> tuple[byt
             "shape": list(out.shape),
         }
         if SHM_REGION in params:
-            pass  # written to the client's shared memory by the data plane
-        elif default_binary if flag is None else flag:
+            # Written to the client's region by the data plane. Like Triton, no
+            # parameters: NVIDIA's C++ client reads any output parameters as binary.
+            outputs.append(entry)
+            continue
+        if default_binary if flag is None else flag:
             blob = to_raw(out.data, out.datatype)
             params["binary_data_size"] = len(blob)
             blobs.append(blob)
