@@ -18,6 +18,7 @@ from amlpkg.cli import (
     runs,
     serve,
     server,
+    sign,
     telemetry,
     ui,
 )
@@ -43,6 +44,7 @@ server.register(app)
 devices.register(app)
 ui.register(app)
 app.add_typer(runs.app, name="runs", help="List, show and compare tracked runs.")
+sign.register(models.app)
 app.add_typer(models.app, name="models", help="The model registry.")
 
 

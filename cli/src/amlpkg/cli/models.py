@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -10,7 +11,7 @@ from rich.table import Table
 from amlpkg.cli.output import console, print_json, print_table
 from amlpkg.cli.runs import HomeOption, JsonOption, when
 from amlpkg.errors import InvalidArgumentError
-from amlpkg.trainer import registry
+from amlpkg.trainer import registry, signing
 from amlpkg.trainer.refs import parse_model_ref
 from amlpkg.trainer.registry import ModelVersion
 
@@ -75,6 +76,12 @@ def register_command(  # noqa: PLR0917 - Typer maps parameters to CLI arguments
         list[str] | None, typer.Option("--tag", help="key=value; repeat for more.")
     ] = None,
     description: Annotated[str | None, typer.Option(help="Free text.")] = None,
+    sign_key: Annotated[
+        Path | None,
+        typer.Option(
+            "--sign-key", help="Sign the new version with this PEM EC key (or $AMLPKG_SIGNING_KEY)."
+        ),
+    ] = None,
     home: HomeOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -82,6 +89,11 @@ def register_command(  # noqa: PLR0917 - Typer maps parameters to CLI arguments
     version = registry.register(
         name, source, run=run, tags=parse_tags(tag or []), description=description, home=home
     )
+    key = sign_key or signing.configured_key()
+    if key is not None:
+        record = signing.sign_model_version(version.ref, key, home=home)
+        if not as_json:
+            console.print(f"[green]signed[/] {version.ref} by {record.signer}")
     if as_json:
         print_json(version.to_dict())
         return

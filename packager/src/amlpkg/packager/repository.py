@@ -12,9 +12,11 @@ import shutil
 from collections.abc import Iterable
 from pathlib import Path
 
-from amlpkg.errors import AlreadyExistsError
+from amlpkg.errors import AlreadyExistsError, NotFoundError
+from amlpkg.release import RELEASE_FILE, SIGNATURE_FILE
 from amlpkg.store.workspace import Workspace
 from amlpkg.trainer.registry import ModelVersion, resolve_model_file, using_workspace
+from amlpkg.trainer.signing import latest_signature
 
 
 def _place(source: Path, target: Path) -> None:
@@ -24,6 +26,21 @@ def _place(source: Path, target: Path) -> None:
         os.link(source, target)
     except OSError:
         shutil.copyfile(source, target)
+
+
+def place_signature(ws: Workspace, ref: str, version_dir: Path) -> bool:
+    """Put the version's signature bundle and signed release file beside its model.onnx.
+
+    The runtime (``--require-signature``) and the edge agent look for them there.
+    False when the version is not signed (nothing is written).
+    """
+    try:
+        record = latest_signature(ref, workspace=ws)
+    except NotFoundError:
+        return False
+    (version_dir / RELEASE_FILE).write_bytes(ws.artifacts.read_bytes(record.release_sha256))
+    (version_dir / SIGNATURE_FILE).write_bytes(ws.artifacts.read_bytes(record.bundle_sha256))
+    return True
 
 
 def materialize(
@@ -37,6 +54,7 @@ def materialize(
 
     Two refs resolving to different versions of one name are both laid out (the
     runtime's version policy picks which serve); the same version twice is an error.
+    A signed version gets its signature files beside its model.
     """
     placed: list[ModelVersion] = []
     with using_workspace(workspace, home) as ws:
@@ -48,5 +66,6 @@ def materialize(
                     f"{version.ref} is named twice", hint="pass each model version once"
                 )
             _place(path, target)
+            place_signature(ws, version.ref, target.parent)
             placed.append(version)
     return placed

@@ -19,11 +19,18 @@ from amlpkg.errors import InvalidArgumentError
 from amlpkg.packager.build import context, image, records
 from amlpkg.packager.build.flavors import runtime_requirements
 from amlpkg.packager.build.options import BuildOptions, Hooks
-from amlpkg.packager.build.recipe import ModelFacts, image_labels, model_config, render_dockerfile
+from amlpkg.packager.build.recipe import (
+    MODELS_DIR,
+    ModelFacts,
+    image_labels,
+    model_config,
+    render_dockerfile,
+)
 from amlpkg.packager.build.records import Package
 from amlpkg.packager.build.source import ModelSource, resolve
 from amlpkg.packager.build.wheelhouse import amlpkg_wheel, gather_wheelhouse, installed_requires
 from amlpkg.packager.build.wheelhouse import source_root as checkout_root
+from amlpkg.packager.repository import place_signature
 from amlpkg.store.workspace import Workspace
 from amlpkg.trainer.provenance import git_state
 
@@ -80,6 +87,11 @@ def lay_out(ws: Workspace, src: ModelSource, opts: BuildOptions, dest: Path, hoo
         wheelhouse=wheels,
         amlpkg_wheel=wheel,
     )
+    if src.variant_id is None:
+        # The signature covers the registered file only, never an optimized variant of it.
+        version_dir = dest / MODELS_DIR / src.facts.name / str(src.facts.version)
+        if place_signature(ws, src.version.ref, version_dir):
+            hooks.on_status(f"signature of {src.version.ref} placed beside the model")
 
 
 def package_labels(src: ModelSource, opts: BuildOptions) -> dict[str, str]:

@@ -1,0 +1,85 @@
+"""`amlpkg models sign` and `amlpkg models verify`: OpenSSF Model Signing bundles."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from amlpkg.cli.output import console, print_json
+from amlpkg.cli.runs import HomeOption, JsonOption
+
+KeyOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--key",
+        help="PEM EC private key (P-256/384/521) to sign with; default: $AMLPKG_SIGNING_KEY."
+        " An encrypted key reads its password from $AMLPKG_SIGNING_KEY_PASSWORD.",
+    ),
+]
+
+
+def sign_command(
+    ref: Annotated[str, typer.Argument(help="NAME:VERSION (or NAME, NAME@ALIAS).")],
+    key: KeyOption = None,
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Sign a model version offline with a key: bundle + SLSA provenance, in the lineage."""
+    from amlpkg.errors import InvalidArgumentError
+    from amlpkg.trainer.signing import configured_key, sign_model_version
+
+    key = key or configured_key()
+    if key is None:
+        raise InvalidArgumentError(
+            "no signing key", hint="pass --key KEY.pem or set AMLPKG_SIGNING_KEY"
+        )
+    record = sign_model_version(ref, key, home=home)
+    if as_json:
+        print_json(record.to_dict())
+        return
+    console.print(
+        f"[green]signed[/] [bold]{record.ref}[/] by {record.signer}"
+        f" (bundle sha256 {record.bundle_sha256[:12]}, provenance"
+        f" sha256 {record.provenance_sha256[:12]})"
+    )
+
+
+def verify_command(
+    ref: Annotated[str, typer.Argument(help="NAME:VERSION (or NAME, NAME@ALIAS).")],
+    trust: Annotated[
+        Path, typer.Option("--trust", help="The signer's PEM public key or a PEM root chain.")
+    ],
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Verify a version's stored signature offline; the result goes into the lineage."""
+    from amlpkg.errors import AmlpkgError
+    from amlpkg.runtime.signing import Trust
+    from amlpkg.trainer.signing import export_signed, record_verification
+
+    checker = Trust(trust)
+    with tempfile.TemporaryDirectory(prefix="amlpkg-verify-") as tmp:
+        folder = Path(tmp) / "version"
+        export_signed(ref, folder, home=home)
+        try:
+            verified = checker.verify_folder(folder)
+        except AmlpkgError:
+            record_verification(ref, f"cli:{checker.signer}", False, home=home)
+            raise
+    record_verification(ref, f"cli:{checker.signer}", True, home=home)
+    if as_json:
+        print_json(verified.parameters())
+        return
+    console.print(
+        f"[green]verified[/] {ref}: {verified.digest} signed by {verified.signer}"
+        f" (signed version {verified.release.version})"
+    )
+
+
+def register(models_app: typer.Typer) -> None:
+    """Add the signing commands to the ``models`` group."""
+    models_app.command("sign")(sign_command)
+    models_app.command("verify")(verify_command)
