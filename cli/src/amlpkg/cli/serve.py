@@ -69,6 +69,17 @@ def register(app: typer.Typer) -> None:
         log_level: Annotated[
             str | None, typer.Option("--log-level", help="Logging level (default info).")
         ] = None,
+        require_signature: Annotated[
+            bool | None,
+            typer.Option(
+                "--require-signature",
+                help="Load only versions whose model.sig verifies against --trust.",
+            ),
+        ] = None,
+        trust: Annotated[
+            Path | None,
+            typer.Option("--trust", help="Signer's PEM public key or PEM root chain."),
+        ] = None,
     ) -> None:
         """Serve ONNX models over KServe v2 REST and gRPC until SIGTERM / Ctrl-C.
 
@@ -100,6 +111,8 @@ def register(app: typer.Typer) -> None:
                 tls_keyfile=tls_keyfile,
                 shutdown_timeout=shutdown_timeout,
                 log_level=log_level,
+                require_signature=require_signature,
+                trust=trust,
             )
 
 

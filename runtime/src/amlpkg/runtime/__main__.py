@@ -41,6 +41,13 @@ def build_parser() -> argparse.ArgumentParser:
     add("--tls-keyfile", type=Path, help="PEM private key of --tls-certfile")
     add("--shutdown-timeout", type=float, help="seconds to drain in-flight requests on SIGTERM")
     add("--log-level", help="logging level (default info)")
+    add(
+        "--require-signature",
+        action="store_true",
+        default=None,
+        help="load only versions whose model.sig verifies against --trust",
+    )
+    add("--trust", type=Path, help="signer's PEM public key or PEM root chain")
     # The token is read from AMLPKG_SERVER_AUTH_TOKEN only: a command line is visible to
     # every user of the machine (ps).
     return parser

@@ -42,6 +42,7 @@ from amlpkg.runtime.model import PLATFORM, LoadedModel
 from amlpkg.runtime.model_config import parse_model_config
 from amlpkg.runtime.repository import ModelRepository, check_model_name
 from amlpkg.runtime.shm import SharedMemoryRegistry
+from amlpkg.runtime.signing import Trust
 from amlpkg.runtime.tracing import InferTracer, tracer_from_env
 from amlpkg.runtime.types import (
     InferOutput,
@@ -142,11 +143,13 @@ class DataPlane:
         override_dir: str | os.PathLike[str] | None = None,
         limits: RequestLimits = DEFAULT_LIMITS,
         strict_readiness: bool = True,
+        trust: Trust | None = None,
     ) -> DataPlane:
         """A data plane over ``path``; call :meth:`start` on the event loop to load models.
 
         ``override_dir``: where load-time file overrides are written (default: a temp
         folder made on first use and removed at :meth:`stop`); never inside ``path``.
+        ``trust``: when given, only versions whose signature verifies against it load.
         """
         root = Path(path)
         if not root.is_dir():
@@ -162,7 +165,9 @@ class DataPlane:
                 f"override folder {overrides} is inside the model repository {root}",
                 hint="file overrides must not be written into the user's repository",
             )
-        repository = ModelRepository(root, metrics, drain_timeout_s, override_root=overrides)
+        repository = ModelRepository(
+            root, metrics, drain_timeout_s, override_root=overrides, trust=trust
+        )
         plane = cls(
             repository,
             metrics,

@@ -11,13 +11,15 @@ from typing import Any
 from amlpkg.runtime.errors import InvalidInputError
 
 FILE_PREFIX = "file:"
-_OVERRIDE_FILE = re.compile(r"[1-9][0-9]{0,8}/model\.onnx")
+# model.onnx, plus the signature bundle and signed release file a signed version carries.
+_OVERRIDE_FILE = re.compile(r"[1-9][0-9]{0,8}/(model\.onnx|model\.sig|amlpkg-release\.json)")
 
 
 def override_files(parameters: Mapping[str, Any]) -> dict[str, bytes]:
     """The ``file:<version>/model.onnx`` load parameters as ``{"<version>/model.onnx": bytes}``.
 
-    Only version folders holding ``model.onnx`` are accepted, so no name can reach
+    Only ``model.onnx`` and the signature files beside it (``model.sig``,
+    ``amlpkg-release.json``) in a version folder are accepted, so no name can reach
     outside the override folder. Text values are base64 (Triton's HTTP form).
     """
     files: dict[str, bytes] = {}
@@ -28,7 +30,7 @@ def override_files(parameters: Mapping[str, Any]) -> dict[str, bytes]:
         if not _OVERRIDE_FILE.fullmatch(relative):
             raise InvalidInputError(
                 f"load parameter {key!r} is refused: override files must be named"
-                " 'file:<version>/model.onnx'",
+                " 'file:<version>/model.onnx' (or model.sig, amlpkg-release.json)",
                 hint="use a positive integer version folder, e.g. 'file:1/model.onnx'",
             )
         if isinstance(value, bytes):

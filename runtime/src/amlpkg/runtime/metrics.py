@@ -91,6 +91,13 @@ class RuntimeMetrics:
             registry=self.registry,
         )
 
+        self.signature = Gauge(
+            "amlpkg_model_signature",
+            "1 for a loaded model version whose signature verified: its digest and signer.",
+            (*_LABELS, "digest", "signer"),
+            registry=self.registry,
+        )
+
     def for_version(self, model: str, version: str) -> VersionMetrics:
         """The metric children of one model version."""
         return VersionMetrics(self, model, version)
@@ -108,3 +115,12 @@ class RuntimeMetrics:
                 self.provider.remove(model, version, provider)
         with contextlib.suppress(KeyError):
             self.provider_fallback.remove(model, version)
+
+    def set_signature(self, model: str, version: str, digest: str, signer: str) -> None:
+        """Record the verified digest and signer of a loaded model version."""
+        self.signature.labels(model, version, digest, signer).set(1)
+
+    def forget_signature(self, model: str, version: str, digest: str, signer: str) -> None:
+        """Drop the signature series of an unloaded model version."""
+        with contextlib.suppress(KeyError):
+            self.signature.remove(model, version, digest, signer)

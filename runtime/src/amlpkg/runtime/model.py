@@ -12,6 +12,7 @@ from amlpkg.runtime.batching import BatchRecord, DirectScheduler, DynamicBatcher
 from amlpkg.runtime.metrics import RuntimeMetrics
 from amlpkg.runtime.model_config import ModelConfig
 from amlpkg.runtime.session import OnnxSession, TensorInfo
+from amlpkg.runtime.signing import Verified
 from amlpkg.runtime.stats import ModelStats
 from amlpkg.runtime.types import TensorSpec
 
@@ -63,12 +64,18 @@ class LoadedModel:
             )
         else:
             self.scheduler = DirectScheduler(session.run, self._executor, self._on_batch)
+        self.verified: Verified | None = None
         self.in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()
         metrics.set_providers(
             name, self.version_str, session.provider_short_names, session.provider_fallback
         )
+
+    def set_verified(self, verified: Verified) -> None:
+        """Record the signature this version was verified against (metadata, metrics)."""
+        self.verified = verified
+        self._metrics.set_signature(self.name, self.version_str, verified.digest, verified.signer)
 
     def _on_batch(self, record: BatchRecord) -> None:
         self.stats.record_batch(record)
@@ -96,13 +103,19 @@ class LoadedModel:
         self._metrics.forget_providers(
             self.name, self.version_str, self.session.provider_short_names
         )
+        if self.verified is not None:
+            self._metrics.forget_signature(
+                self.name, self.version_str, self.verified.digest, self.verified.signer
+            )
 
     @property
     def parameters(self) -> dict[str, Any]:
         """Model metadata parameters: the providers it really got and whether it fell back."""
+        signed = self.verified.parameters() if self.verified is not None else {}
         return {
             "execution_providers": self.session.provider_short_names,
             "provider_fallback": self.session.provider_fallback,
+            **signed,
         }
 
     @staticmethod

@@ -29,6 +29,7 @@ from amlpkg.runtime.metrics import RuntimeMetrics
 from amlpkg.runtime.model import LoadedModel
 from amlpkg.runtime.model_config import ModelConfig, load_model_config
 from amlpkg.runtime.session import OnnxSession
+from amlpkg.runtime.signing import SignatureError, Trust, Verified, check_not_older
 from amlpkg.runtime.types import RepositoryModel
 
 logger = logging.getLogger(__name__)
@@ -74,8 +75,13 @@ class ModelRepository:
         metrics: RuntimeMetrics,
         drain_timeout_s: float = 30.0,
         override_root: Path | None = None,
+        trust: Trust | None = None,
     ) -> None:
         self.root = root
+        # With a trust anchor, every version must carry a valid signature to load.
+        self._trust = trust
+        # Highest signed version each model has served: an older signed one is a replay.
+        self._floor: dict[str, int] = {}
         self._metrics = metrics
         self._drain_timeout_s = drain_timeout_s
         self._table: dict[str, dict[int, VersionState]] = {}
@@ -153,6 +159,7 @@ class ModelRepository:
                 self._table[name] = new  # the switch: new requests now reach the new sessions
                 if all(s.state == READY for s in built):
                     self._sources[name] = source
+                self._raise_floor(name, built)
                 await self._close_replaced(old, new)
             await asyncio.to_thread(self._prune_overrides, name)
         # A failed reload is reported to the caller even when the old version keeps serving.
@@ -199,10 +206,28 @@ class ModelRepository:
             if generation not in used:
                 shutil.rmtree(generation, ignore_errors=True)
 
+    def _raise_floor(self, name: str, built: list[VersionState]) -> None:
+        signed = [s.model.verified.release.version for s in built if s.model and s.model.verified]
+        if signed:
+            self._floor[name] = max(self._floor.get(name, 0), *signed)
+
+    def _verify(self, name: str, folder: Path) -> Verified | None:
+        """Check the version folder's signature (when trust is configured), off the loop."""
+        if self._trust is None:
+            return None
+        verified = self._trust.verify_folder(folder)
+        check_not_older(verified.release, self._floor.get(name), f"model {name!r}")
+        return verified
+
     async def _build(
         self, name: str, source: Path, version: int, config: ModelConfig
     ) -> VersionState:
         path = source / str(version) / MODEL_FILE
+        try:
+            verified = await asyncio.to_thread(self._verify, name, path.parent)
+        except SignatureError as exc:
+            logger.error("refused model %s version %d: %s", name, version, exc)
+            return VersionState(UNAVAILABLE, str(exc))
         try:
             # Building a session takes from milliseconds to minutes (TensorRT): off the loop.
             session = await asyncio.to_thread(OnnxSession, path, config, name)
@@ -217,6 +242,8 @@ class ModelRepository:
             session=session,
             metrics=self._metrics,
         )
+        if verified is not None:
+            model.set_verified(verified)
         logger.info("loaded model %s version %d on %s", name, version, session.provider_short_names)
         return VersionState(READY, model=model)
 

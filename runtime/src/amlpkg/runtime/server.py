@@ -26,6 +26,7 @@ from amlpkg.runtime.limits import RequestLimits
 from amlpkg.runtime.rest import RestApp, metrics_app
 from amlpkg.runtime.rest.protocol import guarded_protocol
 from amlpkg.runtime.settings import ServerSettings
+from amlpkg.runtime.signing import Trust
 
 log = logging.getLogger("amlpkg.runtime.server")
 
@@ -141,6 +142,7 @@ async def running(
         settings.model_repository,
         limits=request_limits(settings),
         strict_readiness=settings.strict_readiness,
+        trust=Trust(settings.trust) if settings.require_signature and settings.trust else None,
     )
     registry = getattr(dp, "metrics_registry", None)
     token = settings.token

@@ -119,6 +119,15 @@ class ServerSettings(BaseSettings):
     shutdown_timeout: float = Field(30.0, ge=0)
     """Seconds that SIGTERM/SIGINT waits for in-flight requests before closing anyway."""
 
+    require_signature: bool = False
+    """Load only model versions whose OpenSSF Model Signing bundle (``<version>/model.sig``
+    over ``model.onnx`` and ``amlpkg-release.json``) verifies against ``trust``; an older
+    signed version than one already served is refused too. Needs ``amlpkg-runtime[signing]``."""
+
+    trust: Path | None = None
+    """PEM public key of the signer, or a PEM certificate chain (root first or last), that
+    ``require_signature`` verifies against. Offline: no Sigstore network access."""
+
     log_level: str = "info"
     """Python logging level name for the server's logs."""
 
@@ -126,6 +135,8 @@ class ServerSettings(BaseSettings):
     def _tls_pair(self) -> ServerSettings:
         if (self.tls_certfile is None) != (self.tls_keyfile is None):
             raise ValueError("tls_certfile and tls_keyfile must be given together")
+        if self.require_signature and self.trust is None:
+            raise ValueError("require_signature needs trust (the signer's public key or root)")
         return self
 
     @property
