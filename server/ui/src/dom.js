@@ -26,6 +26,12 @@ function append(el, children) {
   }
 }
 
+/** Add children to an element (null, undefined and false are skipped, arrays flattened). */
+export function add(el, ...children) {
+  append(el, children);
+  return el;
+}
+
 /** Replace an element's content. */
 export function fill(el, ...children) {
   el.replaceChildren();

@@ -64,7 +64,9 @@ def _populate(site: Site) -> tuple[str, str]:
         points = [{"key": "loss", "value": 1.0 / (s + 1), "step": s} for s in range(20)]
         api.post(f"/runs/{second}/log-batch", json={
             "params": {"C": "0.1", "cv_folds": "5", "dataset": "iris"},
-            "metrics": [*points, {"key": "test_accuracy", "value": 0.91, "step": 0}],
+            "metrics": [*points, {"key": "test_accuracy", "value": 0.91, "step": 0},
+                        *({"key": "cv_accuracy", "value": 0.8 + s / 50, "step": s}
+                          for s in range(5))],
         }).raise_for_status()  # fmt: skip
         api.post(f"/runs/{second}/end", json={"status": "completed"}).raise_for_status()
         live = api.post("/runs", json={"experiment": "live", "name": "training"}).json()["id"]

@@ -74,7 +74,9 @@ def test_runs_table_run_page_and_its_metric_chart(browser: Any, site: Site, shot
     assert page.errors == []
 
 
-def test_compare_two_runs_marks_the_params_that_differ(browser: Any, site: Site) -> None:
+def test_compare_two_runs_marks_the_params_that_differ(
+    browser: Any, site: Site, shots: Path
+) -> None:
     page = _page(browser, site)
     page.locator("#runs-table").wait_for()
     for run in (site.quickstart_run, site.second_run):
@@ -85,8 +87,11 @@ def test_compare_two_runs_marks_the_params_that_differ(browser: Any, site: Site)
     assert re.search(r"1\.0\s+0\.1", differing.inner_text())
     assert page.locator("#cmp-params-table tr[data-key='dataset']:not(.diff)").count() == 1
     assert page.locator("#cmp-metrics-table tr.diff[data-key='test_accuracy']").count() == 1
-    page.locator("figure.chart").first.wait_for()
+    overlaid = page.locator("figure.chart[data-title='cv_accuracy']")
+    overlaid.wait_for()
+    assert overlaid.get_attribute("data-points") == "10"  # both runs' five folds
     assert _axe(page) == []
+    page.screenshot(path=shots / "compare.png", full_page=True)
     assert page.errors == []
 
 
@@ -132,10 +137,15 @@ def test_lineage_graph_clicks_through_from_the_device_to_the_run_and_back(
     page.locator(f"#nodes a[data-node='device/{site.device}']").click()
     page.wait_for_url(f"**/ui/devices/{site.device}")
     page.locator("figure.chart[data-title='Requests per second']").wait_for()
+    assert "iris-classifier:1" in page.locator("main").inner_text()
+    assert _axe(page) == []
+    page.screenshot(path=shots / "device.png", full_page=True)
     assert page.errors == []
 
 
-def test_deployment_page_and_write_controls_follow_the_role(browser: Any, site: Site) -> None:
+def test_deployment_page_and_write_controls_follow_the_role(
+    browser: Any, site: Site, shots: Path
+) -> None:
     reader = _page(browser, site, "reader", "/ui/deployments")
     reader.locator("a[href='/ui/deployments/quickstart']").click()
     reader.locator("#revisions").wait_for()
@@ -143,6 +153,7 @@ def test_deployment_page_and_write_controls_follow_the_role(browser: Any, site: 
     reader.locator("figure.chart[data-title='Latency (ms)']").wait_for()
     assert reader.get_by_role("button", name="Roll back").count() == 0
     assert _axe(reader) == []
+    reader.screenshot(path=shots / "deployment.png", full_page=True)
     # A forged request from the reader's own tab is refused by the API.
     status = reader.evaluate(
         """async () => (await fetch('/api/v1/deployments/quickstart/rollback', {

@@ -89,3 +89,16 @@ def test_amlpkg_ui_mints_an_owner_token_for_the_page_and_revokes_it_at_exit(
     with open_workspace(home) as ws:
         (minted,) = tokens.list_tokens(ws)
     assert minted.revoked is not None
+
+
+def test_a_long_metric_history_is_thinned_evenly_keeping_both_ends(api: dict[str, Api]) -> None:
+    writer = api["contributor"]
+    run = writer.post("/api/v1/runs", json={"experiment": "thin"}).json()["id"]
+    points = [{"key": "loss", "value": float(s), "step": s} for s in range(1000)]
+    writer.post(f"/api/v1/runs/{run}/log-batch", json={"metrics": points}).raise_for_status()
+    url = f"/api/v1/runs/{run}/metrics/loss"
+    thin = api["reader"].get(url, params={"max_points": 11}).json()["points"]
+    steps = [p["step"] for p in thin]
+    assert steps == [round(i * 999 / 10) for i in range(11)]
+    assert steps[0] == 0 and steps[-1] == 999
+    assert len(api["reader"].get(url).json()["points"]) == 1000

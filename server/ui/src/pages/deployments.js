@@ -2,7 +2,7 @@
 // telemetry. Roll back and delete are shown to contributors and owners only (the API
 // refuses a reader anyway).
 import { get, post, del } from "../api.js";
-import { badge, empty, fill, h, link, seg, table, when } from "../dom.js";
+import { add, badge, empty, fill, h, link, seg, table, when } from "../dom.js";
 import { can } from "../session.js";
 import { render } from "../router.js";
 import { summaryFacts, telemetryCharts } from "./telemetry.js";
@@ -16,7 +16,7 @@ function endpoints(map) {
 export async function deploymentsPage(main) {
   const [found, telemetry] = await Promise.all([get("/deployments"), get("/telemetry/deployments")]);
   const byKey = new Map(telemetry.map((t) => [t.key, t]));
-  main.append(h("h1", {}, "Deployments"), found.length
+  add(main, h("h1", {}, "Deployments"), found.length
     ? table(null, ["Deployment", "Revision", "Target", "Model", "Status", "Endpoints", "Requests", "p95", "Updated"],
       found.map((d) => {
         const t = byKey.get(d.id);
@@ -57,7 +57,7 @@ export async function deploymentPage(main, { name }) {
   const latest = revisions[0];
   const summary = (await get(`/telemetry/deployments?deployment=${seg(latest.id)}`))[0];
   const out = h("div", { "aria-live": "polite" });
-  main.append(
+  add(main, 
     h("h1", {}, "Deployment ", name),
     h("p", {}, badge(latest.status), " revision ", latest.revision, " on ", latest.target, " · ",
       link(`/lineage/deployment/${seg(latest.id)}`, "Lineage of this deployment")),

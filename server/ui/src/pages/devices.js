@@ -1,7 +1,7 @@
 // The device fleet: when each device was last seen, the model it should serve (desired)
 // beside the one it reports, and its telemetry.
 import { get } from "../api.js";
-import { ago, badge, empty, facts, h, link, seg, short, table, when } from "../dom.js";
+import { add, ago, badge, empty, facts, h, link, seg, short, table, when } from "../dom.js";
 import { pageOf } from "./lineage.js";
 import { summaryFacts, telemetryCharts } from "./telemetry.js";
 
@@ -11,7 +11,7 @@ const model = (ref) => (ref ? link(pageOf("model_version", ref), ref) : "–");
 export async function devicesPage(main) {
   const [records, summaries] = await Promise.all([get("/device-records"), get("/devices")]);
   const byKey = new Map(summaries.map((s) => [s.key, s]));
-  main.append(h("h1", {}, "Devices"), records.length
+  add(main, h("h1", {}, "Devices"), records.length
     ? table(null, ["Device", "Last seen", "Desired model", "Desired sha256", "Reported model", "State", "Deployment", "Requests", "Errors"],
       records.map((d) => {
         const s = byKey.get(d.id);
@@ -27,7 +27,7 @@ export async function devicesPage(main) {
 
 export async function devicePage(main, { id }) {
   const [d, summaries] = await Promise.all([get(`/device-records/${seg(id)}`), get("/devices")]);
-  main.append(
+  add(main, 
     h("h1", {}, "Device ", d.id),
     h("p", {}, sync(d), " ", link(`/lineage/device/${seg(d.id)}`, "Lineage of this device")),
     facts([["Last seen", `${ago(d.last_seen)} (${when(d.last_seen)})`], ["Last telemetry", when(d.last_telemetry)],

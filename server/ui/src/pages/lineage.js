@@ -2,7 +2,7 @@
 // everything made from it. Clicking a node opens its page; the list below the graph does
 // the same for keyboards and screen readers.
 import { get } from "../api.js";
-import { empty, h, link, seg, short } from "../dom.js";
+import { add, empty, h, link, seg, short } from "../dom.js";
 import { navigate } from "../router.js";
 
 const COLORS = {
@@ -39,7 +39,7 @@ export async function lineagePage(main, { kind, id }) {
   }
   const graph = h("div", { id: "graph", class: "graph", role: "img",
     "aria-label": `Lineage graph of ${kind} ${id}: ${nodes.size} nodes, ${edges.length} edges; the list below has them all` });
-  main.append(
+  add(main, 
     h("h1", {}, "Lineage of ", kind.replace("_", " "), " ", h("span", { class: "mono" }, id)),
     h("p", { class: "help" }, "Click a node to open it; “lineage” re-centres the graph on it."),
     graph,
@@ -49,7 +49,7 @@ export async function lineagePage(main, { kind, id }) {
     const k = `${e.src_kind}/${e.src_id}>${e.dst_kind}/${e.dst_id}>${e.relation}`;
     return seen.has(k) ? false : seen.add(k);
   });
-  main.append(h("section", { "aria-labelledby": "h-nodes" }, h("h2", { id: "h-nodes" }, "Nodes"),
+  add(main, h("section", { "aria-labelledby": "h-nodes" }, h("h2", { id: "h-nodes" }, "Nodes"),
     h("ul", { id: "nodes", class: "nodes" }, [...nodes.values()].map((n) => h("li", { "data-kind": n.kind },
       h("span", { class: "kind", style: `border-color:${COLORS[n.kind] ?? "#666"}` }, n.kind), " ",
       link(pageOf(n.kind, n.id), n.id, { class: "node-link", "data-node": `${n.kind}/${n.id}` }),

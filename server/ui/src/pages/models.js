@@ -1,13 +1,13 @@
 // The model registry: models, a model's versions, and one version with its signature,
 // digest, opset, variants (measured speed-up and accuracy) and packages.
 import { get, query } from "../api.js";
-import { badge, bytes, empty, facts, h, link, num, seg, short, table, when } from "../dom.js";
+import { add, badge, bytes, empty, facts, h, link, num, seg, short, table, when } from "../dom.js";
 
 const versionLink = (name, v, text = `${name}:${v}`) => link(`/models/${seg(name)}/${seg(v)}`, text);
 
 export async function modelsPage(main) {
   const models = await get("/models");
-  main.append(h("h1", {}, "Models"), models.length
+  add(main, h("h1", {}, "Models"), models.length
     ? table(null, ["Model", "Latest", "Versions", "Aliases", "Registered"], models.map((m) => h("tr", {},
       h("td", {}, link(`/models/${seg(m.name)}`, m.name)),
       h("td", {}, versionLink(m.name, m.latest_version, `v${m.latest_version}`)),
@@ -19,7 +19,7 @@ export async function modelsPage(main) {
 
 export async function modelPage(main, { name }) {
   const versions = await get(`/models/${seg(name)}/versions`);
-  main.append(h("h1", {}, "Model ", name), table(null,
+  add(main, h("h1", {}, "Model ", name), table(null,
     ["Version", "Aliases", "sha256", "Opset", "Size", "Run", "Registered"],
     versions.map((v) => h("tr", {},
       h("td", {}, versionLink(name, v.version, `v${v.version}`)),
@@ -59,7 +59,7 @@ export async function versionPage(main, { name, version }) {
     get(ref), get(`${ref}/variants`), get(`/packages${query({ model: name })}`),
   ]);
   const mine = packages.filter((p) => p.model_version === v.version);
-  main.append(
+  add(main, 
     h("h1", {}, "Model version ", v.ref),
     h("p", {}, v.aliases.map((a) => [h("span", { class: "tag" }, `@${a}`), " "]),
       link(`/lineage/model_version/${seg(v.ref)}`, "Lineage of this version")),

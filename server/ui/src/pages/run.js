@@ -1,16 +1,18 @@
 // One run: facts, params, metric charts over steps (live while it runs), artifacts with a
 // preview, logs, environment, and the ONNX model it exported with its parity check.
 import { ApiError, get, getRaw } from "../api.js";
-import { badge, bytes, duration, empty, facts, fill, h, link, num, seg, short, table, when } from "../dom.js";
+import { add, badge, bytes, duration, empty, facts, fill, h, link, num, seg, short, table, when } from "../dom.js";
 import { lineChart } from "../charts.js";
 
 const PREVIEW_BYTES = 256 * 1024;
+const MAX_POINTS = 2000;
 const TEXT = /\.(txt|log|json|ya?ml|md|csv|tsv|py|cfg|ini|toml)$/i;
 const IMAGE = { png: "image/png", jpg: "image/jpeg", jpeg: "image/jpeg", gif: "image/gif" };
 
 /** Metric histories of a run as chart series. */
 export async function histories(runId, keys) {
-  const found = await Promise.all(keys.map((k) => get(`/runs/${seg(runId)}/metrics/${seg(k)}`)));
+  // Thinned by the server: a chart is a few hundred pixels wide whatever the run logged.
+  const found = await Promise.all(keys.map((k) => get(`/runs/${seg(runId)}/metrics/${seg(k)}?max_points=${MAX_POINTS}`)));
   return Object.fromEntries(found.map((m) => [m.key, m.points.map((p) => [p.step, p.value])]));
 }
 
@@ -81,7 +83,7 @@ export async function runPage(main, { id }) {
   const header = h("div");
   const charts = h("div", { class: "charts", id: "charts" });
   const metricsBox = h("div");
-  main.append(
+  add(main, 
     header,
     h("section", { "aria-labelledby": "h-metrics" }, h("h2", { id: "h-metrics" }, "Metrics"), metricsBox, charts),
     h("section", { "aria-labelledby": "h-params" }, h("h2", { id: "h-params" }, "Parameters"),

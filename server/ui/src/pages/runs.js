@@ -1,7 +1,7 @@
 // Experiments and runs: a table filtered on the server (experiment, status) and in the
 // page (free text over name, id, params and tags), sortable by any column.
 import { get, query } from "../api.js";
-import { badge, duration, empty, fill, h, link, num, seg, short, when } from "../dom.js";
+import { add, badge, duration, empty, fill, h, link, num, seg, short, when } from "../dom.js";
 import { navigate } from "../router.js";
 
 const MAX_KEYS = 8; // param and metric columns shown; the run page has them all
@@ -40,7 +40,7 @@ export async function runsPage(main, _params, q) {
     h("select", { id, onchange: (e) => onchange(e.target.value) },
       options.map(([v, t]) => h("option", { value: v, selected: v === value }, t))),
   ];
-  main.append(
+  add(main, 
     h("h1", {}, "Runs"),
     h("div", { class: "toolbar", role: "search" },
       select("experiment", "Experiment", [["", "all"], ...experiments.map((e) => [e.name, `${e.name} (${e.runs})`])],

@@ -100,12 +100,22 @@ def end_run(run: RunRef, body: RunEndIn, ws: WorkspaceDep) -> dict[str, object]:
 
 @router.get("/runs/{run}/metrics/{key:path}", response_model=MetricHistoryOut)
 def metric_history(
-    run: RunRef, key: Annotated[str, "metric key"], ws: WorkspaceDep
+    run: RunRef,
+    key: Annotated[str, "metric key"],
+    ws: WorkspaceDep,
+    max_points: Annotated[
+        int | None, Query(ge=2, le=1_000_000, description="evenly thinned to this many")
+    ] = None,
 ) -> MetricHistoryOut:
-    """Every value of one metric, with its step and time, in step order."""
+    """Every value of one metric, with its step and time, in step order.
+
+    With ``max_points`` a long history is thinned to evenly spaced points, the first and the
+    last kept, so a chart of a million-step run stays light.
+    """
     run_id = queries.resolve_run_id(ws, run)
-    points = [
-        MetricPoint(step=s, value=v, timestamp=t)
-        for s, v, t in store_runs.metric_history(ws, run_id, key)
-    ]
+    history = store_runs.metric_history(ws, run_id, key)
+    if max_points is not None and len(history) > max_points:
+        last = len(history) - 1
+        history = [history[round(i * last / (max_points - 1))] for i in range(max_points)]
+    points = [MetricPoint(step=s, value=v, timestamp=t) for s, v, t in history]
     return MetricHistoryOut(run_id=run_id, key=key, points=points)
