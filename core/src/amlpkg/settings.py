@@ -24,6 +24,22 @@ class WorkspaceSettings(BaseSettings):
         default_factory=lambda: Path.cwd() / ".amlpkg",
         description="Folder holding the SQLite database and the artifact store.",
     )
+    store: str | None = Field(
+        default=None,
+        description="Workspace database URL: postgresql+psycopg://USER:PASSWORD@HOST:PORT/DB"
+        " for a team; unset, the SQLite file in ``home`` (the embedded default).",
+    )
+    artifacts: str | None = Field(
+        default=None,
+        description="Artifact store: s3://BUCKET/PREFIX for a team (endpoint from"
+        " AMLPKG_S3_ENDPOINT_URL or AWS_ENDPOINT_URL, credentials as boto3 finds them);"
+        " unset, the content-addressed folder in ``home``.",
+    )
+    s3_endpoint_url: str | None = Field(
+        default=None,
+        description="S3 endpoint for an S3-compatible server; unset, boto3's own"
+        " (AWS_ENDPOINT_URL, then AWS).",
+    )
     busy_timeout_s: float = Field(
         default=60.0,
         gt=0,
@@ -36,9 +52,16 @@ class WorkspaceSettings(BaseSettings):
     )
 
 
-def load_settings(home: str | Path | None = None) -> WorkspaceSettings:
-    """Settings with an explicit ``home`` (if given) over the environment over the default."""
+def load_settings(
+    home: str | Path | None = None, *, store: str | None = None, artifacts: str | None = None
+) -> WorkspaceSettings:
+    """Settings with explicit arguments (if given) over the environment over the default."""
     settings = WorkspaceSettings()
+    update: dict[str, object] = {}
     if home is not None:
-        settings = settings.model_copy(update={"home": Path(home)})
-    return settings
+        update["home"] = Path(home)
+    if store is not None:
+        update["store"] = store
+    if artifacts is not None:
+        update["artifacts"] = artifacts
+    return settings.model_copy(update=update) if update else settings

@@ -15,10 +15,10 @@ import os
 import re
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 from amlpkg.errors import IntegrityError, InvalidArgumentError, NotFoundError
 
@@ -53,6 +53,46 @@ class Staged:
     path: Path
     sha256: str
     size: int
+
+
+class Artifacts(Protocol):
+    """What every artifact store offers: blobs keyed by sha256, verified on read.
+
+    :class:`ArtifactStore` (a local folder) and :class:`amlpkg.store.s3.S3ArtifactStore`
+    (a bucket, with a local cache of verified copies) implement it.
+    """
+
+    def put_file(self, source: Path) -> tuple[str, int]:
+        """Store a copy of ``source``; return ``(sha256, size)``."""
+        ...
+
+    def staged_file(self, source: Path) -> AbstractContextManager[Staged]:
+        """A verified local copy of ``source``, stored when the block exits normally."""
+        ...
+
+    def put_bytes(self, data: bytes) -> tuple[str, int]:
+        """Store ``data``; return ``(sha256, size)``."""
+        ...
+
+    def put_stream(self, stream: BinaryIO) -> tuple[str, int]:
+        """Store what ``stream`` yields until EOF; return ``(sha256, size)``."""
+        ...
+
+    def exists(self, digest: str) -> bool:
+        """Whether a blob with ``digest`` is stored."""
+        ...
+
+    def verified_path(self, digest: str) -> Path:
+        """A local file with the blob's content, checked against ``digest``."""
+        ...
+
+    def read_bytes(self, digest: str) -> bytes:
+        """The verified content of the blob."""
+        ...
+
+    def iter_digests(self) -> Iterator[str]:
+        """Every stored digest."""
+        ...
 
 
 class ArtifactStore:

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from amlpkg.errors import InvalidArgumentError
-from amlpkg.store.db import write_tx
+from amlpkg.store.db import Database, write_tx
 from amlpkg.store.workspace import Workspace
 
 
@@ -41,11 +41,13 @@ def add_edge(ws: Workspace, src: tuple[str, str], dst: tuple[str, str], relation
         add_edge_in_tx(conn, src, dst, relation)
 
 
-def add_edge_in_tx(conn: Any, src: tuple[str, str], dst: tuple[str, str], relation: str) -> None:
+def add_edge_in_tx(
+    conn: Database, src: tuple[str, str], dst: tuple[str, str], relation: str
+) -> None:
     """Like :func:`add_edge`, inside a write transaction the caller holds."""
     conn.execute(
-        "INSERT OR IGNORE INTO lineage_edges (src_kind, src_id, dst_kind, dst_id, relation,"
-        " created) VALUES (?, ?, ?, ?, ?, ?)",
+        "INSERT INTO lineage_edges (src_kind, src_id, dst_kind, dst_id, relation, created)"
+        " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
         (*src, *dst, relation, time.time()),
     )
 

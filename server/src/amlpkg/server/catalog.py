@@ -36,7 +36,8 @@ def create_experiment(ws: Workspace, name: str) -> dict[str, object]:
     """Make an empty experiment (runs also make theirs on first use)."""
     with write_tx(ws.conn) as conn:
         cur = conn.execute(
-            "INSERT OR IGNORE INTO experiments (name, created) VALUES (?, ?)", (name, time.time())
+            "INSERT INTO experiments (name, created) VALUES (?, ?) ON CONFLICT DO NOTHING",
+            (name, time.time()),
         )
         if cur.rowcount == 0:
             raise AlreadyExistsError(f"experiment {name!r} exists already")

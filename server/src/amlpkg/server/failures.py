@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import re
-import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from amlpkg.errors import AmlpkgError, UnavailableError
@@ -86,9 +86,12 @@ def install(app: FastAPI, redact: Redactor) -> None:
         return _answer(exc.status_code, str(exc.detail), code, None, **(exc.headers or {}))
 
     async def database_error(request: Request, exc: Exception) -> JSONResponse:
-        # A locked database after the busy timeout is the one sqlite error worth a retry.
-        log.warning("%s %s: database error: %s", request.method, request.url.path, exc)
-        busy = isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc)
+        # Operational errors (SQLite locked past the busy timeout, PostgreSQL unreachable or
+        # restarting) are worth a retry. Log the driver's message only: the statement's
+        # parameters may hold token hashes or user data.
+        reason = getattr(exc, "orig", None) or type(exc).__name__
+        log.warning("%s %s: database error: %s", request.method, request.url.path, reason)
+        busy = isinstance(exc, sa_exc.OperationalError)
         if busy:
             error = UnavailableError("the workspace database is busy", hint="retry shortly")
             return _answer(503, error.message, error.code, error.hint)
@@ -101,7 +104,7 @@ def install(app: FastAPI, redact: Redactor) -> None:
     app.add_exception_handler(AmlpkgError, amlpkg_error)
     app.add_exception_handler(RequestValidationError, invalid_request)
     app.add_exception_handler(StarletteHTTPException, http_error)
-    app.add_exception_handler(sqlite3.Error, database_error)
+    app.add_exception_handler(sa_exc.SQLAlchemyError, database_error)
     app.add_exception_handler(Exception, unexpected)
 
 

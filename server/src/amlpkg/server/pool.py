@@ -1,7 +1,7 @@
 """Open workspaces shared by request handlers, one handler at a time each.
 
-A SQLite connection must not run two transactions at once, and handlers run on
-a thread pool, so each request borrows a workspace of its own and gives it back.
+Handlers run on a thread pool; each request borrows a workspace of its own and
+gives it back, so the number of open database engines stays bounded.
 """
 
 from __future__ import annotations
@@ -39,8 +39,6 @@ class WorkspacePool:
             self._give_back(ws)
 
     def _give_back(self, ws: Workspace) -> None:
-        if ws.conn.in_transaction:  # never lend out a half-done transaction
-            ws.conn.execute("ROLLBACK")
         with self._lock:
             if not self._closed:
                 try:

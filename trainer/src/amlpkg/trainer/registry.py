@@ -144,8 +144,13 @@ def register(
                 signature, opset = inspect_onnx(staged.path, shown_as=path)
             digest, size = staged.sha256, staged.size
         now = time.time()
-        with write_tx(ws.conn) as conn:
-            conn.execute("INSERT OR IGNORE INTO models (name, created) VALUES (?, ?)", (name, now))
+        # The lock makes concurrent registrations of one model (other processes, other
+        # server replicas) take turns, so each reads the version the previous one wrote.
+        with write_tx(ws.conn, lock=f"model:{name}") as conn:
+            conn.execute(
+                "INSERT INTO models (name, created) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                (name, now),
+            )
             version = int(
                 conn.execute(
                     "SELECT COALESCE(MAX(version), 0) + 1 FROM model_versions WHERE name = ?",

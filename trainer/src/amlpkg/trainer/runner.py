@@ -76,7 +76,7 @@ def run_tracked(
         try:
             snapshot.snapshot_code(ws, run_id, workdir, settings.snapshot_max_bytes)
             snapshot.snapshot_environment(ws, run_id)
-            env = {**os.environ, RUN_ID_ENV: run_id, "AMLPKG_HOME": str(ws.home)}
+            env = {**os.environ, RUN_ID_ENV: run_id, **ws.child_env()}
             with tempfile.TemporaryFile() as log:
                 returncode, signalled = _run_child(command, workdir, env, log, stdout, stderr)
                 log.seek(0)

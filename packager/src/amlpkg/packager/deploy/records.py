@@ -117,7 +117,8 @@ def create(
     """Add the next revision of ``name`` as ``pending`` with its lineage edges, atomically."""
     check_deployment_name(name)
     now = time.time()
-    with write_tx(ws.conn) as conn:
+    # Revisions of one name take turns (see write_tx), so each gets the next number.
+    with write_tx(ws.conn, lock=f"deployment:{name}") as conn:
         revision = 1 + int(
             conn.execute(
                 "SELECT COALESCE(MAX(revision), 0) FROM deployments WHERE name = ?", (name,)

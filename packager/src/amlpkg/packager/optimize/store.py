@@ -157,7 +157,7 @@ def list_variants(ws: Workspace, model_ref: str, target: str | None = None) -> l
     if target is not None:
         sql += " AND target = ?"
         args.append(target)
-    rows = ws.conn.execute(sql + " ORDER BY created, rowid", args).fetchall()
+    rows = ws.conn.execute(sql + " ORDER BY created, id", args).fetchall()
     return [_row_to_variant(r) for r in rows]
 
 
@@ -180,7 +180,7 @@ def best_variant(ws: Workspace, model_ref: str, target: str) -> Variant | None:
     version = get_model_version(model_ref, workspace=ws)
     row = ws.conn.execute(
         "SELECT * FROM variants WHERE parent_name = ? AND parent_version = ? AND target = ?"
-        " AND chosen = 1 AND accepted = 1 ORDER BY created DESC, rowid DESC LIMIT 1",
+        " AND chosen = 1 AND accepted = 1 ORDER BY created DESC, id DESC LIMIT 1",
         (version.name, version.version, target),
     ).fetchone()
     return None if row is None else _row_to_variant(row)

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import sqlite3
-
 from amlpkg.errors import InvalidArgumentError, NotFoundError
+from amlpkg.store.db import Database, Record
 from amlpkg.store.workspace import Workspace
 from amlpkg.trainer.store.runs import RunInfo, RunRecord
 
@@ -15,11 +14,11 @@ _SELECT = (
 _FINAL_METRICS = (
     "SELECT key, value FROM (SELECT key, value, ROW_NUMBER() OVER ("
     "PARTITION BY key ORDER BY step DESC, timestamp DESC, id DESC) AS rn"
-    " FROM metrics WHERE run_id = ?) WHERE rn = 1"
+    " FROM metrics WHERE run_id = ?) AS ranked WHERE rn = 1"
 )
 
 
-def _record(conn: sqlite3.Connection, row: sqlite3.Row) -> RunRecord:
+def _record(conn: Database, row: Record) -> RunRecord:
     run_id = row["id"]
     dirty = row["git_dirty"]
     return RunRecord(
@@ -94,7 +93,7 @@ def list_runs(
         clauses.append("r.status = ?")
         args.append(status)
     sql = _SELECT + (" WHERE " + " AND ".join(clauses) if clauses else "")
-    sql += " ORDER BY r.start_time DESC, r.rowid DESC"
+    sql += " ORDER BY r.start_time DESC, r.id DESC"
     if limit is not None:
         sql += " LIMIT ?"
         args.append(int(limit))

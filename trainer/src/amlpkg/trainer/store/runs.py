@@ -85,14 +85,15 @@ def create_run(
     now = time.time()
     with write_tx(ws.conn) as conn:
         conn.execute(
-            "INSERT OR IGNORE INTO experiments (name, created) VALUES (?, ?)", (experiment, now)
+            "INSERT INTO experiments (name, created) VALUES (?, ?) ON CONFLICT DO NOTHING",
+            (experiment, now),
         )
         exp_id = conn.execute(
             "SELECT id FROM experiments WHERE name = ?", (experiment,)
         ).fetchone()[0]
         conn.execute(
             "INSERT INTO runs (id, experiment_id, name, status, start_time, command,"
-            " git_commit, git_dirty, python_version, host, user)"
+            ' git_commit, git_dirty, python_version, host, "user")'
             " VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?)",
             (
                 run_id,
