@@ -69,6 +69,11 @@ def build_parser() -> argparse.ArgumentParser:
     add("--ca-file", type=Path, help="CA certificate of the hub/gateway (outside IoT Edge)")
     add("--public-key", type=Path, help="Ed25519 public key (PEM): require signed models")
     add(
+        "--trust",
+        type=Path,
+        help="signer's PEM public key or root chain: require OpenSSF Model Signing bundles",
+    )
+    add(
         "--scoring-url",
         default=env("AMLPKG_EDGE_SCORING_URL") or None,
         help="separate scoring module to push models to, e.g. http://scoring:8000"
@@ -133,6 +138,7 @@ async def _run(args: argparse.Namespace) -> None:
         telemetry_interval_s=args.telemetry_interval,
         outbox_max_bytes=args.outbox_max_bytes,
         public_key_pem=key,
+        trust=args.trust,
         scoring_url=args.scoring_url,
         scoring_token=os.environ.get("AMLPKG_EDGE_SCORING_TOKEN") or None,
         candidate_check=args.candidate_check,

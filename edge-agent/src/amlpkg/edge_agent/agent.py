@@ -32,6 +32,7 @@ from amlpkg.errors import AmlpkgError, UnavailableError
 from amlpkg.runtime.dataplane import DataPlane
 from amlpkg.runtime.server import RunningServer, running
 from amlpkg.runtime.settings import load_settings
+from amlpkg.runtime.signing import Trust
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,8 @@ class AgentConfig:
     telemetry_interval_s: float = 60.0
     outbox_max_bytes: int = 16 * 1024 * 1024
     public_key_pem: bytes | None = None
+    trust: Path | None = None
+    """PEM public key / root chain: swap in only models whose signature bundle verifies."""
     retry_interval_s: float = 2.0
     report_interval_s: float = 300.0
     scoring_url: str | None = None
@@ -127,6 +130,7 @@ class EdgeAgent:
                     None,
                     cfg.state_dir,
                     public_key_pem=cfg.public_key_pem,
+                    trust=Trust(cfg.trust) if cfg.trust is not None else None,
                     candidate_check=cfg.candidate_check,
                 )
                 tasks = [
@@ -213,6 +217,7 @@ class EdgeAgent:
             self.telemetry_interval_s = (
                 desired.telemetry_interval_s or self.config.telemetry_interval_s
             )
+            self.swapper.min_version = desired.min_version
             if desired.model is not None:
                 await self.swapper.apply(desired.model)
         except AmlpkgError as exc:
@@ -255,6 +260,8 @@ class EdgeAgent:
             "providers": providers,
             "last_error": self.swapper.state.last_error,
             "last_swap": self.swapper.state.last_swap,
+            # The device has no workspace: verification results reach the lineage from here.
+            "verification": self.swapper.state.last_verification,
             "disk": {"free_bytes": disk.free, "total_bytes": disk.total},
             "memory": {"rss_bytes": _memory_rss_bytes()},
             "telemetry": {

@@ -5,8 +5,9 @@ Shape of the twin (``properties.desired``; other keys such as ``$version`` are i
     {"model": {"name": "iris", "version": "3", "sha256": "<64 hex>",
                "url": "https://.../model.onnx" | "file:///...",   # or "oci": "host/repo:tag"
                "signature": "<base64 Ed25519 over the raw sha256 digest>",  # optional
+               "signature_url": ".../model.sig", "release_url": ".../amlpkg-release.json",
                "config": {...config.yaml keys of the runtime...}},          # optional
-     "telemetry_interval_s": 60}
+     "telemetry_interval_s": 60, "min_version": 3}
 """
 
 from __future__ import annotations
@@ -40,6 +41,10 @@ class DesiredModel(BaseModel):
     """OCI artifact reference ``host/repo:tag`` whose first layer is the ONNX file."""
     signature: str | None = None
     """Base64 Ed25519 signature of the raw 32-byte digest (checked when a key is set)."""
+    signature_url: str | None = None
+    """``http(s)://`` or ``file://`` URL of the OpenSSF Model Signing bundle (``model.sig``)."""
+    release_url: str | None = None
+    """URL of the signed release file (``amlpkg-release.json``) the bundle covers."""
     config: dict[str, Any] = Field(default_factory=dict)
     """Runtime ``config.yaml`` keys for this model (batching, providers, threads)."""
 
@@ -58,8 +63,10 @@ class DesiredModel(BaseModel):
             raise ValueError("sha256 must be 64 lower-case hex digits")
         if (self.url is None) == (self.oci is None):
             raise ValueError("give exactly one of url or oci")
-        if self.url is not None and not self.url.startswith(("http://", "https://", "file://")):
-            raise ValueError(f"url {self.url!r} must start with http://, https:// or file://")
+        for key in ("url", "signature_url", "release_url"):
+            value = getattr(self, key)
+            if value is not None and not value.startswith(("http://", "https://", "file://")):
+                raise ValueError(f"{key} {value!r} must start with http://, https:// or file://")
         return self
 
     @property
@@ -77,6 +84,8 @@ class DesiredState(BaseModel):
     """The model to serve (None: keep serving what is there)."""
     telemetry_interval_s: float | None = Field(None, gt=0)
     """Seconds between telemetry messages (None keeps the agent's own setting)."""
+    min_version: int | None = Field(None, gt=0)
+    """Lowest model version the device may serve: older (signed) versions are refused."""
 
 
 def parse_desired(data: Any, source: str = "desired properties") -> DesiredState:

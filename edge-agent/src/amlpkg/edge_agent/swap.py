@@ -27,6 +27,7 @@ from typing import Any
 from amlpkg.edge_agent.backend import LocalBackend, ScoringBackend
 from amlpkg.edge_agent.desired import DesiredModel
 from amlpkg.edge_agent.download import fetch_model
+from amlpkg.edge_agent.verify import verify_desired
 from amlpkg.errors import (
     AmlpkgError,
     FailedPreconditionError,
@@ -36,9 +37,12 @@ from amlpkg.errors import (
     UnavailableError,
 )
 from amlpkg.runtime.dataplane import DataPlane
+from amlpkg.runtime.signing import Trust
 
 log = logging.getLogger(__name__)
 CANDIDATE = "_candidate"
+# Where a model and its signature are fetched from: a change alone needs no swap.
+_LOCATIONS = {"url", "oci", "signature", "signature_url", "release_url"}
 
 
 @dataclass
@@ -49,6 +53,7 @@ class SwapState:
     previous: DesiredModel | None = None
     last_error: str | None = None
     last_swap: float | None = None
+    last_verification: dict[str, Any] | None = None
     history: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -58,6 +63,7 @@ class SwapState:
             "previous": self.previous.model_dump() if self.previous else None,
             "last_error": self.last_error,
             "last_swap": self.last_swap,
+            "last_verification": self.last_verification,
         }
 
 
@@ -78,6 +84,7 @@ class ModelSwapper:
         *,
         public_key_pem: bytes | None = None,
         candidate_check: bool = True,
+        trust: Trust | None = None,
     ) -> None:
         if isinstance(backend, DataPlane):
             if repository is None:
@@ -87,6 +94,9 @@ class ModelSwapper:
         self.state_dir = state_dir
         self.public_key_pem = public_key_pem
         self.candidate_check = candidate_check
+        # With a trust anchor, a model swaps in only when its signature bundle verifies.
+        self.trust = trust
+        self.min_version: int | None = None  # the twin's; set before each apply
         self._lock = asyncio.Lock()
         self.state = self._load_state()
 
@@ -106,6 +116,7 @@ class ModelSwapper:
             else None,
             last_error=data.get("last_error"),
             last_swap=data.get("last_swap"),
+            last_verification=data.get("last_verification"),
         )
 
     def _save_state(self) -> None:
@@ -118,9 +129,9 @@ class ModelSwapper:
         """Serve ``desired``; False when it is already served. Raises (and records) failures."""
         async with self._lock:
             current = self.state.current
-            if current is not None and current.model_dump(
-                exclude={"url", "oci", "signature"}
-            ) == desired.model_dump(exclude={"url", "oci", "signature"}):
+            if current is not None and current.model_dump(exclude=_LOCATIONS) == desired.model_dump(
+                exclude=_LOCATIONS
+            ):
                 return False
             try:
                 await self._swap(desired)
@@ -178,8 +189,34 @@ class ModelSwapper:
             public_key_pem=self.public_key_pem,
         )
 
+    async def _verify(self, desired: DesiredModel, path: Path) -> None:
+        """Refuse a version below min_version; with trust, check its signature offline."""
+        outcome: dict[str, Any] = {"model": desired.ref, "time": time.time()}
+        try:
+            if self.min_version is not None and int(desired.version) < self.min_version:
+                raise FailedPreconditionError(
+                    f"desired model {desired.ref} is below min_version {self.min_version}",
+                    hint="the twin asks for an older version than it allows",
+                )
+            if self.trust is not None:
+                verified = await asyncio.to_thread(
+                    verify_desired,
+                    desired,
+                    path,
+                    self.trust,
+                    self.state_dir / "verify",
+                    self.min_version,
+                )
+                outcome.update(verified.parameters())
+        except AmlpkgError as exc:
+            outcome.update(signature_verified="false", error=exc.message)
+            raise
+        finally:
+            self.state.last_verification = outcome
+
     async def _swap(self, desired: DesiredModel) -> None:
         path = await self._fetch(desired)
+        await self._verify(desired, path)
         if self.candidate_check:
             await self._check_candidate(desired, path)
         current = self.state.current
