@@ -124,6 +124,8 @@ def test_lineage_graph_clicks_through_from_the_device_to_the_run_and_back(
     page.locator(f"a[href='/ui/devices/{site.device}']").click()
     page.get_by_role("link", name="Lineage of this device").click()
     page.locator("#graph canvas").first.wait_for()
+    assert page.locator("#nodes li").count() == 4  # device, deployment, version, run
+    assert _axe(page) == []
     page.screenshot(path=shots / "lineage.png", full_page=True)
     # Click the run's node where cytoscape drew it.
     node = f"run/{site.quickstart_run}"
