@@ -12,6 +12,7 @@ from amlpkg.cli import (
     devices,
     lineage,
     models,
+    oci,
     optimize,
     quickstart,
     run,
@@ -43,6 +44,7 @@ telemetry.register(app)
 server.register(app)
 devices.register(app)
 ui.register(app)
+oci.register(app)
 app.add_typer(runs.app, name="runs", help="List, show and compare tracked runs.")
 sign.register(models.app)
 app.add_typer(models.app, name="models", help="The model registry.")

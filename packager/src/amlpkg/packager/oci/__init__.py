@@ -1,0 +1,1 @@
+"""Models as OCI artifacts (CNCF ModelPack) through the registry HTTP API."""
