@@ -77,7 +77,9 @@ def test_exported_folder_verifies_offline_and_records_it(
     sign_model_version(version.ref, keys[0], workspace=ws)
     folder = tmp_path / "out"
     export_signed(version.ref, folder, with_provenance=tmp_path / "prov.json", workspace=ws)
-    assert sorted(p.name for p in folder.iterdir()) == sorted([RELEASE_FILE, SIGNATURE_FILE, MODEL_FILE])
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        [RELEASE_FILE, SIGNATURE_FILE, MODEL_FILE]
+    )
     verified = Trust(keys[1]).verify_folder(folder)
     assert verified.release.version == 1
     record_verification(version.ref, "test", True, workspace=ws)

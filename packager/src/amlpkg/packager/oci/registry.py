@@ -83,7 +83,7 @@ class Registry:
         """Close the connection pool."""
         self.client.close()
 
-    def _call(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+    def _call(self, method: str, url: str | httpx.URL, **kwargs: Any) -> httpx.Response:
         try:
             return self.client.request(method, url, **kwargs)
         except httpx.HTTPError as exc:
