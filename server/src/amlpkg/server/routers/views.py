@@ -18,6 +18,8 @@ from amlpkg.server.roles import Role
 from amlpkg.server.routers.telemetry import Since
 
 router = APIRouter(prefix=API, dependencies=READ)
+_SERIES = ("time", "window_s", "requests", "errors", "latency_avg_ms", "latency_p50_ms",
+           "latency_p95_ms")  # fmt: skip
 
 
 class WhoamiOut(BaseModel):
@@ -92,9 +94,9 @@ def series(
         where.append("received >= ?")
         params.append(start)
     rows = ws.conn.execute(
-        "SELECT COALESCE(produced, received) AS time, window_s, requests, errors,"
-        " latency_avg_ms, latency_p50_ms, latency_p95_ms FROM telemetry"
-        f" WHERE {' AND '.join(where)} ORDER BY time DESC LIMIT ?",
+        # "at", not "time": a type name PostgreSQL would not take as an ORDER BY key.
+        f"SELECT COALESCE(produced, received) AS at, {', '.join(_SERIES[1:])} FROM telemetry"
+        f" WHERE {' AND '.join(where)} ORDER BY at DESC LIMIT ?",
         [*params, limit],
     ).fetchall()
-    return [dict(r) for r in reversed(rows)]
+    return [dict(zip(_SERIES, row, strict=True)) for row in reversed(rows)]
