@@ -1,6 +1,6 @@
 """Shared test helpers for real services: skip on a laptop, fail in CI.
 
-A test that needs a service (Docker engine, the local registry, mosquitto, sshd)
+A test that needs a service (Docker engine, the local registry, PostgreSQL, S3, mosquitto, sshd)
 or a binary calls :func:`require`. Without it the test is skipped, except when
 ``CI=true``: there ``.ci/run`` has started the service, so its absence is a failure.
 """
@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import os
 import socket
+import urllib.error
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -64,3 +66,54 @@ def registry_available(address: str = REGISTRY) -> bool:
             return int(response.status) == 200
     except OSError:
         return False
+
+
+def service_env() -> dict[str, str]:
+    """What ``.ci/services.sh`` wrote to ``$AMLPKG_SERVICES_DIR/env.*``, under the environment.
+
+    Keys: ``AMLPKG_TEST_DATABASE_URL`` (PostgreSQL, a role that may create databases),
+    ``AMLPKG_TEST_S3_ENDPOINT``, ``AMLPKG_TEST_S3_ACCESS_KEY``, ``AMLPKG_TEST_S3_SECRET_KEY``.
+    """
+    found: dict[str, str] = {}
+    folder = Path(os.environ.get("AMLPKG_SERVICES_DIR", "/tmp/amlpkg-services"))
+    for path in sorted(folder.glob("env.*")) if folder.is_dir() else []:
+        for line in path.read_text().splitlines():
+            key, sep, value = line.partition("=")
+            if sep and key.startswith("AMLPKG_TEST_"):
+                found[key.strip()] = value.strip()
+    found.update({k: v for k, v in os.environ.items() if k.startswith("AMLPKG_TEST_")})
+    return found
+
+
+def postgres_url() -> str | None:
+    """The test PostgreSQL's URL when it accepts a connection now, else None."""
+    url = service_env().get("AMLPKG_TEST_DATABASE_URL")
+    if not url:
+        return None
+    try:
+        import psycopg
+
+        with psycopg.connect(url.replace("+psycopg", ""), connect_timeout=3):
+            return url
+    except Exception:
+        return None
+
+
+def s3_settings() -> dict[str, str] | None:
+    """``endpoint``, ``access_key``, ``secret_key`` of the test S3 server when it answers."""
+    env = service_env()
+    settings = {
+        "endpoint": env.get("AMLPKG_TEST_S3_ENDPOINT", ""),
+        "access_key": env.get("AMLPKG_TEST_S3_ACCESS_KEY", ""),
+        "secret_key": env.get("AMLPKG_TEST_S3_SECRET_KEY", ""),
+    }
+    if not all(settings.values()):
+        return None
+    try:
+        with urllib.request.urlopen(settings["endpoint"], timeout=3):
+            pass
+    except urllib.error.HTTPError:
+        pass  # 403 to an anonymous GET: the server is up
+    except OSError:
+        return None
+    return settings

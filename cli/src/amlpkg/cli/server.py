@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Annotated
@@ -22,16 +23,28 @@ StoreOption = Annotated[
     str | None,
     typer.Option(
         "--store",
-        help="Workspace store: a folder or sqlite:///PATH (default: $AMLPKG_HOME, else"
-        " ./.amlpkg). PostgreSQL comes next.",
+        help="Workspace store: a folder or sqlite:///PATH (default: $AMLPKG_STORE, else"
+        " $AMLPKG_HOME, else ./.amlpkg), or postgresql+psycopg://USER:PASSWORD@HOST/DB"
+        " for a team (prefer $AMLPKG_STORE: a flag shows its password in ps).",
     ),
 ]
 
 
 def _home(ctx: typer.Context) -> Path:
-    from amlpkg.server.settings import store_home
+    """The local workspace folder; the store and artifact URLs go to this process's
+    environment, where every workspace the server (or a token command) opens reads them."""
+    import os
 
-    return store_home(ctx.obj.get("store") if ctx.obj else None)
+    from amlpkg.server.settings import workspace_settings
+
+    obj = ctx.obj or {}
+    settings = workspace_settings(obj.get("store"), obj.get("artifacts"))
+    for name, value in (("AMLPKG_STORE", settings.store), ("AMLPKG_ARTIFACTS", settings.artifacts)):
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    return settings.home.expanduser().resolve()
 
 
 def _who() -> str:
@@ -52,7 +65,10 @@ def server(
     store: StoreOption = None,
     artifacts: Annotated[
         str | None,
-        typer.Option(help="Artifact store (the embedded store keeps its own). S3 comes next."),
+        typer.Option(
+            help="Artifact store: s3://BUCKET/PREFIX (endpoint from AMLPKG_S3_ENDPOINT_URL or"
+            " AWS_ENDPOINT_URL; default: $AMLPKG_ARTIFACTS, else the workspace folder's own)."
+        ),
     ] = None,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on.")] = 8080,
@@ -60,16 +76,19 @@ def server(
     tls_key: Annotated[Path | None, typer.Option(help="TLS private key (PEM).")] = None,
 ) -> None:
     """Serve the workspace to a team (no subcommand), or manage its tokens."""
-    ctx.obj = {"store": store}
+    ctx.obj = {"store": store, "artifacts": artifacts}
     if ctx.invoked_subcommand is not None:
         return
     from amlpkg.server.serve import serve
-    from amlpkg.server.settings import check_artifacts
+    from amlpkg.store.db import masked_url
 
     home = _home(ctx)
-    check_artifacts(artifacts, home)
     scheme = "https" if tls_cert else "http"
-    console.print(f"amlpkg server: workspace {home}", highlight=False)
+    where = os.environ.get("AMLPKG_STORE")
+    shown = f"store {masked_url(where)}" if where else f"workspace {home}"
+    if os.environ.get("AMLPKG_ARTIFACTS"):
+        shown += f", artifacts {os.environ['AMLPKG_ARTIFACTS']}"
+    console.print(f"amlpkg server: {shown}", highlight=False)
     console.print(f"API {scheme}://{host}:{port}/api/v1, OpenAPI at /openapi.json", highlight=False)
     serve(home, host=host, port=port, tls_cert=tls_cert, tls_key=tls_key)
 
@@ -141,6 +160,57 @@ def revoke(ctx: typer.Context, token_id: Annotated[str, typer.Argument(help="Tok
         info = tokens.revoke_token(ws, token_id)
         audit.record(ws, actor=who, role=None, action="token revoke", target=f"token:{info.id}")
     console.print(f"token {info.id} ({info.name}) revoked")
+
+
+@server_app.command("manifests")
+def manifests(
+    ctx: typer.Context,
+    *,
+    image: Annotated[str, typer.Option(help="Container image with amlpkg[server] installed.")],
+    secret: Annotated[
+        str,
+        typer.Option(
+            help="Secret holding store-url, aws-access-key-id and aws-secret-access-key"
+            " (referenced, never written)."
+        ),
+    ] = "amlpkg-server",
+    replicas: Annotated[int, typer.Option(min=1, help="Server replicas.")] = 2,
+    name: Annotated[str, typer.Option(help="Name of the Deployment and Service.")] = (
+        "amlpkg-server"
+    ),
+    namespace: Annotated[str | None, typer.Option(help="Namespace of the objects.")] = None,
+    s3_endpoint: Annotated[
+        str | None, typer.Option(help="S3 endpoint for an S3-compatible server.")
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")
+    ] = None,
+) -> None:
+    """Kubernetes manifests (Deployment with probes, Service) for replicas on PostgreSQL + S3.
+
+    The bucket comes from --artifacts (or $AMLPKG_ARTIFACTS); the database URL and the
+    bucket's keys from the Secret, by reference.
+    """
+    from amlpkg.server.manifests import ServerManifest, to_yaml
+    from amlpkg.server.manifests import manifests as build
+
+    obj = ctx.obj or {}
+    artifacts = obj.get("artifacts") or os.environ.get("AMLPKG_ARTIFACTS") or ""
+    spec = ServerManifest(
+        image=image,
+        artifacts=artifacts,
+        secret=secret,
+        name=name,
+        namespace=namespace,
+        replicas=replicas,
+        s3_endpoint=s3_endpoint,
+    )
+    text = to_yaml(build(spec))
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        output.write_text(text)
+        console.print(f"wrote {output}", highlight=False)
 
 
 def register(app: typer.Typer) -> None:

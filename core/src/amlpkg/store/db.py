@@ -138,10 +138,14 @@ class Database:
         """Run one statement (in the open write transaction, else committing on its own)."""
         statement, bound = _statement(sql, params)
         tx: Connection | None = getattr(self._local, "conn", None)
-        if tx is not None:
-            return _fetch(tx.execute(statement, bound))
-        with self.engine.begin() as conn:
-            return _fetch(conn.execute(statement, bound))
+        try:
+            if tx is not None:
+                return _fetch(tx.execute(statement, bound))
+            with self.engine.begin() as conn:
+                return _fetch(conn.execute(statement, bound))
+        except (exc.OperationalError, exc.InterfaceError) as err:
+            # The server is unreachable or SQLite stayed locked: worth a retry, not a bug.
+            raise database_error(err, "query") from err
 
     def executemany(self, sql: str, rows: Iterable[Params]) -> None:
         """Run one statement for each parameter set (nothing when there are none)."""

@@ -13,11 +13,14 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from amlpkg.errors import InvalidArgumentError
-from amlpkg.settings import load_settings
+from amlpkg.settings import WorkspaceSettings, load_settings
 from amlpkg.store.workspace import DB_NAME
 
 MiB = 1024 * 1024
-NEXT = "PostgreSQL (--store postgresql://...) and S3 (--artifacts s3://...) come next"
+STORE_HINT = (
+    "use a folder or sqlite:///PATH (embedded), or --store postgresql+psycopg://USER:PASSWORD@HOST/DB"
+    " with --artifacts s3://BUCKET/PREFIX for a team"
+)
 
 
 class ServerSettings(BaseSettings):
@@ -43,12 +46,12 @@ class ServerSettings(BaseSettings):
 
 
 def store_home(store: str | None) -> Path:
-    """The workspace folder ``--store`` names: a folder, ``file://`` or ``sqlite:///`` URL.
+    """The local workspace folder for ``--store``: the folder a folder, ``file://`` or
+    ``sqlite:///`` URL names; for a database server, ``AMLPKG_HOME`` (local caches only).
 
     A ``sqlite:///DIR/amlpkg.db`` URL names the database file inside the folder.
-    Other schemes are refused with what comes next.
     """
-    if store is None:
+    if store is None or _is_database_server(store):
         return load_settings().home.expanduser().resolve()
     parsed = urlparse(store)
     if parsed.scheme in ("", "file"):
@@ -70,27 +73,44 @@ def store_home(store: str | None) -> Path:
             path = path.parent
     else:
         raise InvalidArgumentError(
-            f"the store {parsed.scheme}:// is not supported yet: today the server runs on the"
-            " embedded store (a folder, or sqlite:///PATH)",
-            hint=NEXT,
+            f"the store {parsed.scheme}:// is not supported", hint=STORE_HINT
         )
     return path.expanduser().resolve()
 
 
-def check_artifacts(artifacts: str | None, home: Path) -> None:
-    """Refuse an artifact location other than the embedded store's own folder."""
-    if artifacts is None:
-        return
-    parsed = urlparse(artifacts)
-    if parsed.scheme not in ("", "file"):
-        raise InvalidArgumentError(
-            f"artifacts on {parsed.scheme}:// are not supported yet: the embedded store keeps"
-            f" them in {home / 'artifacts'}",
-            hint=NEXT,
-        )
-    path = Path(unquote(parsed.path) if parsed.scheme == "file" else artifacts)
-    if path.expanduser().resolve() != home / "artifacts":
-        raise InvalidArgumentError(
-            "the embedded store keeps artifacts in its own folder",
-            hint=f"leave --artifacts out (it is {home / 'artifacts'}); {NEXT}",
-        )
+def _is_database_server(store: str) -> bool:
+    return urlparse(store).scheme.split("+")[0] in ("postgresql", "postgres")
+
+
+def workspace_settings(store: str | None, artifacts: str | None) -> WorkspaceSettings:
+    """The workspace ``--store`` and ``--artifacts`` name (None: the environment's).
+
+    A folder or SQLite store keeps artifacts in its own folder unless ``--artifacts``
+    names a bucket; a PostgreSQL store takes its URL as is (``postgresql://`` means
+    psycopg 3).
+    """
+    home = store_home(store)
+    base = load_settings(home)
+    update: dict[str, object] = {}
+    if store is not None and _is_database_server(store):
+        scheme, _, rest = store.partition("://")
+        update["store"] = f"postgresql+psycopg://{rest}" if "+" not in scheme else store
+    elif store is not None:
+        update["store"] = None  # the folder's own SQLite file
+    if artifacts is not None:
+        parsed = urlparse(artifacts)
+        if parsed.scheme == "s3":
+            update["artifacts"] = artifacts
+        elif parsed.scheme in ("", "file"):
+            path = Path(unquote(parsed.path) if parsed.scheme == "file" else artifacts)
+            if path.expanduser().resolve() != home / "artifacts":
+                raise InvalidArgumentError(
+                    "a local artifact store lives in the workspace folder",
+                    hint=f"leave --artifacts out (it is {home / 'artifacts'}), or use s3://",
+                )
+            update["artifacts"] = None
+        else:
+            raise InvalidArgumentError(
+                f"artifacts on {parsed.scheme}:// are not supported", hint=STORE_HINT
+            )
+    return base.model_copy(update=update)
