@@ -94,7 +94,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--outbox-max-bytes",
         type=int,
         default=16 * 1024 * 1024,
-        help="disk cap of the telemetry outbox (oldest dropped, counted)",
+        help="cap of the telemetry outbox: queued message bytes (oldest dropped, counted);"
+        " the files on disk stay within a small multiple of it",
+    )
+    add(
+        "--retry-max",
+        type=float,
+        default=300.0,
+        help="longest wait in seconds between retries of a failed model download"
+        " (exponential backoff with jitter from 2 s)",
     )
     add("--log-level", default="info")
     return parser
@@ -137,6 +145,7 @@ async def _run(args: argparse.Namespace) -> None:
         grpc_port=args.grpc_port,
         telemetry_interval_s=args.telemetry_interval,
         outbox_max_bytes=args.outbox_max_bytes,
+        retry_max_s=args.retry_max,
         public_key_pem=key,
         trust=args.trust,
         scoring_url=args.scoring_url,

@@ -23,9 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from amlpkg.edge_agent.backend import LocalBackend, ScoringBackend
-from amlpkg.edge_agent.desired import parse_desired
+from amlpkg.edge_agent.desired import DesiredModel, parse_desired
 from amlpkg.edge_agent.link import Link
 from amlpkg.edge_agent.outbox import Outbox
+from amlpkg.edge_agent.retry import Backoff
 from amlpkg.edge_agent.sampler import TelemetrySampler
 from amlpkg.edge_agent.swap import ModelSwapper
 from amlpkg.errors import AmlpkgError, UnavailableError
@@ -54,6 +55,8 @@ class AgentConfig:
     trust: Path | None = None
     """PEM public key / root chain: swap in only models whose signature bundle verifies."""
     retry_interval_s: float = 2.0
+    retry_max_s: float = 300.0
+    """Longest wait between retries of a model download that failed (backoff, jittered)."""
     report_interval_s: float = 300.0
     scoring_url: str | None = None
     """A separate scoring module (``http://<module>:8000``); None runs one in-process."""
@@ -111,6 +114,8 @@ class EdgeAgent:
         self._last_reported: dict[str, Any] | None = None
         self._desired_doc: dict[str, Any] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._retry: asyncio.Task[None] | None = None
+        self.download: dict[str, Any] = {"attempts": 0, "next_retry_s": None, "last_error": None}
 
     def request_stop(self) -> None:
         """Ask :meth:`run` to stop (safe from a signal handler on the loop)."""
@@ -146,6 +151,8 @@ class EdgeAgent:
                 try:
                     await self._stop.wait()
                 finally:
+                    if self._retry is not None:
+                        tasks.append(self._retry)
                     for task in tasks:
                         task.cancel()
                     await asyncio.gather(*tasks, return_exceptions=True)
@@ -212,6 +219,7 @@ class EdgeAgent:
         self._check_loop()
         assert self.swapper is not None
         self._desired_doc = merge_patch(self._desired_doc, patch)
+        self._cancel_retry()  # the new desired state replaces a retry in progress
         try:
             desired = parse_desired(self._desired_doc)
             self.telemetry_interval_s = (
@@ -220,9 +228,49 @@ class EdgeAgent:
             self.swapper.min_version = desired.min_version
             if desired.model is not None:
                 await self.swapper.apply(desired.model)
+        except UnavailableError as exc:
+            # Offline or a cut download: try again later by itself, resuming the file.
+            self.swapper.state.last_error = exc.message
+            log.warning("desired model not fetched yet, will retry: %s", exc)
+            if desired.model is not None:
+                self._retry = asyncio.create_task(self._retry_apply(desired.model), name="retry")
         except AmlpkgError as exc:
             self.swapper.state.last_error = exc.message
             log.error("desired state not applied: %s", exc)
+        await self.report()
+
+    def _cancel_retry(self) -> None:
+        if self._retry is not None and not self._retry.done():
+            self._retry.cancel()
+        self._retry = None
+        self.download = {"attempts": 0, "next_retry_s": None, "last_error": None}
+
+    async def _retry_apply(self, model: DesiredModel) -> None:
+        """Retry a swap that failed for a transient reason, with backoff and jitter."""
+        assert self.swapper is not None
+        backoff = Backoff(self.config.retry_interval_s, self.config.retry_max_s)
+        while not self._stop.is_set():
+            delay = backoff.next_delay()
+            self.download = {
+                "attempts": backoff.attempts,
+                "next_retry_s": round(delay, 3),
+                "last_error": self.swapper.state.last_error,
+            }
+            await self.report()
+            await self._sleep(delay)
+            if self._stop.is_set():
+                return
+            try:
+                await self.swapper.apply(model)
+            except UnavailableError:
+                continue
+            except AmlpkgError as exc:  # a refusal (digest, signature): no point retrying
+                log.error("desired model refused after %d retries: %s", backoff.attempts, exc)
+                break
+            else:
+                log.info("desired model fetched after %d retries", backoff.attempts)
+                break
+        self.download = {**self.download, "next_retry_s": None}
         await self.report()
 
     async def on_method(self, name: str, payload: Any) -> tuple[int, Any]:
@@ -262,6 +310,7 @@ class EdgeAgent:
             "last_swap": self.swapper.state.last_swap,
             # The device has no workspace: verification results reach the lineage from here.
             "verification": self.swapper.state.last_verification,
+            "download": self.download,
             "disk": {"free_bytes": disk.free, "total_bytes": disk.total},
             "memory": {"rss_bytes": _memory_rss_bytes()},
             "telemetry": {

@@ -72,10 +72,19 @@ class Outbox:
             self._conn = sqlite3.connect(
                 self.path, timeout=30.0, isolation_level=None, check_same_thread=False
             )
+            # Bound the files, not just the rows: freed pages go back to the file system
+            # (incremental vacuum) and the write-ahead log is checkpointed and truncated
+            # at a size that follows the cap, instead of growing to SQLite's 4 MB default.
+            self._conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
             self._conn.execute("PRAGMA journal_mode = WAL")
+            pages = max(8, min(1000, max_bytes // 4096))
+            self._conn.execute(f"PRAGMA wal_autocheckpoint = {pages}")
+            self._conn.execute(f"PRAGMA journal_size_limit = {max(64 * 1024, max_bytes)}")
             # FULL: a telemetry message acknowledged into the queue survives a power cut.
             self._conn.execute("PRAGMA synchronous = FULL")
             self._conn.executescript(_SCHEMA)
+            if self._conn.execute("PRAGMA auto_vacuum").fetchone()[0] != 2:
+                self._conn.execute("VACUUM")  # an outbox made before: convert it once
         except (OSError, sqlite3.Error) as exc:
             raise UnavailableError(
                 f"cannot open the telemetry outbox {self.path}: {exc}",
@@ -104,7 +113,13 @@ class Outbox:
             ) from exc
 
     def _append(self, payload: Mapping[str, Any]) -> OutboxMessage:
-        with self._lock, self._tx():
+        with self._lock:
+            message = self._insert(payload)
+            self._shrink_log()
+        return message
+
+    def _insert(self, payload: Mapping[str, Any]) -> OutboxMessage:
+        with self._tx():
             now = time.time()
             # Reserve the sequence number first: the id and the body both carry it.
             cur = self._conn.execute(
@@ -142,11 +157,27 @@ class Outbox:
             total -= int(size)
             dropped += 1
         if dropped:
+            self._conn.execute("PRAGMA incremental_vacuum")
             self._conn.execute(
                 "INSERT INTO outbox_counters (name, value) VALUES ('dropped', ?) "
                 "ON CONFLICT (name) DO UPDATE SET value = outbox_counters.value + excluded.value",
                 (dropped,),
             )
+
+    def disk_bytes(self) -> int:
+        """What the queue takes on disk now: the database and its write-ahead log."""
+        return sum(
+            p.stat().st_size
+            for p in (self.path, self.path.with_name(self.path.name + "-wal"))
+            if p.exists()
+        )
+
+    def _shrink_log(self) -> None:
+        # Checkpoint and truncate the log once it outgrows the cap; a reader holding an
+        # old snapshot makes this a no-op, retried at the next acknowledgement.
+        wal = self.path.with_name(self.path.name + "-wal")
+        if wal.exists() and wal.stat().st_size > max(64 * 1024, self.max_bytes):
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def peek(self, limit: int = 100) -> list[OutboxMessage]:
         """The oldest ``limit`` messages, in order, still queued."""
@@ -159,8 +190,11 @@ class Outbox:
 
     def ack(self, seq: int) -> None:
         """The hub acknowledged every message up to ``seq``: remove them."""
-        with self._lock, self._tx():
-            self._conn.execute("DELETE FROM outbox WHERE seq <= ?", (seq,))
+        with self._lock:
+            with self._tx():
+                self._conn.execute("DELETE FROM outbox WHERE seq <= ?", (seq,))
+                self._conn.execute("PRAGMA incremental_vacuum")
+            self._shrink_log()
 
     @property
     def dropped(self) -> int:
