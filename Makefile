@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 ROLES := core trainer runtime packager collector cli server
 EDITABLE := $(foreach role,$(ROLES),-e ./$(role))
 
-.PHONY: quickstart test lint typecheck pytest install-dev clean ui
+.PHONY: quickstart test lint typecheck pytest install install-dev clean ui
 
 $(VENV)/.installed-all: pyproject.toml $(foreach role,$(ROLES) edge-agent,$(role)/pyproject.toml)
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,8 @@ $(VENV)/.installed-dev: $(VENV)/.installed-all
 	$(BIN)/python -m pip install -q 'torch==2.13.0'
 	$(BIN)/python -m pip install -q $(EDITABLE) -e ./edge-agent -e '.[dev]'
 	touch $@
+
+install: $(VENV)/.installed-all
 
 install-dev: $(VENV)/.installed-dev
 
