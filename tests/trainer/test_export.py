@@ -194,3 +194,28 @@ def test_unsupported_model_and_bad_sample_are_refused(iris: tuple[np.ndarray, np
         export_onnx(object(), x, log=False)
     with pytest.raises(InvalidArgumentError, match="2-D"):
         export_onnx(LogisticRegression(max_iter=1000).fit(x, y), x[0], log=False)
+
+
+@pytest.mark.torch
+def test_torch_inputs_are_named_after_forwards_parameters(tmp_path: Path) -> None:
+    """A transformer-like forward(input_ids, attention_mask): clients see those names."""
+    require_module("torch")
+    import torch
+
+    class Encoder(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.embed = torch.nn.Embedding(50, 8)
+
+        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+            hidden = self.embed(input_ids) * attention_mask.unsqueeze(-1)
+            return hidden.sum(1) / attention_mask.sum(1, keepdim=True)
+
+    torch.manual_seed(0)
+    ids = torch.randint(0, 50, (3, 6))
+    mask = torch.ones(3, 6)
+    result = export_onnx(
+        Encoder(), (ids, mask), path=tmp_path / "e.onnx", exporter="torchscript", log=False
+    )
+    signature, _ = inspect_onnx(result.path)
+    assert [i["name"] for i in signature["inputs"]] == ["input_ids", "attention_mask"]

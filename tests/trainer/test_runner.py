@@ -133,3 +133,31 @@ def test_bad_commands_are_refused(home: Path) -> None:
     with open_workspace(home) as ws:
         # The run was created before the start failed; it must not stay "running".
         assert {r.status for r in queries.list_runs(ws)} == {"failed"}
+
+
+_EXPORT_FIRST = """
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+from amlpkg.trainer import export_onnx
+
+x = np.random.default_rng(0).normal(size=(40, 4)).astype(np.float32)
+model = LogisticRegression().fit(x, (x[:, 0] > 0).astype(int))
+export_onnx(model, x[:5], name="clf")  # before any log_* call
+"""
+
+
+def test_an_export_before_any_log_call_lands_in_the_launchers_run(
+    tmp_path: Path, home: Path
+) -> None:
+    """Inside `amlpkg run`, export_onnx joins the run itself: artifact and parity metrics."""
+    (tmp_path / "export_first.py").write_text(textwrap.dedent(_EXPORT_FIRST))
+    result = run_tracked(
+        [sys.executable, "export_first.py"], home=home, cwd=tmp_path, stdout=io.BytesIO()
+    )
+    assert result.status == "completed", result
+    with open_workspace(home) as ws:
+        record = queries.get_run(ws, result.run_id)
+        assert "onnx_parity_max_abs_err" in record.metrics
+        assert record.tags["onnx_parity"] == "passed"
+        digest, size = store_runs.get_artifact(ws, result.run_id, "model/clf.onnx")
+        assert size > 0 and ws.artifacts.read_bytes(digest)[:2]

@@ -19,7 +19,7 @@ from typing import Any
 
 from amlpkg.errors import InvalidArgumentError
 from amlpkg.trainer.parity import ExportParityError, ParityReport, check, run_onnx
-from amlpkg.trainer.tracking import active_run
+from amlpkg.trainer.tracking import current_run
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
@@ -125,7 +125,8 @@ def export_onnx(
     target.write_bytes(data)
     report = check(expected, run_onnx(target, inputs), rtol=rtol, atol=atol)
     result = ExportResult(target, framework, used, _opset_of(data), report)
-    run = active_run() if log else None
+    # Inside `amlpkg run` the launcher's run is joined even before any log_* call.
+    run = current_run() if log else None
     if run is not None:
         run.log_metrics(
             {

@@ -57,12 +57,32 @@ def _names(prefix: str, count: int) -> list[str]:
     return [prefix] if count == 1 else [f"{prefix}_{i}" for i in range(count)]
 
 
+def input_names(model: Any, count: int) -> list[str]:
+    """The names of ``forward``'s first ``count`` positional parameters (``input_ids``,
+    ``attention_mask``, ...), so clients need not guess; ``input``/``input_<i>`` when
+    ``forward`` takes ``*args`` or its names are not valid identifiers."""
+    import inspect
+
+    try:
+        params = inspect.signature(model.forward).parameters.values()
+    except (TypeError, ValueError):
+        return _names("input", count)
+    positional = [
+        p.name
+        for p in params
+        if p.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    ]
+    if len(positional) < count or not all(n.isidentifier() for n in positional[:count]):
+        return _names("input", count)
+    return positional[:count]
+
+
 def _export(
     model: Any, args: tuple[Any, ...], opset: int | None, dynamo: bool, n_outputs: int
 ) -> bytes:
     import torch
 
-    names = _names("input", len(args))
+    names = input_names(model, len(args))
     output_names = _names("output", n_outputs)
     with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
         # The exporters warn about their own internals (deprecations, torchvision).

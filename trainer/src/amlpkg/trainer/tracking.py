@@ -188,6 +188,17 @@ def active_run() -> Run | None:
     return _state.active
 
 
+def current_run() -> Run | None:
+    """The active run; inside ``amlpkg run`` (``AMLPKG_RUN_ID`` set) the launcher's run,
+    joined now if no ``log_*`` call has joined it yet; else None (no run is started)."""
+    with _state.lock:
+        if _state.active is not None:
+            return _state.active
+        if os.environ.get(RUN_ID_ENV):
+            return start_run()
+        return None
+
+
 def _run() -> Run:
     with _state.lock:
         return _state.active if _state.active is not None else start_run()
