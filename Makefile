@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 # One distribution per role folder (see README, Layout); the root project is the umbrella.
-ROLES := core trainer runtime packager collector cli server
+ROLES := core trainer runtime packager collector cli server batch
 EDITABLE := $(foreach role,$(ROLES),-e ./$(role))
 
 .PHONY: quickstart test lint typecheck pytest install install-dev clean ui

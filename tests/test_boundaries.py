@@ -48,6 +48,7 @@ ROLES: dict[str, set[str]] = {
     "cli": {"cli"},
     "server": {"server"},
     "edge-agent": {"edge_agent"},
+    "batch": {"batch", "spark"},
 }
 TRAINING_AND_INFRA = ["sklearn", "skl2onnx", "torch", "tensorflow", "docker", "kubernetes"]
 # Imported only on purpose by tools that run in the dev environment.

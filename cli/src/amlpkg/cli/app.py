@@ -17,6 +17,7 @@ from amlpkg.cli import (
     quickstart,
     run,
     runs,
+    score,
     serve,
     server,
     sign,
@@ -45,6 +46,7 @@ server.register(app)
 devices.register(app)
 ui.register(app)
 oci.register(app)
+score.register(app)
 app.add_typer(runs.app, name="runs", help="List, show and compare tracked runs.")
 sign.register(models.app)
 app.add_typer(models.app, name="models", help="The model registry.")

@@ -1,0 +1,140 @@
+"""The batch function: one Arrow record batch in, the same batch plus outputs out.
+
+This is the code that runs where the data is: in the local engine's process and in
+every Spark executor's Python worker. It needs numpy, pyarrow and ONNX Runtime, not
+the workspace. Sessions are cached per process, keyed by the model's sha256, so a
+Python worker that Spark reuses across tasks builds its session once; the model's
+bytes are asked for only on a cache miss and verified against that digest first.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from amlpkg.batch.plan import InputBinding, ScorePlan
+from amlpkg.errors import IntegrityError, InvalidArgumentError
+
+_SESSIONS: dict[tuple[str, int], Any] = {}
+_LOCK = threading.Lock()
+
+
+def session_for(digest: str, fetch: Callable[[], bytes], threads: int = 1) -> Any:
+    """The cached ONNX Runtime session of the model ``digest``, made on first use.
+
+    ``fetch`` returns the model's bytes (a broadcast value, a file); they are checked
+    against ``digest`` before ONNX Runtime reads them. ``threads``: intra-op threads
+    (Spark gives each task one core; 0 lets ONNX Runtime use every core).
+    """
+    key = (digest, threads)
+    with _LOCK:
+        found = _SESSIONS.get(key)
+        if found is not None:
+            return found
+        data = fetch()
+        actual = hashlib.sha256(data).hexdigest()
+        if actual != digest:
+            raise IntegrityError(
+                f"the model's bytes have sha256 {actual[:12]}..., expected {digest[:12]}...",
+                hint="the model was changed or damaged on its way; score it again",
+            )
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        # Spin-waiting burns the cores the other tasks (and Spark's JVM) need.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+        _SESSIONS[key] = session
+        return session
+
+
+def _feature_matrix(batch: pa.RecordBatch, binding: InputBinding) -> np.ndarray:
+    out = np.empty((batch.num_rows, len(binding.columns)), dtype=np.dtype(binding.dtype))
+    for j, name in enumerate(binding.columns):
+        column = batch.column(name)
+        if column.null_count:
+            raise InvalidArgumentError(
+                f"column {name!r} has {column.null_count} null values in a batch",
+                hint="drop or fill the nulls before scoring",
+            )
+        out[:, j] = column.to_numpy(zero_copy_only=False)
+    return out
+
+
+def _array_tensor(batch: pa.RecordBatch, binding: InputBinding) -> np.ndarray:
+    name = binding.columns[0]
+    column = batch.column(name)
+    if column.null_count:
+        raise InvalidArgumentError(
+            f"column {name!r} has {column.null_count} null rows", hint="drop them before scoring"
+        )
+    values = column.flatten()  # honours the batch's slice offsets
+    if values.null_count:
+        raise InvalidArgumentError(f"column {name!r} has null elements inside its arrays")
+    n = batch.num_rows
+    if not pa.types.is_fixed_size_list(column.type) and n:
+        lengths = np.diff(column.offsets.to_numpy())
+        if lengths.min() != lengths.max():
+            raise InvalidArgumentError(
+                f"column {name!r} has arrays of lengths {lengths.min()} to {lengths.max()}",
+                hint=f"every row must hold one {binding.tensor!r} input of the same size",
+            )
+    flat = values.to_numpy(zero_copy_only=False).astype(np.dtype(binding.dtype), copy=False)
+    try:
+        return flat.reshape((n, *binding.sample_shape))
+    except ValueError:
+        raise InvalidArgumentError(
+            f"column {name!r}: {flat.size // max(n, 1)} values per row do not fit input"
+            f" {binding.tensor!r} of per-row shape {list(binding.sample_shape)}",
+            hint="store each row flattened in C order (e.g. channels, height, width)",
+        ) from None
+
+
+def _to_arrow(value: np.ndarray, rows: int, tensor: str, is_list: bool) -> pa.Array:
+    if value.shape[:1] != (rows,):
+        raise InvalidArgumentError(
+            f"output {tensor!r} has {value.shape[:1]} rows for a batch of {rows}",
+            hint="the model must keep the batch dimension first in every output",
+        )
+    if not is_list:
+        return pa.array(value.reshape(rows))
+    flat = value.reshape(rows, -1)
+    offsets = pa.array(np.arange(0, flat.size + 1, max(flat.shape[1], 1), dtype=np.int32))
+    if flat.shape[1] == 0:
+        offsets = pa.array(np.zeros(rows + 1, dtype=np.int32))
+    return pa.ListArray.from_arrays(offsets, pa.array(flat.reshape(-1)))
+
+
+def score_batch(session: Any, plan: ScorePlan, batch: pa.RecordBatch) -> pa.RecordBatch:
+    """``batch`` with the model's outputs appended as the plan's columns."""
+    feeds = {
+        b.tensor: _array_tensor(batch, b) if b.from_array else _feature_matrix(batch, b)
+        for b in plan.inputs
+    }
+    names = [o.tensor for o in plan.outputs]
+    values = session.run(names, feeds) if batch.num_rows else None
+    columns = list(batch.columns)
+    for i, out in enumerate(plan.outputs):
+        if values is None:
+            columns.append(pa.array([], type=out.arrow_type))
+        else:
+            columns.append(
+                _to_arrow(np.asarray(values[i]), batch.num_rows, out.tensor, out.is_list)
+            )
+    schema = plan.output_schema(batch.schema)
+    return pa.RecordBatch.from_arrays(columns, schema=schema)
+
+
+def score_batches(
+    session: Any, plan: ScorePlan, batches: Iterable[pa.RecordBatch], max_rows: int
+) -> Iterator[pa.RecordBatch]:
+    """Score each batch in slices of at most ``max_rows`` rows (a zero-copy split)."""
+    for batch in batches:
+        for start in range(0, max(batch.num_rows, 1), max_rows):
+            yield score_batch(session, plan, batch.slice(start, max_rows))

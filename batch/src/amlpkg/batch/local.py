@@ -1,0 +1,163 @@
+"""The local engine: score a Parquet or CSV file (or folder of parts) in this process.
+
+Batches stream from the reader through the batch function to the writer, so memory
+stays at a few batches whatever the file's size. The output is written to a hidden
+temporary file beside the target and renamed when complete: a failed or interrupted
+scoring never leaves a half-written output behind.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.dataset as pads
+import pyarrow.parquet as pq
+
+from amlpkg.batch.kernel import score_batches, session_for
+from amlpkg.batch.lineage import local_dataset_id, record_scoring
+from amlpkg.batch.model import resolve_model
+from amlpkg.batch.plan import InputsSpec, OutputsSpec
+from amlpkg.errors import AlreadyExistsError, InvalidArgumentError, NotFoundError
+from amlpkg.store.workspace import open_workspace
+
+FORMATS = ("parquet", "csv")
+DEFAULT_BATCH_ROWS = 65_536
+
+
+@dataclass(frozen=True)
+class ScoreResult:
+    """What a scoring wrote, and the lineage node ids it recorded."""
+
+    model: str  # NAME:VERSION
+    rows: int
+    seconds: float
+    output: str
+    input_id: str
+    output_id: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready view."""
+        return dict(self.__dict__)
+
+
+def file_format(path: Path, given: str | None = None) -> str:
+    """``parquet`` or ``csv``: ``given``, else the suffix of the path or of its part files."""
+    if given is not None:
+        if given not in FORMATS:
+            raise InvalidArgumentError(f"unknown format {given!r}", hint="use parquet or csv")
+        return given
+    names = [path.name]
+    if path.is_dir():
+        names = [p.name for p in path.iterdir() if not p.name.startswith(("_", "."))]
+    for fmt in FORMATS:
+        if names and all(n.endswith(f".{fmt}") for n in names):
+            return fmt
+    raise InvalidArgumentError(
+        f"cannot tell whether {path} is Parquet or CSV",
+        hint="name it *.parquet or *.csv, or give --format",
+    )
+
+
+def read_batches(path: Path, fmt: str, batch_rows: int) -> tuple[pa.Schema, Iterator[Any]]:
+    """The schema and a stream of record batches of the dataset at ``path``."""
+    if not path.exists():
+        raise NotFoundError(f"input {path} does not exist", hint="check the path")
+    try:
+        dataset = pads.dataset(str(path), format=fmt)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise InvalidArgumentError(f"cannot read {path} as {fmt}: {exc}") from exc
+    return dataset.schema, iter(dataset.to_batches(batch_size=batch_rows))
+
+
+def _csv_ready(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """CSV has no arrays: a list column ``c`` of width k becomes ``c_0`` ... ``c_{k-1}``."""
+    names: list[str] = []
+    columns: list[pa.Array] = []
+    for field, column in zip(batch.schema, batch.columns, strict=True):
+        if not pa.types.is_list(field.type):
+            names.append(field.name)
+            columns.append(column)
+            continue
+        width = len(column[0]) if len(column) else 0
+        flat = column.flatten()
+        for k in range(width):
+            names.append(f"{field.name}_{k}")
+            columns.append(flat.take(pa.array(range(k, len(flat), width))))
+    return pa.RecordBatch.from_arrays(columns, names=names)
+
+
+class _Writer:
+    """Parquet or CSV writer opened on the first batch (CSV's columns depend on it)."""
+
+    def __init__(self, path: Path, fmt: str) -> None:
+        self.path, self.fmt = path, fmt
+        self.inner: Any = None
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        if self.fmt == "csv":
+            batch = _csv_ready(batch)
+        if self.inner is None:
+            opener = pq.ParquetWriter if self.fmt == "parquet" else pacsv.CSVWriter
+            self.inner = opener(str(self.path), batch.schema)
+        self.inner.write_batch(batch)
+
+    def close(self, schema: pa.Schema) -> None:
+        if self.inner is None:  # no rows at all: still a valid file, with its header
+            self.write(pa.RecordBatch.from_pylist([], schema=schema))
+        self.inner.close()
+
+
+def score_file(
+    model: str,
+    input_path: str | Path,
+    output_path: str | Path,
+    *,
+    inputs: InputsSpec = None,
+    outputs: OutputsSpec = None,
+    batch_rows: int = DEFAULT_BATCH_ROWS,
+    threads: int = 0,
+    input_format: str | None = None,
+    output_format: str | None = None,
+    overwrite: bool = False,
+    home: str | Path | None = None,
+) -> ScoreResult:
+    """Score a Parquet/CSV dataset with a registered model into a new Parquet/CSV file."""
+    if batch_rows < 1:
+        raise InvalidArgumentError("the batch size must be at least 1 row")
+    source, target = Path(input_path), Path(output_path)
+    in_fmt = file_format(source, input_format)
+    out_fmt = output_format or ("csv" if target.suffix == ".csv" else "parquet")
+    file_format(target, out_fmt)
+    if target.exists() and not overwrite:
+        raise AlreadyExistsError(f"output {target} exists", hint="remove it or pass --overwrite")
+    started = time.perf_counter()
+    with open_workspace(home) as ws:
+        resolved = resolve_model(model, workspace=ws)
+        schema, batches = read_batches(source, in_fmt, batch_rows)
+        plan = resolved.plan(schema, inputs, outputs)
+        session = session_for(resolved.digest, lambda: resolved.data, threads=threads)
+        partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
+        writer = _Writer(partial, out_fmt)
+        rows = 0
+        try:
+            for scored in score_batches(session, plan, batches, batch_rows):
+                if scored.num_rows:
+                    writer.write(scored)
+                    rows += scored.num_rows
+            writer.close(plan.output_schema(schema))
+            partial.replace(target)
+        finally:
+            partial.unlink(missing_ok=True)
+        input_id = local_dataset_id(source, rows)
+        output_id = local_dataset_id(target, rows)
+        record_scoring(ws, resolved.ref, input_id, output_id)
+    return ScoreResult(
+        resolved.ref, rows, time.perf_counter() - started, str(target), input_id, output_id
+    )

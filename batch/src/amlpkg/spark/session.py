@@ -1,0 +1,68 @@
+"""A SparkSession for amlpkg's commands, and Spark's errors in amlpkg's words."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
+
+from amlpkg.errors import AmlpkgError, FailedPreconditionError, InternalError, UnavailableError
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+T = TypeVar("T")
+_MAX_MESSAGE = 2000
+
+
+def spark_session(master: str, app_name: str = "amlpkg-score") -> SparkSession:
+    """A session on ``master`` (``local[N]``, ``spark://HOST:PORT``) running our Python.
+
+    Executors start ``PYSPARK_PYTHON``; it defaults to this interpreter, so the
+    executors import the same amlpkg, ONNX Runtime and pyarrow as the driver.
+    """
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError as exc:
+        raise FailedPreconditionError(
+            "pyspark is not installed", hint="pip install 'amlpkg-batch[spark]'"
+        ) from exc
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    return call_spark(
+        lambda: (
+            SparkSession.builder.master(master)
+            .appName(app_name)
+            .config("spark.ui.enabled", "false")
+            .getOrCreate()
+        ),
+        f"start a Spark session on {master}",
+    )
+
+
+def _first_lines(exc: BaseException) -> str:
+    text = str(exc).strip()
+    # Executors' Python errors arrive wrapped in a JVM stack trace: keep amlpkg's line.
+    for line in text.splitlines():
+        if "amlpkg.errors." in line:
+            return line.split("amlpkg.errors.", 1)[1][:_MAX_MESSAGE]
+    return "\n".join(text.splitlines()[:3])[:_MAX_MESSAGE]
+
+
+def call_spark(action: Callable[[], T], doing: str) -> T:
+    """Run ``action``; Spark, py4j and JVM failures become amlpkg errors saying what failed."""
+    try:
+        return action()
+    except AmlpkgError:
+        raise
+    except Exception as exc:
+        name = type(exc).__name__
+        if "Py4J" in name or "JavaGateway" in str(exc) or isinstance(exc, ConnectionError):
+            raise UnavailableError(
+                f"could not {doing}: {_first_lines(exc)}",
+                hint="check that Java 17 is installed and the Spark master URL answers",
+            ) from exc
+        raise InternalError(
+            f"Spark failed to {doing}: {_first_lines(exc)}",
+            hint="the executors' logs (the worker's work folder) say more",
+        ) from exc
