@@ -15,6 +15,7 @@ from amlpkg.cli import (
     oci,
     optimize,
     quickstart,
+    rollout,
     run,
     runs,
     score,
@@ -45,6 +46,7 @@ telemetry.register(app)
 server.register(app)
 devices.register(app)
 ui.register(app)
+rollout.register(app)
 oci.register(app)
 score.register(app)
 app.add_typer(runs.app, name="runs", help="List, show and compare tracked runs.")

@@ -1,4 +1,6 @@
-"""The packager's Alembic revisions: one branch per stage (``optimize``, ``build``, ``deploy``).
+"""The packager's Alembic revisions: one branch per stage.
+
+Branches: ``optimize``, ``build``, ``deploy`` and ``rollout``.
 
 ``LEGACY_VERSIONS`` maps the hand-written runner's versions to revisions (see
 :mod:`amlpkg.store.schema_upgrade`).

@@ -1,0 +1,213 @@
+"""`amlpkg rollout create|status|list|pause|resume|abort`: staged, gated fleet rollouts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from amlpkg.cli.output import console, new_table, print_json, print_table
+from amlpkg.cli.runs import HomeOption, JsonOption, when
+
+rollout_app = typer.Typer(no_args_is_help=True)
+
+PollOption = Annotated[float, typer.Option(help="Seconds between the driver's gate checks.")]
+DetachOption = Annotated[
+    bool, typer.Option("--detach", help="Only record or change it; do not drive it here.")
+]
+
+
+def status_lines(rollout: Any, devices: list[Any]) -> list[str]:
+    """The human summary of a rollout: position, stages decided, devices per stage."""
+    stages = ",".join(f"{s:g}%" for s in rollout.stages)
+    lines = [
+        f"rollout {rollout.id}: {rollout.model} to fleet {rollout.fleet!r} ({rollout.target})",
+        f"  state {rollout.state}, stage {rollout.stage + 1}/{len(rollout.stages)} ({stages}),"
+        f" phase {rollout.phase}",
+        f"  gate {rollout.gate}; soak {rollout.soak_s:g}s; quorum {rollout.quorum:g}",
+    ]
+    for verdict in rollout.result:
+        cohort, control = verdict.get("cohort") or {}, verdict.get("control") or {}
+        verdict_text = "passed" if verdict.get("passed") else "FAILED"
+        quorum = verdict["quorum"]
+        lines.append(
+            f"  stage {verdict['stage']} ({verdict['percent']:g}%): {verdict_text};"
+            f" heard {quorum['heard']}/{quorum['of']}; cohort p95 {cohort.get('p95_ms')} ms,"
+            f" errors {_rate(cohort.get('error_rate'))}; control p95 {control.get('p95_ms')} ms,"
+            f" errors {_rate(control.get('error_rate'))}"
+        )
+    by_stage: dict[tuple[int, str], int] = {}
+    for device in devices:
+        key = (device.stage, device.status)
+        by_stage[key] = by_stage.get(key, 0) + 1
+    for (stage, status), count in sorted(by_stage.items()):
+        lines.append(f"  stage {stage + 1}: {count} devices {status.replace('_', ' ')}")
+    if rollout.reason:
+        lines.append(f"  reason: {rollout.reason}")
+    return lines
+
+
+def _rate(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2%}"
+
+
+def _drive(home: Path | None, rollout_id: str, poll: float) -> None:
+    from amlpkg.packager import rollout as ro
+    from amlpkg.store.workspace import open_workspace
+
+    def show(r: Any) -> None:
+        console.print(f"{r.id}: {r.state}, stage {r.stage + 1}/{len(r.stages)}, {r.phase}")
+
+    with open_workspace(home) as ws:
+        final = ro.drive(
+            ws, rollout_id, ro.applier_for(ro.records.get(ws, rollout_id)), poll_s=poll,
+            on_change=show,
+        )  # fmt: skip
+        for line in status_lines(final, ro.records.devices(ws, rollout_id)):
+            console.print(line, highlight=False, markup=False)
+    if final.state == "failed":
+        raise typer.Exit(1)
+
+
+@rollout_app.command("create")
+def create_command(  # noqa: PLR0917 - Typer maps parameters to CLI options
+    model: Annotated[str, typer.Argument(help="NAME:VERSION to roll out.")],
+    fleet: Annotated[
+        str,
+        typer.Option(
+            help="Devices: FIELD=GLOB[,..] over id, module,"
+            " deployment, model, desired; '*' for all."
+        ),
+    ],
+    stages: Annotated[str, typer.Option(help="Cumulative shares, ending at 100%.")] = "5%,25%,100%",
+    gate: Annotated[str, typer.Option(help="Checks on the cohort's telemetry.")] = (
+        "p95_ms<=1.2*control,error_rate<0.01"
+    ),
+    soak: Annotated[str, typer.Option(help="Time per stage before its gate (30s, 10m).")] = "10m",
+    quorum: Annotated[float, typer.Option(help="Share of a stage's devices to hear from.")] = 0.8,
+    max_wait: Annotated[
+        str | None, typer.Option(help="How long past the soak to wait for a quorum.")
+    ] = None,
+    target: Annotated[str, typer.Option(help="standalone or iotedge.")] = "standalone",
+    desired_dir: Annotated[
+        Path | None, typer.Option(help="standalone: folder of per-device desired documents.")
+    ] = None,
+    model_url: Annotated[
+        str | None, typer.Option(help="Where devices download it (default: the stored file).")
+    ] = None,
+    image: Annotated[str | None, typer.Option(help="iotedge: scoring image.")] = None,
+    agent_image: Annotated[str | None, typer.Option(help="iotedge: agent image.")] = None,
+    priority: Annotated[int, typer.Option(help="iotedge: layer priority.")] = 100,
+    detach: DetachOption = False,
+    poll: PollOption = 2.0,
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Record a rollout and drive it stage by stage (Ctrl-C leaves it to `resume`)."""
+    from amlpkg.packager import rollout as ro
+    from amlpkg.store.workspace import open_workspace
+
+    options: dict[str, Any] = {"priority": priority}
+    if image:
+        options["image"] = image
+    if agent_image:
+        options["agent_image"] = agent_image
+    with open_workspace(home) as ws:
+        created = ro.create(
+            ws, model, fleet_condition=fleet, stages=stages, gate=gate, soak=soak,
+            quorum=quorum, max_wait=max_wait, target=target, model_url=model_url,
+            desired_dir=desired_dir, options=options,
+        )  # fmt: skip
+    if as_json:
+        print_json(created.to_dict())
+    else:
+        console.print(f"created rollout {created.id}", highlight=False)
+    if not detach:
+        _drive(home, created.id, poll)
+
+
+@rollout_app.command("status")
+def status_command(
+    rollout_id: Annotated[str, typer.Argument(help="Rollout id.")],
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Where a rollout is, each stage's gate, and its devices."""
+    from amlpkg.packager.rollout import records
+    from amlpkg.store.workspace import open_workspace
+
+    with open_workspace(home) as ws:
+        rollout = records.get(ws, rollout_id)
+        devices = records.devices(ws, rollout_id)
+    if as_json:
+        print_json({**rollout.to_dict(), "devices": [vars(d) for d in devices]})
+        return
+    for line in status_lines(rollout, devices):
+        console.print(line, highlight=False, markup=False)
+
+
+@rollout_app.command("list")
+def list_command(home: HomeOption = None, as_json: JsonOption = False) -> None:
+    """Every rollout, newest first."""
+    from amlpkg.packager.rollout import records
+    from amlpkg.store.workspace import open_workspace
+
+    with open_workspace(home) as ws:
+        rollouts = records.list_rollouts(ws)
+    if as_json:
+        print_json([r.to_dict() for r in rollouts])
+        return
+    table = new_table("id", "model", "fleet", "state", "stage", "created")
+    for r in rollouts:
+        stage = f"{r.stage + 1}/{len(r.stages)} {r.phase}"
+        table.add_row(r.id, r.model, r.fleet, r.state, stage, when(r.created))
+    print_table(table)
+
+
+@rollout_app.command("pause")
+def pause_command(
+    rollout_id: Annotated[str, typer.Argument(help="Rollout id.")], home: HomeOption = None
+) -> None:
+    """Stop moving on (the driver exits; devices keep what they have)."""
+    from amlpkg.packager.rollout import records
+    from amlpkg.store.workspace import open_workspace
+
+    with open_workspace(home) as ws:
+        records.set_state(ws, rollout_id, "paused", allowed=("running",))
+    console.print(f"paused {rollout_id}", highlight=False)
+
+
+@rollout_app.command("resume")
+def resume_command(
+    rollout_id: Annotated[str, typer.Argument(help="Rollout id.")],
+    detach: DetachOption = False,
+    poll: PollOption = 2.0,
+    home: HomeOption = None,
+) -> None:
+    """Continue a paused rollout, or one whose driver died, from where it was."""
+    from amlpkg.packager.rollout import records
+    from amlpkg.store.workspace import open_workspace
+
+    with open_workspace(home) as ws:
+        records.set_state(ws, rollout_id, "running", allowed=("running", "paused"))
+    if not detach:
+        _drive(home, rollout_id, poll)
+
+
+@rollout_app.command("abort")
+def abort_command(
+    rollout_id: Annotated[str, typer.Argument(help="Rollout id.")], home: HomeOption = None
+) -> None:
+    """Stop a rollout and put every device it changed back on its previous model."""
+    from amlpkg.packager import rollout as ro
+    from amlpkg.store.workspace import open_workspace
+
+    with open_workspace(home) as ws:
+        aborted = ro.abort(ws, rollout_id, ro.applier_for(ro.records.get(ws, rollout_id)))
+    console.print(f"aborted {aborted.id}; its devices' desired state is back", highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``rollout`` group to the root app."""
+    app.add_typer(rollout_app, name="rollout", help="Staged, metric-gated fleet rollouts.")

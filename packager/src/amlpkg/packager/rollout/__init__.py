@@ -1,0 +1,118 @@
+"""Staged, metric-gated model rollouts to device fleets, with automatic rollback.
+
+``create`` records the plan; :func:`~amlpkg.packager.rollout.driver.drive` moves it
+stage by stage (desired state -> soak -> gate on collected telemetry); everything
+lives in the workspace, so any process can drive, pause, resume or abort it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from amlpkg.errors import FailedPreconditionError, InvalidArgumentError
+from amlpkg.packager.rollout import records
+from amlpkg.packager.rollout.appliers import Applier, IotHubApplier, StandaloneApplier
+from amlpkg.packager.rollout.driver import abort, drive, fleet, step
+from amlpkg.packager.rollout.records import Rollout
+from amlpkg.packager.rollout.spec import gate_text, parse_duration, parse_gate, parse_stages
+from amlpkg.store.workspace import Workspace
+
+TARGETS = ("standalone", "iotedge")
+CONNECTION_ENV = "AMLPKG_IOTHUB_CONNECTION_STRING"
+
+__all__ = [
+    "TARGETS",
+    "Applier",
+    "Rollout",
+    "abort",
+    "applier_for",
+    "create",
+    "drive",
+    "fleet",
+    "step",
+]
+
+
+def create(
+    ws: Workspace,
+    model_ref: str,
+    *,
+    fleet_condition: str,
+    stages: str = "5%,25%,100%",
+    gate: str = "p95_ms<=1.2*control,error_rate<0.01",
+    soak: str = "10m",
+    quorum: float = 0.8,
+    max_wait: str | None = None,
+    target: str = "standalone",
+    model_url: str | None = None,
+    desired_dir: Path | None = None,
+    options: dict[str, Any] | None = None,
+) -> Rollout:
+    """Check the plan against the workspace and record it (the driver applies it).
+
+    ``model_url``: where devices download the model (default: the registry's stored
+    file as a ``file://`` URL, for devices sharing this machine's disk).
+    ``max_wait``: how long past the soak a stage waits for a quorum (default: the soak).
+    """
+    from amlpkg.trainer.registry import resolve_model_file
+
+    if target not in TARGETS:
+        raise InvalidArgumentError(f"unknown rollout target {target!r}", hint=f"use {TARGETS}")
+    if not 0 < quorum <= 1:
+        raise InvalidArgumentError(f"--quorum {quorum} must be in (0, 1]")
+    version, model_file = resolve_model_file(model_ref, workspace=ws)
+    opts: dict[str, Any] = dict(options or {})
+    opts["desired"] = {
+        "name": version.name,
+        "version": str(version.version),
+        "sha256": version.sha256,
+        "url": model_url or model_file.resolve().as_uri(),
+    }
+    if target == "standalone":
+        if desired_dir is None:
+            raise InvalidArgumentError(
+                "a standalone rollout needs --desired-dir",
+                hint="the folder of per-device desired-state documents the agents poll",
+            )
+        opts["desired_dir"] = str(desired_dir.resolve())
+    elif not ({"image", "agent_image"} <= opts.keys()):
+        raise InvalidArgumentError(
+            "an IoT Edge rollout needs --image and --agent-image for its layered deployment"
+        )
+    members = fleet(ws, fleet_condition)
+    if not members:
+        raise FailedPreconditionError(
+            f"the fleet {fleet_condition!r} matches no device",
+            hint="see `amlpkg devices list`; devices appear with their first telemetry",
+        )
+    soak_s = parse_duration(soak)
+    return records.create(
+        ws,
+        model=version.ref,
+        fleet=fleet_condition,
+        stages=parse_stages(stages),
+        gate=gate_text(parse_gate(gate)),
+        soak_s=soak_s,
+        quorum=quorum,
+        max_wait_s=parse_duration(max_wait) if max_wait else max(soak_s, 30.0),
+        target=target,
+        options=opts,
+    )
+
+
+def applier_for(rollout: Rollout, manager: Any = None) -> Applier:
+    """The applier of the rollout's target (``manager``: an IoT Hub configuration client)."""
+    if rollout.target == "standalone":
+        return StandaloneApplier(Path(rollout.options["desired_dir"]))
+    if manager is None:
+        text = os.environ.get(CONNECTION_ENV)
+        if not text:
+            raise FailedPreconditionError(
+                "no IoT Hub connection string", hint=f"set {CONNECTION_ENV}"
+            )
+        from azure.iot.hub import IoTHubConfigurationManager  # type: ignore[import-untyped]
+
+        manager = IoTHubConfigurationManager.from_connection_string(text)
+    return IotHubApplier(manager)
