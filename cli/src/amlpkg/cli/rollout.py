@@ -65,7 +65,7 @@ def _drive(home: Path | None, rollout_id: str, poll: float) -> None:
             on_change=show,
         )  # fmt: skip
         for line in status_lines(final, ro.records.devices(ws, rollout_id)):
-            console.print(line, highlight=False, markup=False)
+            console.print(line, highlight=False, markup=False, soft_wrap=True)
     if final.state == "failed":
         raise typer.Exit(1)
 
@@ -144,7 +144,7 @@ def status_command(
         print_json({**rollout.to_dict(), "devices": [vars(d) for d in devices]})
         return
     for line in status_lines(rollout, devices):
-        console.print(line, highlight=False, markup=False)
+        console.print(line, highlight=False, markup=False, soft_wrap=True)
 
 
 @rollout_app.command("list")
