@@ -55,3 +55,35 @@ def device_windows(
         for r in rows
         if wanted is None or r[0] in wanted
     ]
+
+
+def deployment_windows(
+    ws: Workspace, since: float, deployment_ids: Iterable[str]
+) -> list[DeviceWindow]:
+    """Windows of any source (devices, runtimes over OTLP) grouped by deployment.
+
+    ``device_id`` of each window holds its deployment id: the key a canary gate
+    compares by (``amlpkg.packager.deploy.canary``).
+    """
+    wanted = set(deployment_ids)
+    rows = ws.conn.execute(
+        "SELECT deployment_id, model_name, model_version, received, requests, errors,"
+        " latency_avg_ms, latency_p50_ms, latency_p95_ms, latency_p99_ms FROM telemetry"
+        " WHERE deployment_id IS NOT NULL AND received >= ? ORDER BY received",
+        (since,),
+    ).fetchall()
+    return [
+        DeviceWindow(
+            r[0],
+            f"{r[1]}:{r[2]}" if r[1] else None,
+            float(r[3]),
+            int(r[4]),
+            int(r[5]),
+            r[6],
+            r[7],
+            r[8],
+            r[9],
+        )
+        for r in rows
+        if r[0] in wanted
+    ]

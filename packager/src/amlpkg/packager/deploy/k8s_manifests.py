@@ -39,6 +39,11 @@ class K8sOptions:
     gpus: int = 1
     labels: dict[str, str] = field(default_factory=dict)
     kserve: bool = False
+    canary_percent: float | None = None
+    """A canary of this image beside the serving revision: KServe's
+    ``canaryTrafficPercent``, or a second Deployment weighted by replicas."""
+    stable_replicas: int | None = None
+    """Replicas of the serving Deployment, to size the canary's share by."""
 
 
 def _labels(opts: K8sOptions) -> dict[str, str]:
@@ -221,18 +226,23 @@ def inference_service(opts: K8sOptions) -> dict[str, Any]:
     scoring["name"] = "kserve-container"
     scoring["ports"] = [{"name": "http1", "containerPort": HTTP_PORT, "protocol": "TCP"}]
     scoring.pop("startupProbe")
+    annotations = {"serving.kserve.io/deploymentMode": "RawDeployment"}
+    predictor: dict[str, Any] = {}
+    if opts.canary_percent is not None:
+        # KServe splits traffic between the last ready revision and this one only in
+        # Serverless mode (Knative revisions); RawDeployment has no canary.
+        annotations["serving.kserve.io/deploymentMode"] = "Serverless"
+        predictor["canaryTrafficPercent"] = round(opts.canary_percent)
     return {
         "apiVersion": "serving.kserve.io/v1beta1",
         "kind": "InferenceService",
         "metadata": {
             **_metadata(opts),
-            "annotations": {
-                "serving.kserve.io/deploymentMode": "RawDeployment",
-                "amlpkg.ai/protocol-version": "v2",
-            },
+            "annotations": {**annotations, "amlpkg.ai/protocol-version": "v2"},
         },
         "spec": {
             "predictor": {
+                **predictor,
                 "minReplicas": opts.min_replicas,
                 "maxReplicas": opts.max_replicas,
                 "securityContext": _pod_spec(opts)["securityContext"],
@@ -243,10 +253,37 @@ def inference_service(opts: K8sOptions) -> dict[str, Any]:
     }
 
 
+CANARY_TRACK = "amlpkg.ai/track"
+
+
+def canary_replicas(percent: float, stable: int) -> int:
+    """Canary pods so that canary / (canary + stable) comes closest to ``percent`` (>= 1)."""
+    return max(1, round(percent * stable / (100.0 - percent)))
+
+
+def canary_deployment(opts: K8sOptions) -> dict[str, Any]:
+    """A second Deployment ``NAME-canary`` whose pods the one Service also selects.
+
+    The Service spreads requests over every ready pod it selects, so the canary's
+    share of traffic is its share of the pods. Its own selector adds the track label,
+    so the two Deployments never adopt each other's pods; no HPA or PDB of its own.
+    """
+    canary = deployment(opts)
+    stable = opts.stable_replicas or opts.replicas
+    canary["metadata"]["name"] = f"{opts.name}-canary"
+    canary["metadata"]["labels"][CANARY_TRACK] = "canary"
+    canary["spec"]["replicas"] = canary_replicas(opts.canary_percent or 0.0, stable)
+    canary["spec"]["selector"]["matchLabels"][CANARY_TRACK] = "canary"
+    canary["spec"]["template"]["metadata"]["labels"][CANARY_TRACK] = "canary"
+    return canary
+
+
 def manifests(opts: K8sOptions) -> list[dict[str, Any]]:
-    """Every object to apply, in apply order."""
+    """Every object to apply, in apply order (a canary: only what the canary adds)."""
     if opts.kserve:
         return [inference_service(opts)]
+    if opts.canary_percent is not None:
+        return [canary_deployment(opts)]
     return [deployment(opts), service(opts), autoscaler(opts), disruption_budget(opts)]
 
 

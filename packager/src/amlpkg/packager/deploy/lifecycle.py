@@ -53,7 +53,8 @@ def apply(ws: Workspace, target: Target[Any], request: DeployRequest[Any]) -> De
                 raise
             raise error from exc
         for old in records.history(ws, request.name):
-            if old.id != rev.id and old.status == "ready":
+            # A canary serves beside the old revision until a gate decides (deploy.canary).
+            if old.id != rev.id and old.status == "ready" and not rev.state.get("canary"):
                 _retire(ws, target, rev, old)
     finally:
         target.release(ws, rev)

@@ -91,6 +91,9 @@ class KubernetesOptions(DeployOptions):
     flavor: Literal["cpu", "cuda", "tensorrt"] = "cpu"
     gpus: int = Field(_K8S.gpus, ge=1)
     kserve: bool = _K8S.kserve
+    canary_percent: float | None = Field(None, gt=0, lt=100)
+    """Start the new revision as a canary taking this share of traffic beside the
+    serving one, until :mod:`amlpkg.packager.deploy.canary` promotes or rolls it back."""
     wait: bool = True
     """Wait for the rollout (``--no-wait``: record what was applied)."""
 

@@ -44,8 +44,13 @@ def object_path(obj: dict[str, Any]) -> str:
     return f"{prefix}/namespaces/{meta['namespace']}/{_PLURALS[kind]}/{meta['name']}"
 
 
-def options_of(request: DeployRequest[KubernetesOptions], image: str) -> k8s.K8sOptions:
-    """The manifest options from a deploy request (labels carry the lineage)."""
+def options_of(
+    request: DeployRequest[KubernetesOptions], image: str, *, canary: bool = True
+) -> k8s.K8sOptions:
+    """The manifest options from a deploy request (labels carry the lineage).
+
+    ``canary=False``: the options of the same revision once promoted (no canary).
+    """
     source, opts = request.source, request.options
     labels = {}
     if source.model is not None:
@@ -68,6 +73,8 @@ def options_of(request: DeployRequest[KubernetesOptions], image: str) -> k8s.K8s
         flavor=opts.flavor,
         gpus=opts.gpus,
         kserve=opts.kserve,
+        canary_percent=opts.canary_percent if canary else None,
+        stable_replicas=opts.replicas,
     )
 
 
@@ -196,6 +203,8 @@ class KubernetesTarget(Lifecycle):
         """
         opts = options_of(rev.request, str(rev.record.image))
         objects = k8s.manifests(opts)
+        if opts.canary_percent is not None:
+            rev.state["canary"] = self._canary_plan(rev, opts)
         rev.state["objects"] = [object_path(o) for o in objects]
         for obj in objects:
             self.apply_object(obj)
@@ -205,6 +214,36 @@ class KubernetesTarget(Lifecycle):
         host = f"{rev.request.name}.{opts.namespace}.svc"
         rev.endpoint_http = f"http://{host}:{k8s.HTTP_PORT}"
         rev.endpoint_grpc = f"{host}:{k8s.GRPC_PORT}"
+
+    def _canary_plan(
+        self, rev: Revision[KubernetesOptions], opts: k8s.K8sOptions
+    ) -> dict[str, Any]:
+        """What promoting and rolling back the canary will apply (see ``deploy.canary``)."""
+        if rev.previous is None or rev.previous.target != self.name:
+            raise FailedPreconditionError(
+                f"a canary needs a serving revision of {rev.request.name} on kubernetes",
+                hint="deploy it once without --canary",
+            )
+        promoted = k8s.manifests(options_of(rev.request, str(rev.record.image), canary=False))
+        plan: dict[str, Any] = {
+            "percent": opts.canary_percent,
+            "stable": rev.previous.id,
+            "kserve": opts.kserve,
+            "promote": promoted,
+            "decision": None,
+        }
+        if opts.kserve:
+            # KServe keeps one spec: rolling back re-applies the serving revision's image.
+            old = options_of(rev.request, str(rev.previous.image), canary=False)
+            plan["rollback"] = k8s.manifests(old)
+        else:
+            plan["effective_percent"] = round(
+                100.0
+                * k8s.canary_replicas(opts.canary_percent or 0, opts.replicas)
+                / (k8s.canary_replicas(opts.canary_percent or 0, opts.replicas) + opts.replicas),
+                1,
+            )
+        return plan
 
     def wrap(self, exc: Exception) -> AmlpkgError:
         """Client, TLS and JSON errors while talking to the API server."""
