@@ -11,6 +11,7 @@ from amlpkg.cli import (
     deploy,
     devices,
     lineage,
+    login,
     models,
     oci,
     optimize,
@@ -49,6 +50,7 @@ ui.register(app)
 rollout.register(app)
 oci.register(app)
 score.register(app)
+login.register(app)
 app.add_typer(runs.app, name="runs", help="List, show and compare tracked runs.")
 sign.register(models.app)
 app.add_typer(models.app, name="models", help="The model registry.")

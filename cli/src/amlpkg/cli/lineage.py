@@ -8,10 +8,8 @@ import typer
 from rich.tree import Tree
 
 from amlpkg.cli.output import console, print_json
-from amlpkg.cli.runs import HomeOption, JsonOption, when
-from amlpkg.store.lineage_edges import describe
-from amlpkg.store.workspace import open_workspace
-from amlpkg.trainer.lineage_view import lineage
+from amlpkg.cli.runs import HomeOption, JsonOption, TrackingUriOption, when
+from amlpkg.trainer.remote.backend import open_backend
 
 
 def print_lineage(chain: dict[str, Any]) -> None:
@@ -59,12 +57,12 @@ def register(app: typer.Typer) -> None:
     def lineage_command(
         ref: Annotated[str, typer.Argument(help="NAME:VERSION, NAME@ALIAS or NAME (latest).")],
         home: HomeOption = None,
+        tracking_uri: TrackingUriOption = None,
         as_json: JsonOption = False,
     ) -> None:
         """Show the run, params, metrics and code behind a model version, and what it feeds."""
-        with open_workspace(home) as ws:
-            chain = lineage(ref, workspace=ws)
-            describe(ws, chain["downstream"])
+        with open_backend(home, tracking_uri) as backend:
+            chain = backend.lineage(ref)
         if as_json:
             print_json(chain)
             return

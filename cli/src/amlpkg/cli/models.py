@@ -1,4 +1,4 @@
-"""`amlpkg models register/list/show/alias`: the model registry."""
+"""`amlpkg models register/list/show/alias`: the model registry, in the workspace or on a server."""
 
 from __future__ import annotations
 
@@ -9,11 +9,12 @@ import typer
 from rich.table import Table
 
 from amlpkg.cli.output import console, print_json, print_table
-from amlpkg.cli.runs import HomeOption, JsonOption, when
-from amlpkg.errors import InvalidArgumentError
-from amlpkg.trainer import registry, signing
+from amlpkg.cli.runs import HomeOption, JsonOption, TrackingUriOption, when
+from amlpkg.errors import FailedPreconditionError, InvalidArgumentError
+from amlpkg.trainer import signing
 from amlpkg.trainer.refs import parse_model_ref
 from amlpkg.trainer.registry import ModelVersion
+from amlpkg.trainer.remote.backend import EmbeddedBackend, open_backend
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -83,13 +84,18 @@ def register_command(  # noqa: PLR0917 - Typer maps parameters to CLI arguments
         ),
     ] = None,
     home: HomeOption = None,
+    tracking_uri: TrackingUriOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Register an ONNX model as the next version of NAME."""
-    version = registry.register(
-        name, source, run=run, tags=parse_tags(tag or []), description=description, home=home
-    )
     key = sign_key or signing.configured_key()
+    with open_backend(home, tracking_uri) as backend:
+        if key is not None and not isinstance(backend, EmbeddedBackend):
+            raise FailedPreconditionError(
+                "signing at registration needs the embedded workspace for now",
+                hint="register without --sign-key (and $AMLPKG_SIGNING_KEY unset) on a server",
+            )
+        version = backend.register(name, source, run, parse_tags(tag or []), description)
     if key is not None:
         record = signing.sign_model_version(version.ref, key, home=home)
         if not as_json:
@@ -104,9 +110,12 @@ def register_command(  # noqa: PLR0917 - Typer maps parameters to CLI arguments
 
 
 @app.command("list")
-def list_command(home: HomeOption = None, as_json: JsonOption = False) -> None:
+def list_command(
+    home: HomeOption = None, tracking_uri: TrackingUriOption = None, as_json: JsonOption = False
+) -> None:
     """List registered models."""
-    models = registry.list_models(home=home)
+    with open_backend(home, tracking_uri) as backend:
+        models = backend.list_models()
     if as_json:
         print_json(models)
         return
@@ -125,12 +134,17 @@ def list_command(home: HomeOption = None, as_json: JsonOption = False) -> None:
 def show_command(
     ref: Annotated[str, typer.Argument(help="NAME (every version), NAME:VERSION or NAME@ALIAS.")],
     home: HomeOption = None,
+    tracking_uri: TrackingUriOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Show a model's versions, or one version with its signature."""
     parsed = parse_model_ref(ref)
+    with open_backend(home, tracking_uri) as backend:
+        if parsed.version is None and parsed.alias is None:
+            versions = backend.list_versions(parsed.name)
+        else:
+            version = backend.get_model_version(ref)
     if parsed.version is None and parsed.alias is None:
-        versions = registry.list_versions(parsed.name, home=home)
         if as_json:
             print_json([v.to_dict() for v in versions])
             return
@@ -149,7 +163,6 @@ def show_command(
             )
         print_table(table)
         return
-    version = registry.get_model_version(ref, home=home)
     if as_json:
         print_json(version.to_dict())
         return
@@ -162,7 +175,9 @@ def alias_command(
     version: Annotated[int, typer.Argument(min=1, help="Version the alias points to.")],
     alias: Annotated[str, typer.Argument(help="Alias, e.g. production.")],
     home: HomeOption = None,
+    tracking_uri: TrackingUriOption = None,
 ) -> None:
     """Point NAME@ALIAS at VERSION."""
-    registry.set_alias(name, version, alias, home=home)
+    with open_backend(home, tracking_uri) as backend:
+        backend.set_alias(name, version, alias)
     console.print(f"[green]{name}@{alias}[/] -> version {version}")

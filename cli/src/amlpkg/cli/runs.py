@@ -1,4 +1,4 @@
-"""`amlpkg runs list/show/compare/best`: read tracked runs."""
+"""`amlpkg runs list/show/compare/best`: read tracked runs, in the workspace or on a server."""
 
 from __future__ import annotations
 
@@ -10,9 +10,7 @@ import typer
 from rich.table import Table
 
 from amlpkg.cli.output import console, print_json, print_table
-from amlpkg.store.workspace import open_workspace
-from amlpkg.trainer.store import queries
-from amlpkg.trainer.store import runs as store_runs
+from amlpkg.trainer.remote.backend import open_backend
 from amlpkg.trainer.store.runs import RunRecord
 
 app = typer.Typer(no_args_is_help=True)
@@ -27,6 +25,14 @@ HomeOption = Annotated[
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+# --tracking-uri beats $AMLPKG_TRACKING_URI beats `amlpkg login`; --home picks the workspace.
+TrackingUriOption = Annotated[
+    str | None,
+    typer.Option(
+        "--tracking-uri",
+        help="Team server URL (default: $AMLPKG_TRACKING_URI, else `amlpkg login`'s).",
+    ),
+]
 
 
 def when(timestamp: float | None) -> str:
@@ -49,16 +55,17 @@ def _metrics_text(values: dict[str, float], limit: int = 3) -> str:
 
 
 @app.command("list")
-def list_command(
+def list_command(  # noqa: PLR0917 - Typer maps parameters to CLI options
     experiment: Annotated[str | None, typer.Option(help="Only this experiment.")] = None,
     status: Annotated[str | None, typer.Option(help="Only runs with this status.")] = None,
     limit: Annotated[int, typer.Option(min=1, help="At most this many runs.")] = 50,
     home: HomeOption = None,
+    tracking_uri: TrackingUriOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """List runs, newest first."""
-    with open_workspace(home) as ws:
-        runs = queries.list_runs(ws, experiment=experiment, status=status, limit=limit)
+    with open_backend(home, tracking_uri) as backend:
+        runs = backend.list_runs(experiment, status, limit)
     if as_json:
         print_json([r.to_dict() for r in runs])
         return
@@ -83,12 +90,13 @@ def list_command(
 def show_command(
     run: Annotated[str, typer.Argument(help="Run id or unique prefix.")],
     home: HomeOption = None,
+    tracking_uri: TrackingUriOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Show one run: provenance, params, final metrics, tags and artifacts."""
-    with open_workspace(home) as ws:
-        record = queries.get_run(ws, run)
-        artifacts = store_runs.list_artifacts(ws, record.id)
+    with open_backend(home, tracking_uri) as backend:
+        record = backend.get_run(run)
+        artifacts = backend.list_artifacts(record.id)
     if as_json:
         print_json({**record.to_dict(), "artifacts": artifacts})
         return
@@ -130,11 +138,12 @@ def show_command(
 def compare_command(
     runs: Annotated[list[str], typer.Argument(help="Two or more run ids (or prefixes).")],
     home: HomeOption = None,
+    tracking_uri: TrackingUriOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Params and final metrics of several runs side by side."""
-    with open_workspace(home) as ws:
-        records = [queries.get_run(ws, r) for r in runs]
+    with open_backend(home, tracking_uri) as backend:
+        records = [backend.get_run(r) for r in runs]
     if as_json:
         print_json([r.to_dict() for r in records])
         return
@@ -158,18 +167,19 @@ def compare_command(
 
 
 @app.command("best")
-def best_command(
+def best_command(  # noqa: PLR0917 - Typer maps parameters to CLI options
     metric: Annotated[str, typer.Option("--metric", "-m", help="Metric to rank by.")],
     maximize: Annotated[
         bool, typer.Option("--max/--min", help="Highest (default) or lowest final value.")
     ] = True,
     experiment: Annotated[str | None, typer.Option(help="Only this experiment.")] = None,
     home: HomeOption = None,
+    tracking_uri: TrackingUriOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """The run with the best final value of a metric."""
-    with open_workspace(home) as ws:
-        record = queries.best_run(ws, metric, maximize=maximize, experiment=experiment)
+    with open_backend(home, tracking_uri) as backend:
+        record = backend.best_run(metric, maximize, experiment)
     if as_json:
         print_json(record.to_dict())
         return

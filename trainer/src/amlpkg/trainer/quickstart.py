@@ -65,7 +65,11 @@ def run_quickstart(
             StandardScaler(), LogisticRegression(C=params["C"], max_iter=params["max_iter"])
         )
 
-    run = tracking.start_run(EXPERIMENT, run_name="iris-logreg", home=home)
+    from amlpkg.settings import load_settings
+
+    # The quickstart shows the embedded default: a server the user logged in to is not used.
+    run = tracking.start_run(EXPERIMENT, run_name="iris-logreg", home=load_settings(home).home)
+    assert isinstance(run, tracking.Run)
     on_step(f"started run {run.id} in {run.home}")
     try:
         run.log_params({**params, "dataset": "iris", "test_size": 0.3, "cv_folds": folds})

@@ -1,9 +1,14 @@
 """The training-script API: ``amlpkg.log_param``, ``amlpkg.log_metric``, ...
 
 Inside ``amlpkg run`` the run exists already: its id comes in ``AMLPKG_RUN_ID``
-(and the workspace in ``AMLPKG_HOME``) and the runner records its final status.
+(and the workspace in ``AMLPKG_HOME``, or the server in ``AMLPKG_TRACKING_URI``)
+and the runner records its final status.
 On its own, the first log call starts a run, which ends at interpreter exit:
 ``completed``, or ``failed`` when an uncaught exception ended the script.
+
+With a tracking server selected (``AMLPKG_TRACKING_URI`` or ``amlpkg login``; see
+:mod:`amlpkg.trainer.remote.config`) runs live on the server instead
+(:class:`~amlpkg.trainer.remote.run.RemoteRun`, loaded only then).
 
 Light on purpose: standard library, :mod:`amlpkg.errors` and the store only.
 """
@@ -16,12 +21,16 @@ import sys
 import threading
 from pathlib import Path, PurePosixPath
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from amlpkg.errors import FailedPreconditionError, InvalidArgumentError, NotFoundError
 from amlpkg.store.workspace import Workspace, open_workspace
 from amlpkg.trainer import provenance
+from amlpkg.trainer.remote.config import tracking_server
 from amlpkg.trainer.store import runs as store_runs
+
+if TYPE_CHECKING:
+    from amlpkg.trainer.remote.run import RemoteRun
 
 RUN_ID_ENV = "AMLPKG_RUN_ID"
 
@@ -31,7 +40,7 @@ class _State:
 
     def __init__(self) -> None:
         self.lock = threading.RLock()
-        self.active: Run | None = None
+        self.active: Run | RemoteRun | None = None
         self.hooks_installed = False
         self.uncaught_exception = False
 
@@ -69,22 +78,21 @@ class Run:
 
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> list[str]:
         """Store a file, or every file under a folder, as artifacts; return their run paths."""
-        source = Path(path)
-        prefix = _safe_artifact_dir(artifact_path)
-        if source.is_dir():
-            files = sorted(p for p in source.rglob("*") if p.is_file())
-            pairs = [(f, prefix / source.name / f.relative_to(source).as_posix()) for f in files]
-        elif source.is_file():
-            pairs = [(source, prefix / source.name)]
-        else:
-            raise NotFoundError(f"cannot log artifact {source}: no such file or folder")
         logged: list[str] = []
-        for file, run_path in pairs:
+        for file, run_path in artifact_pairs(Path(path), artifact_path):
             digest, size = self.workspace.artifacts.put_file(file)
             with _state.lock:
                 store_runs.add_artifact(self.workspace, self.id, str(run_path), digest, size)
             logged.append(str(run_path))
         return logged
+
+    def end(self, status: str) -> None:
+        """End the run with ``status`` if this process owns it; close the workspace."""
+        try:
+            if self.owned:
+                store_runs.finish_run(self.workspace, self.id, status)
+        finally:
+            self.workspace.close()
 
     def __enter__(self) -> Run:
         return self
@@ -114,6 +122,17 @@ def _safe_artifact_dir(artifact_path: str | None) -> PurePosixPath:
     return pure
 
 
+def artifact_pairs(source: Path, artifact_path: str | None) -> list[tuple[Path, PurePosixPath]]:
+    """``(file, path in the run)`` for a file or every file under a folder."""
+    prefix = _safe_artifact_dir(artifact_path)
+    if source.is_dir():
+        files = sorted(p for p in source.rglob("*") if p.is_file())
+        return [(f, prefix / source.name / f.relative_to(source).as_posix()) for f in files]
+    if source.is_file():
+        return [(source, prefix / source.name)]
+    raise NotFoundError(f"cannot log artifact {source}: no such file or folder")
+
+
 def _install_exit_hooks() -> None:
     if _state.hooks_installed:
         return
@@ -138,10 +157,11 @@ def start_run(
     run_name: str | None = None,
     *,
     home: str | Path | None = None,
-) -> Run:
+) -> Run | RemoteRun:
     """Start a run (or join the one ``amlpkg run`` started) and make it the active run.
 
-    ``home`` overrides ``AMLPKG_HOME``. Raises if a run is active already.
+    ``home`` overrides ``AMLPKG_HOME`` and the tracking server. Raises if a run is
+    active already.
     """
     with _state.lock:
         if _state.active is not None:
@@ -149,6 +169,18 @@ def start_run(
                 f"run {_state.active.id} is already active", hint="call end_run() first"
             )
         parent_id = os.environ.get(RUN_ID_ENV)
+        server = tracking_server(home)
+        if server is not None:
+            from amlpkg.trainer.remote.run import RemoteRun
+
+            if parent_id:
+                _state.active = RemoteRun.join(server, parent_id)
+                if run_name:
+                    _state.active.set_tags({"run_name": run_name})
+            else:
+                _state.active = RemoteRun.create(server, experiment, run_name)
+                _install_exit_hooks()
+            return _state.active
         workspace = open_workspace(home)
         try:
             if parent_id:
@@ -176,19 +208,17 @@ def end_run(status: str = "completed") -> None:
         if run is None:
             return
         try:
-            if run.owned:
-                store_runs.finish_run(run.workspace, run.id, status)
+            run.end(status)
         finally:
             _state.active = None
-            run.workspace.close()
 
 
-def active_run() -> Run | None:
+def active_run() -> Run | RemoteRun | None:
     """The active run, or None."""
     return _state.active
 
 
-def current_run() -> Run | None:
+def current_run() -> Run | RemoteRun | None:
     """The active run; inside ``amlpkg run`` (``AMLPKG_RUN_ID`` set) the launcher's run,
     joined now if no ``log_*`` call has joined it yet; else None (no run is started)."""
     with _state.lock:
@@ -199,7 +229,7 @@ def current_run() -> Run | None:
         return None
 
 
-def _run() -> Run:
+def _run() -> Run | RemoteRun:
     with _state.lock:
         return _state.active if _state.active is not None else start_run()
 
