@@ -208,6 +208,52 @@ def abort_command(
     console.print(f"aborted {aborted.id}; its devices' desired state is back", highlight=False)
 
 
+@rollout_app.command("canary")
+def canary_command(
+    name: Annotated[str, typer.Argument(help="Kubernetes deployment with a pending canary.")],
+    gate: Annotated[str, typer.Option(help="Checks, canary against serving revision.")] = (
+        "p95_ms<=1.2*control,error_rate<0.01"
+    ),
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Promote or roll back a Kubernetes canary by the gate (exit 1 when rolled back)."""
+    from amlpkg.packager.deploy import canary
+    from amlpkg.packager.deploy.targets.kubernetes import KubernetesTarget
+    from amlpkg.store.workspace import open_workspace
+
+    with open_workspace(home) as ws:
+        verdict, record = canary.decide(ws, KubernetesTarget(), name, gate)
+    if as_json:
+        print_json(verdict)
+    elif record is None:
+        console.print("no decision: the canary has served no requests yet", highlight=False)
+    else:
+        console.print(f"{record.id}: {record.reason}", highlight=False, markup=False)
+    if record is not None and not verdict["passed"]:
+        raise typer.Exit(1)
+
+
+@rollout_app.command("serve-desired")
+def serve_desired_command(
+    desired_dir: Annotated[Path, typer.Option(help="Folder of <device id>.json documents.")],
+    host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port (agents poll /devices/<id>.json).")] = 8470,
+) -> None:
+    """Serve the per-device desired documents to `amlpkg-edge-agent --standalone URL`."""
+    import time
+
+    from amlpkg.packager.rollout.desired_http import serving_desired
+
+    with serving_desired(desired_dir, host=host, port=port) as server:
+        console.print(f"serving {desired_dir} at {server.url}/devices/<id>.json", highlight=False)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
+
+
 def register(app: typer.Typer) -> None:
     """Add the ``rollout`` group to the root app."""
     app.add_typer(rollout_app, name="rollout", help="Staged, metric-gated fleet rollouts.")
