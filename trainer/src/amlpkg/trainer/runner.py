@@ -25,6 +25,7 @@ from amlpkg.errors import InvalidArgumentError, NotFoundError
 from amlpkg.settings import load_settings
 from amlpkg.store.workspace import open_workspace
 from amlpkg.trainer import provenance, snapshot
+from amlpkg.trainer.remote.config import tracking_server
 from amlpkg.trainer.store import runs as store_runs
 from amlpkg.trainer.tracking import RUN_ID_ENV
 
@@ -69,6 +70,14 @@ def run_tracked(
         raise InvalidArgumentError("no command to run", hint="amlpkg run -- python train.py [ARGS]")
     settings = load_settings(home)
     workdir = Path(cwd) if cwd is not None else Path.cwd()
+    server = tracking_server(home)  # a team server (login, AMLPKG_TRACKING_URI) unless home=
+    if server is not None:
+        from amlpkg.trainer.remote.runner import run_tracked_remote
+
+        return run_tracked_remote(
+            command, server, experiment=experiment, name=name, cwd=workdir, stdout=stdout,
+            stderr=stderr, snapshot_max_bytes=settings.snapshot_max_bytes,
+        )  # fmt: skip
     with open_workspace(settings=settings) as ws:
         info = provenance.collect(shlex.join(command), workdir)
         run_id = store_runs.create_run(ws, experiment, name, info)
