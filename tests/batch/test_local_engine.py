@@ -99,12 +99,12 @@ def test_the_cli_scores_on_spark(models: Models, tmp_path: Path) -> None:
     done = _cli(
         "score", models.iris, "-i", str(tmp_path / "in.parquet"), "-o", str(tmp_path / "out"),
         "--engine", "spark", "--spark-master", "local[1]", "--batch-size", "1000",
-        "--output-column", "label=species", "--input-columns", "f0,f1,f2,f3",
+        "--output-column", "label=species", "--input-columns", "f0,f1,f2,f3", "--keep", "id",
         "--home", str(models.home), "--json",
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout)
     assert result["rows"] == 3000
     got = pq.read_table(tmp_path / "out").sort_by("id")
-    assert got.column_names == ["id", *FEATURES, "species"]
+    assert got.column_names == ["id", "species"]
     assert result["output_id"].startswith(f"{(tmp_path / 'out').resolve()}@sha256:")

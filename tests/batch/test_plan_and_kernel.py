@@ -102,3 +102,18 @@ def test_model_bytes_that_do_not_match_the_digest_are_never_loaded() -> None:
     tampered.doc_string = "changed"
     with pytest.raises(IntegrityError, match="expected"):
         session_for("0" * 64, tampered.SerializeToString)
+
+
+def test_a_binary_column_of_raw_tensors_feeds_an_image_like_input() -> None:
+    images = np.arange(3 * 4, dtype=np.float32).reshape(3, 2, 2)
+    raw = pa.array([row.tobytes() for row in images], pa.binary())
+    batch = pa.RecordBatch.from_arrays([pa.array([0, 1, 2]), raw], names=["id", "raw"])
+    plan = make_plan("m:1", DIGEST, [X], OUTS, batch.schema, inputs={"x": "raw"}, keep=["id"])
+    out = score_batch(session_for(DIGEST, lambda: MODEL), plan, batch.slice(1, 2))
+    assert out.schema.names == ["id", "y", "s"]
+    assert out.column("s").to_pylist() == [images[1].sum(), images[2].sum()]
+    short = pa.RecordBatch.from_arrays(
+        [pa.array([0]), pa.array([images[0].tobytes()[:12]], pa.binary())], names=["id", "raw"]
+    )
+    with pytest.raises(InvalidArgumentError, match="3 float32 values per row"):
+        score_batch(session_for(DIGEST, lambda: MODEL), plan, short)

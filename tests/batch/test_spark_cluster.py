@@ -103,17 +103,21 @@ def test_a_cnn_scores_image_rows_from_an_array_column(
     flat = images.reshape(CNN_ROWS, -1)
     column = pa.FixedSizeListArray.from_arrays(pa.array(flat.reshape(-1)), flat.shape[1])
     source = tmp_path / "images.parquet"
+    raw = pa.array([row.tobytes() for row in images], pa.binary())
     pq.write_table(
-        pa.table({"id": np.arange(CNN_ROWS), "image": column.cast(pa.list_(pa.float32()))}),
+        pa.table(
+            {"id": np.arange(CNN_ROWS), "image": column.cast(pa.list_(pa.float32())), "raw": raw}
+        ),
         source,
         row_group_size=128,
     )
     df = spark.read.parquet(str(source))
     scored = amlpkg.spark.score(
-        df, models.cnn, inputs={"input": "image"}, outputs={"output": "logits"}, batch_rows=64,
-        home=models.home,
+        df, models.cnn, inputs={"input": "image"}, outputs={"output": "logits"}, keep=["id"],
+        batch_rows=64, home=models.home,
     )  # fmt: skip
-    scored.drop("image").write.parquet(str(tmp_path / "scored"))
+    assert scored.columns == ["id", "logits"]
+    scored.write.parquet(str(tmp_path / "scored"))
     got = _read_sorted(tmp_path / "scored")
 
     (expected,) = _in_process(models, models.cnn, {"input": images})
@@ -122,6 +126,13 @@ def test_a_cnn_scores_image_rows_from_an_array_column(
     # Convolutions may pick other kernels for other batch sizes: equal to float rounding.
     np.testing.assert_allclose(logits, expected, rtol=1e-5, atol=1e-5)
     assert np.array_equal(logits.argmax(axis=1), expected.argmax(axis=1))
+
+    # The same images as raw float32 bytes in a binary column: the same results.
+    from_raw = amlpkg.spark.score(
+        df, models.cnn, inputs={"input": "raw"}, keep=["id"], batch_rows=64, home=models.home
+    )
+    raw_rows = sorted(from_raw.collect(), key=lambda row: row["id"])
+    np.testing.assert_array_equal(np.array([row["output"] for row in raw_rows]), logits)
 
 
 def test_an_executors_error_reaches_the_caller_in_amlpkgs_words(spark: Any, models: Models) -> None:

@@ -67,6 +67,35 @@ def _feature_matrix(batch: pa.RecordBatch, binding: InputBinding) -> np.ndarray:
     return out
 
 
+def _raw_tensor(column: pa.Array, binding: InputBinding, rows: int) -> np.ndarray:
+    """Rows of raw bytes (one tensor each) as one array, without copying when aligned."""
+    dtype = np.dtype(binding.dtype)
+    offsets = np.frombuffer(
+        column.buffers()[1],
+        dtype=np.int64 if pa.types.is_large_binary(column.type) else np.int32,
+    )[column.offset : column.offset + rows + 1]
+    lengths = np.diff(offsets)
+    if rows and lengths.min() != lengths.max():
+        raise InvalidArgumentError(
+            f"column {binding.columns[0]!r} has values of {lengths.min()} to {lengths.max()} bytes",
+            hint=f"every row must hold one {binding.tensor!r} tensor of the same size",
+        )
+    data = np.frombuffer(column.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]]
+    if data.size % dtype.itemsize:
+        raise InvalidArgumentError(
+            f"column {binding.columns[0]!r}: {data.size} bytes are not {dtype} values"
+        )
+    flat = data.view(dtype) if data.ctypes.data % dtype.alignment == 0 else data.copy().view(dtype)
+    try:
+        return flat.reshape((rows, *binding.sample_shape))
+    except ValueError:
+        raise InvalidArgumentError(
+            f"column {binding.columns[0]!r}: {flat.size // max(rows, 1)} {dtype} values per row"
+            f" do not fit input {binding.tensor!r} of per-row shape {list(binding.sample_shape)}",
+            hint="store each row's tensor flattened in C order, e.g. array.tobytes()",
+        ) from None
+
+
 def _array_tensor(batch: pa.RecordBatch, binding: InputBinding) -> np.ndarray:
     name = binding.columns[0]
     column = batch.column(name)
@@ -74,6 +103,8 @@ def _array_tensor(batch: pa.RecordBatch, binding: InputBinding) -> np.ndarray:
         raise InvalidArgumentError(
             f"column {name!r} has {column.null_count} null rows", hint="drop them before scoring"
         )
+    if pa.types.is_binary(column.type) or pa.types.is_large_binary(column.type):
+        return _raw_tensor(column, binding, batch.num_rows)
     values = column.flatten()  # honours the batch's slice offsets
     if values.null_count:
         raise InvalidArgumentError(f"column {name!r} has null elements inside its arrays")
@@ -119,7 +150,7 @@ def score_batch(session: Any, plan: ScorePlan, batch: pa.RecordBatch) -> pa.Reco
     }
     names = [o.tensor for o in plan.outputs]
     values = session.run(names, feeds) if batch.num_rows else None
-    columns = list(batch.columns)
+    columns = [batch.column(n) for n in plan.kept_names(batch.schema)]
     for i, out in enumerate(plan.outputs):
         if values is None:
             columns.append(pa.array([], type=out.arrow_type))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -121,6 +121,7 @@ def score_file(
     *,
     inputs: InputsSpec = None,
     outputs: OutputsSpec = None,
+    keep: Sequence[str] | None = None,
     batch_rows: int = DEFAULT_BATCH_ROWS,
     threads: int = 0,
     input_format: str | None = None,
@@ -141,7 +142,7 @@ def score_file(
     with open_workspace(home) as ws:
         resolved = resolve_model(model, workspace=ws)
         schema, batches = read_batches(source, in_fmt, batch_rows)
-        plan = resolved.plan(schema, inputs, outputs)
+        plan = resolved.plan(schema, inputs, outputs, keep)
         session = session_for(resolved.digest, lambda: resolved.data, threads=threads)
         partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
         writer = _Writer(partial, out_fmt)

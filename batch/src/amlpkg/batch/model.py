@@ -29,12 +29,17 @@ class ResolvedModel:
     outputs: tuple[TensorInfo, ...]
 
     def plan(
-        self, schema: pa.Schema, inputs: InputsSpec = None, outputs: OutputsSpec = None
+        self,
+        schema: pa.Schema,
+        inputs: InputsSpec = None,
+        outputs: OutputsSpec = None,
+        keep: Sequence[str] | None = None,
     ) -> ScorePlan:
         """The scoring plan of a table with ``schema``; raises if it does not fit."""
         return make_plan(
-            self.ref, self.digest, self.inputs, self.outputs, schema, inputs=inputs, outputs=outputs
-        )
+            self.ref, self.digest, self.inputs, self.outputs, schema,
+            inputs=inputs, outputs=outputs, keep=keep,
+        )  # fmt: skip
 
 
 def _infos(nodes: Sequence[object]) -> tuple[TensorInfo, ...]:

@@ -7,7 +7,10 @@ by the same rules on every engine:
 
 * an input is fed either by several scalar columns (the feature matrix, one column
   per feature, in the order given) or by one list/array column whose rows are
-  reshaped to the input's per-row shape (image-like inputs such as ``3x64x64``);
+  reshaped to the input's per-row shape (image-like inputs such as ``3x64x64``), or
+  by one binary column holding each row's tensor as raw bytes (C order, the input's
+  dtype, little-endian): the fastest way through Spark, which moves a binary value
+  as one block but an array element by element;
 * an output of per-row shape ``()`` becomes a scalar column, any other shape a list
   column of the flattened row, appended after the table's own columns.
 """
@@ -77,14 +80,22 @@ class ScorePlan:
     digest: str  # sha256 of the ONNX file: the session cache key and the integrity check
     inputs: tuple[InputBinding, ...]
     outputs: tuple[OutputBinding, ...]
+    keep: tuple[str, ...] | None = None  # the table's columns passed through; None: all
+
+    def kept_names(self, schema: pa.Schema) -> list[str]:
+        """The table's columns that go through to the output, in the table's order."""
+        return (
+            list(schema.names) if self.keep is None else [n for n in schema.names if n in self.keep]
+        )
 
     def output_fields(self) -> list[pa.Field]:
         """The fields appended to each batch, in order."""
         return [pa.field(o.column, o.arrow_type) for o in self.outputs]
 
     def output_schema(self, schema: pa.Schema) -> pa.Schema:
-        """``schema`` with the model's output columns appended."""
-        return pa.schema([*schema, *self.output_fields()])
+        """The kept columns of ``schema`` with the model's output columns appended."""
+        kept = [schema.field(n) for n in self.kept_names(schema)]
+        return pa.schema([*kept, *self.output_fields()])
 
 
 def _numeric(field: pa.Field) -> bool:
@@ -93,9 +104,14 @@ def _numeric(field: pa.Field) -> bool:
 
 
 def _listlike(field: pa.Field) -> bool:
+    """An array column, or a binary one holding each row's tensor as raw bytes."""
     kind = field.type
     return (
-        pa.types.is_list(kind) or pa.types.is_large_list(kind) or pa.types.is_fixed_size_list(kind)
+        pa.types.is_list(kind)
+        or pa.types.is_large_list(kind)
+        or pa.types.is_fixed_size_list(kind)
+        or pa.types.is_binary(kind)
+        or pa.types.is_large_binary(kind)
     )
 
 
@@ -200,8 +216,19 @@ def make_plan(
     *,
     inputs: InputsSpec = None,
     outputs: OutputsSpec = None,
+    keep: Sequence[str] | None = None,
 ) -> ScorePlan:
-    """Check the mapping of ``schema`` to the model and return the plan, or say what's wrong."""
+    """Check the mapping of ``schema`` to the model and return the plan, or say what's wrong.
+
+    ``keep``: the table's columns to pass through (an id, say); None keeps them all.
+    Image-like inputs are large: not passing them back saves a copy each way.
+    """
+    unknown = [k for k in keep or () if k not in schema.names]
+    if unknown:
+        raise InvalidArgumentError(
+            f"keep names {unknown[0]!r}, which is not a column of the table",
+            hint=f"the table has {', '.join(schema.names[:20])}",
+        )
     columns = _input_columns(model_inputs, inputs, schema)
     bound_inputs = tuple(_bind_input(i, columns[i.name], schema) for i in model_inputs)
     targets = _output_columns(model_outputs, outputs)
@@ -210,11 +237,12 @@ def make_plan(
     for out in bound_outputs:
         if by_name[out.tensor].shape == ():
             raise InvalidArgumentError(f"output {out.tensor!r} has no batch dimension")
-        if out.column in schema.names:
+        if out.column in (schema.names if keep is None else keep):
             raise InvalidArgumentError(
                 f"output {out.tensor!r} would overwrite the table's column {out.column!r}",
                 hint=f"rename it: outputs={{{out.tensor!r}: 'new_name'}}",
             )
     if len({o.column for o in bound_outputs}) != len(bound_outputs):
         raise InvalidArgumentError("two outputs are mapped to one column")
-    return ScorePlan(model, digest, bound_inputs, bound_outputs)
+    kept = None if keep is None else tuple(keep)
+    return ScorePlan(model, digest, bound_inputs, bound_outputs, kept)

@@ -10,7 +10,7 @@ Executors need this distribution installed (``amlpkg-batch``) in ``PYSPARK_PYTHO
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -72,6 +72,7 @@ def score(
     *,
     inputs: InputsSpec = None,
     outputs: OutputsSpec = None,
+    keep: Sequence[str] | None = None,
     batch_rows: int = DEFAULT_BATCH_ROWS,
     record_lineage: bool = True,
     home: str | Path | None = None,
@@ -82,6 +83,8 @@ def score(
     feature columns; a plain list when the model has one input; None: the column named
     like the input, or every numeric column when their count fits. ``outputs``: the
     outputs to append (a list) or output -> column name; None: all, named as in the model.
+    ``keep``: the columns of ``df`` to pass through (e.g. an id; None: all): leaving out
+    a large image column saves moving it back from Python to the JVM.
     Lineage records that this version scored the DataFrame's input (path and sha256 of
     local files, else its row count, which costs a ``count()``).
     """
@@ -89,7 +92,9 @@ def score(
         raise InvalidArgumentError("batch_rows must be at least 1")
     with open_workspace(home) as ws:
         resolved = resolve_model(model, workspace=ws)
-        scored = score_resolved(df, resolved, inputs=inputs, outputs=outputs, batch_rows=batch_rows)
+        scored = score_resolved(
+            df, resolved, inputs=inputs, outputs=outputs, keep=keep, batch_rows=batch_rows
+        )
         if record_lineage:
             location, files = _input_location(df)
             rows = None if files else df.count()
@@ -103,14 +108,16 @@ def score_resolved(
     *,
     inputs: InputsSpec = None,
     outputs: OutputsSpec = None,
+    keep: Sequence[str] | None = None,
     batch_rows: int = DEFAULT_BATCH_ROWS,
 ) -> DataFrame:
     """Like :func:`score` with a model already resolved, recording no lineage."""
     from pyspark.sql.pandas.types import from_arrow_type, to_arrow_schema
     from pyspark.sql.types import StructField, StructType
 
-    plan = resolved.plan(to_arrow_schema(df.schema), inputs, outputs)
+    plan = resolved.plan(to_arrow_schema(df.schema), inputs, outputs, keep)
     appended = [StructField(f.name, from_arrow_type(f.type), True) for f in plan.output_fields()]
-    schema = StructType([*df.schema.fields, *appended])
+    kept = [df.schema[n] for n in plan.kept_names(to_arrow_schema(df.schema))]
+    schema = StructType([*kept, *appended])
     broadcast = df.sparkSession.sparkContext.broadcast(resolved.data)
     return df.mapInArrow(_scorer(plan, broadcast, batch_rows), schema)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from amlpkg.batch.lineage import dataset_id, local_dataset_id, record_scoring
@@ -29,6 +30,7 @@ def score_on_spark(
     *,
     inputs: InputsSpec = None,
     outputs: OutputsSpec = None,
+    keep: Sequence[str] | None = None,
     batch_rows: int = 10_000,
     input_format: str | None = None,
     overwrite: bool = False,
@@ -58,7 +60,7 @@ def score_on_spark(
         with open_workspace(home) as ws:
             resolved = resolve_model(model, workspace=ws)
             scored = score_resolved(
-                df, resolved, inputs=inputs, outputs=outputs, batch_rows=batch_rows
+                df, resolved, inputs=inputs, outputs=outputs, keep=keep, batch_rows=batch_rows
             )
             writer = scored.write.mode("overwrite" if overwrite else "errorifexists")
             call_spark(lambda: writer.parquet(output_path), f"score {input_path}")

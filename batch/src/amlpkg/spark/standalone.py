@@ -125,7 +125,8 @@ class StandaloneCluster:
             time.sleep(0.3)
         return self
 
-    def _pids(self) -> list[int]:
+    def pids(self) -> list[int]:
+        """The master's and workers' JVM process ids (from their pid files)."""
         pids = []
         for path in sorted((self.folder / "pids").glob("*.pid")):
             try:
@@ -136,7 +137,7 @@ class StandaloneCluster:
 
     def stop(self, timeout_s: float = 20.0) -> None:
         """Stop the workers and the master, and wait until their JVMs are gone."""
-        pids = self._pids()
+        pids = self.pids()
         for n in range(self.workers, 0, -1):
             self._daemon("stop", _WORKER, str(n))
         self._daemon("stop", _MASTER, "1")

@@ -81,6 +81,10 @@ def register(app: typer.Typer) -> None:
             list[str] | None,
             typer.Option("--output-column", help="Outputs to append, OUTPUT or OUTPUT=COLUMN."),
         ] = None,
+        keep: Annotated[
+            list[str] | None,
+            typer.Option("--keep", help="Input columns to pass through (default: all)."),
+        ] = None,
         input_format: Annotated[
             str | None, typer.Option("--format", help="parquet or csv (default: by suffix).")
         ] = None,
@@ -103,11 +107,12 @@ def register(app: typer.Typer) -> None:
         if engine is Engine.spark:
             result = score_on_spark(
                 spark_master, model, input_path, output_path, inputs=inputs, outputs=outputs,
-                batch_rows=batch_size, input_format=input_format, overwrite=overwrite, home=home,
+                keep=keep, batch_rows=batch_size, input_format=input_format, overwrite=overwrite,
+                home=home,
             )  # fmt: skip
         else:
             result = score_file(
-                model, input_path, output_path, inputs=inputs, outputs=outputs,
+                model, input_path, output_path, inputs=inputs, outputs=outputs, keep=keep,
                 batch_rows=batch_size, input_format=input_format, overwrite=overwrite, home=home,
             )  # fmt: skip
         if as_json:

@@ -1,0 +1,323 @@
+"""Batch scoring throughput: a standalone Spark cluster against in-process ONNX Runtime.
+
+``python -m benchmarks.batch_scoring [--iris-rows N --cnn-rows N --write]`` trains the
+quickstart's iris model and registers the CNN of :mod:`benchmarks.models` in a temporary
+workspace, starts a master and two 1-core workers from the pyspark wheel, and measures,
+for each model, rows per second of
+
+- ``ort``: ONNX Runtime in this process, one thread, batches of 10,000 rows (the batch
+  function's own setting on an executor) over arrays already in memory;
+- ``spark``: ``amlpkg.spark.score`` over a Parquet file on the cluster, into Spark's
+  ``noop`` sink (the scoring, without writing the result), after a warm-up job;
+- ``per-row UDF``: a naive pandas UDF on the same cluster that calls ONNX Runtime once
+  per row (a cached session), on fewer rows;
+
+and the goal: cluster rows/s per executor core >= 0.7x in-process rows/s per core.
+Spark's own split size is kept (file size / 2 cores here): every task costs a Python
+worker round trip, and 4 MiB splits of the CNN's file (49 tasks) ran at a fifth of
+the speed of 4 splits.
+Printed as Markdown; ``--write`` puts it into ``RESULTS.md`` between markers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from benchmarks.models import build_cnn
+from benchmarks.proc_cpu import all_stats, tree
+from benchmarks.sysinfo import machine
+
+RESULTS = Path(__file__).with_name("RESULTS.md")
+BEGIN, END = "<!-- batch-scoring:begin -->", "<!-- batch-scoring:end -->"
+GOAL = 0.7
+EXECUTOR_CORES = 2  # two workers of one core each
+ORT_BATCH = 10_000
+
+
+def _session(path: Path) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def in_process(path: Path, name: str, x: np.ndarray, batch: int = ORT_BATCH) -> float:
+    """Rows per CPU second of one-thread ORT over ``x`` in batches (best of 3 passes).
+
+    CPU time, not wall time: on one thread they agree on an idle machine, and on a
+    shared one CPU time is what the scoring cost.
+    """
+    session = _session(path)
+    session.run(None, {name: x[:batch]})
+    best = float("inf")
+    for _ in range(3):
+        started = time.process_time()
+        for i in range(0, len(x), batch):
+            session.run(None, {name: x[i : i + batch]})
+        best = min(best, time.process_time() - started)
+    return len(x) / best
+
+
+def timed(action: Callable[[], object]) -> float:
+    """Seconds ``action`` took."""
+    started = time.perf_counter()
+    action()
+    return time.perf_counter() - started
+
+
+def spark_cpu_s(roots: list[int]) -> float:
+    """CPU seconds so far of the cluster's JVMs, executors, Python workers and the driver.
+
+    On a shared machine wall time says how much CPU others left us; CPU seconds say what
+    the work cost, so both are reported.
+    """
+    stats = all_stats()
+    by_pid = {s.pid: s for s in stats}
+    members: set[int] = set()
+    for root in [*roots, os.getpid()]:
+        members |= tree(root, stats)
+    return sum(by_pid[p].cpu_s for p in members if p in by_pid)
+
+
+def per_row_udf(df: Any, path: Path, name: str, columns: list[str], shape: tuple[int, ...]) -> Any:
+    """The naive baseline: a pandas UDF calling ORT once per row.
+
+    Defined inside this function so Spark pickles it by value (executors cannot import
+    ``benchmarks``); the session is made once per task.
+    """
+    import pandas as pd
+    from pyspark.sql.functions import array, pandas_udf
+
+    model = Path(path).read_bytes()
+
+    def first_value(rows: pd.Series) -> pd.Series:
+        import onnxruntime
+
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = 1
+        session = onnxruntime.InferenceSession(model, options)
+        out = []
+        for row in rows:
+            values = np.frombuffer(row, np.float32) if isinstance(row, bytes) else row
+            feed = np.asarray(values, dtype=np.float32).reshape(1, *shape)
+            out.append(float(np.asarray(session.run(None, {name: feed})[0]).reshape(-1)[0]))
+        return pd.Series(out)
+
+    # Real types, not this module's postponed strings: pandas_udf reads them to pick the kind.
+    first_value.__annotations__ = {"rows": pd.Series, "return": pd.Series}
+    udf = pandas_udf(first_value, "double")
+    packed = columns[0] if len(columns) == 1 else array(*columns)
+    return df.select(udf(packed).alias("first"))
+
+
+def transport_only(df: Any) -> Any:
+    """mapInArrow with no model, passing only the ids back: what Spark's data path costs."""
+
+    def ids(batches: Any) -> Any:
+        for batch in batches:
+            yield batch.select(["id"])
+
+    return df.mapInArrow(ids, "id long")
+
+
+def write_parquet(path: Path, columns: dict[str, Any], row_group: int) -> None:
+    """A Parquet file with an ``id`` column and ``columns``."""
+    rows = len(next(iter(columns.values())))
+    pq.write_table(pa.table({"id": np.arange(rows), **columns}), path, row_group_size=row_group)
+
+
+def measure(
+    spark: Any, label: str, ref: str, home: Path, source: Path, inputs: Any, udf_df: Any,
+    udf_args: tuple[Any, ...], ort_rate: float, rows: int, udf_rows: int, roots: list[int],
+) -> dict[str, Any]:  # fmt: skip
+    """One model's row of the table."""
+    import amlpkg.spark
+
+    df = spark.read.parquet(str(source))
+    # Only the id passes through: the CNN's image column need not travel back to the JVM.
+    scored = amlpkg.spark.score(
+        df, ref, inputs=inputs, keep=["id"], record_lineage=False, home=home
+    )
+    sink = scored.write.format("noop").mode("overwrite")
+    timed(sink.save)  # warm-up: executors, Python workers, sessions
+    cpu_before = spark_cpu_s(roots)
+    spark_s = min(timed(sink.save) for _ in range(2))
+    cpu_s = (spark_cpu_s(roots) - cpu_before) / 2
+    bare = transport_only(df).write.format("noop").mode("overwrite")
+    bare_s = min(timed(bare.save) for _ in range(2))
+    udf_s = timed(per_row_udf(udf_df, *udf_args).write.format("noop").mode("overwrite").save)
+    spark_rate = rows / spark_s
+    return {
+        "model": label,
+        "rows": rows,
+        "ort": ort_rate,
+        "spark": spark_rate,
+        "udf_rows": udf_rows,
+        "udf": udf_rows / udf_s,
+        "ratio": spark_rate / EXECUTOR_CORES / ort_rate,
+        "bare": rows / bare_s,
+        "cpu_rate": rows / cpu_s,
+        "cpu_ratio": rows / cpu_s / ort_rate,
+    }
+
+
+def run(iris_rows: int, cnn_rows: int, udf_rows: int, folder: Path) -> list[dict[str, Any]]:
+    """Train/register the models, start the cluster, measure both models."""
+    from pyspark.sql import SparkSession
+
+    from amlpkg.spark.standalone import StandaloneCluster
+    from amlpkg.trainer.quickstart import run_quickstart
+    from amlpkg.trainer.registry import register, resolve_model_file
+
+    home = folder / "home"
+    iris = run_quickstart(home, folds=2).model_version
+    _, iris_path = resolve_model_file(iris.ref, home=home)
+    cnn_file = folder / "cnn.onnx"
+    cnn_model = build_cnn()
+    onnx.save(cnn_model.proto, str(cnn_file))
+    cnn = register("cnn", cnn_file, home=home)
+
+    rng = np.random.default_rng(0)
+    x = rng.uniform([4.0, 2.0, 1.0, 0.1], [8.0, 4.5, 7.0, 2.5], (iris_rows, 4)).astype(np.float32)
+    features = ["f0", "f1", "f2", "f3"]
+    write_parquet(folder / "iris.parquet", {f: x[:, i] for i, f in enumerate(features)}, 125_000)
+    images = cnn_model.sample(cnn_rows, seed=1)
+    # Raw float32 bytes per row: Spark moves a binary value as one block (see README).
+    image_col = pa.array([row.tobytes() for row in images], pa.binary())
+    write_parquet(folder / "cnn.parquet", {"image": image_col}, 128)
+
+    rates = {
+        "iris": in_process(iris_path, "X", x),
+        "cnn": in_process(cnn_file, "input", images, batch=64),
+    }
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    with StandaloneCluster(folder / "spark", workers=2, worker_cores=1, worker_memory="1g") as c:
+        spark = (
+            SparkSession.builder.master(c.master_url)
+            .appName("amlpkg-bench")
+            .config("spark.ui.enabled", "false")
+            .config("spark.ui.showConsoleProgress", "false")
+            .config("spark.executor.memory", "640m")
+            .getOrCreate()
+        )
+        spark.sparkContext.setLogLevel("ERROR")
+        try:
+            iris_df = spark.read.parquet(str(folder / "iris.parquet")).limit(udf_rows)
+            cnn_df = spark.read.parquet(str(folder / "cnn.parquet"))
+            spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", "10000")
+            rows = [
+                measure(
+                    spark,
+                    "iris (logistic regression, 4 features)",
+                    f"{iris.name}@production",
+                    home,
+                    folder / "iris.parquet",
+                    features,
+                    iris_df,
+                    (iris_path, "X", features, (4,)),
+                    rates["iris"],
+                    iris_rows,
+                    udf_rows,
+                    c.pids(),
+                )
+            ]
+            spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", "64")
+            rows.append(
+                measure(
+                    spark,
+                    "cnn (3x64x64 image as raw bytes)",
+                    cnn.ref,
+                    home,
+                    folder / "cnn.parquet",
+                    {"input": "image"},
+                    cnn_df.limit(min(256, cnn_rows)),
+                    (cnn_file, "input", ["image"], (3, 64, 64)),
+                    rates["cnn"],
+                    cnn_rows,
+                    min(256, cnn_rows),
+                    c.pids(),
+                )
+            )
+        finally:
+            spark.stop()
+    return rows
+
+
+def markdown(rows: list[dict[str, Any]], load: tuple[float, float]) -> str:
+    """The results table and the conditions it was measured in."""
+    info = machine()
+    lines = [
+        f"Measured on {info['CPU']}, {info['cores (visible)']} cores, {info['memory']};"
+        f" load average {load[0]:.1f} before, {load[1]:.1f} after (a shared machine:"
+        " other work ran meanwhile). Spark standalone, 2 workers x 1 core, executors 640 MiB,"
+        " driver in this process; ORT 1 thread, spinning off, both sides.",
+        "",
+        "| model | rows | in-process ORT rows per CPU-s (1 thread) | Spark rows/s (wall,"
+        " 2 executor cores) | Spark per core / ORT | Spark rows per CPU-s (all its processes)"
+        " / ORT | Spark without a model rows/s (wall) | per-row pandas UDF rows/s (rows)"
+        " | goal >= 0.7x |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['model']} | {r['rows']:,} | {r['ort']:,.0f} | {r['spark']:,.0f}"
+            f" | {r['ratio']:.2f}x | {r['cpu_rate']:,.0f} ({r['cpu_ratio']:.2f}x)"
+            f" | {r['bare']:,.0f} | {r['udf']:,.0f} ({r['udf_rows']:,})"
+            f" | {'met' if r['ratio'] >= GOAL else 'not met'} |"
+        )
+    lines += [
+        "",
+        '"Spark without a model" is mapInArrow passing the ids through with no scoring: the'
+        " ceiling Spark's own data path (Parquet scan, rows to Arrow, the socket to the Python"
+        " worker and back) sets on this machine. The scoring runs close to it, so the time goes"
+        " to moving rows, not to ONNX Runtime or our batch function; the goal is out of reach"
+        " for a model that costs less per row than Spark's data path (iris: tens of ns per row"
+        " in ORT against microseconds per row in Spark). The per-row UDF shows what batching buys.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def write_section(text: str, results: Path = RESULTS) -> None:
+    """Replace (or append) the marked batch scoring section of ``RESULTS.md``."""
+    old = results.read_text() if results.exists() else ""
+    block = f"{BEGIN}\n## Batch scoring on Spark (benchmarks/batch_scoring.py)\n\n{text}{END}\n"
+    if BEGIN in old and END in old:
+        old = old[: old.index(BEGIN)] + block + old[old.index(END) + len(END) + 1 :]
+    else:
+        old = old.rstrip("\n") + "\n\n" + block
+    results.write_text(old)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m benchmarks.batch_scoring [--iris-rows N --cnn-rows N --write]``."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--iris-rows", type=int, default=1_000_000)
+    parser.add_argument("--cnn-rows", type=int, default=4_096)
+    parser.add_argument("--udf-rows", type=int, default=20_000)
+    parser.add_argument("--write", action="store_true", help="put the section into RESULTS.md")
+    args = parser.parse_args(argv)
+    before = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory(prefix="amlpkg-batch-bench-") as tmp:
+        rows = run(args.iris_rows, args.cnn_rows, args.udf_rows, Path(tmp))
+    text = markdown(rows, (before, os.getloadavg()[0]))
+    print(text)
+    if args.write:
+        write_section(text)
+
+
+if __name__ == "__main__":
+    main()
