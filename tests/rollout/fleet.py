@@ -118,11 +118,33 @@ class Fleet:
     telemetry_url: str
     agents: dict[str, Agent] = field(default_factory=dict)
 
+    def _ports(self) -> tuple[int, int]:
+        # free_port() may hand out a port twice once its probe socket closed: keep them unique.
+        used = {p for a in self.agents.values() for p in (a.http_port, a.grpc_port)}
+        ports: list[int] = []
+        while len(ports) < 2:
+            port = free_port()
+            if port not in used and port not in ports:
+                ports.append(port)
+        return ports[0], ports[1]
+
     def add(self, device_id: str) -> Agent:
         """Allocate a device (ports and state dir) without starting it."""
-        agent = Agent(device_id, self.root / device_id, free_port(), free_port())
+        agent = Agent(device_id, self.root / device_id, 0, 0)
+        agent.http_port, agent.grpc_port = self._ports()
         self.agents[device_id] = agent
         return agent
+
+    def restart_exited(self) -> int:
+        """Restart, on new ports, agents that exited by themselves (a port taken meanwhile
+        by another process on this shared machine); returns how many."""
+        exited = [
+            a for a in self.agents.values() if a.proc is not None and a.proc.poll() is not None
+        ]
+        for agent in exited:
+            agent.http_port, agent.grpc_port = self._ports()
+            self.start(agent)
+        return len(exited)
 
     def start(self, agent: Agent) -> None:
         """Start (or restart) the device's agent process, logging to its state dir."""

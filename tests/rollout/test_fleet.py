@@ -93,8 +93,12 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
                     time.sleep(1.0)
                 with Load(fleet) as load:
                     wait_for(
-                        lambda: sum(d.reported_model == "m:1" for d in list_devices(ws)) == DEVICES,
-                        120,
+                        # restart_exited: a port can be taken by another process meanwhile
+                        lambda: (
+                            fleet.restart_exited() >= 0
+                            and sum(d.reported_model == "m:1" for d in list_devices(ws)) == DEVICES
+                        ),
+                        150,
                         "every device reporting m:1",
                     )
                     yield World(ws, fleet, desired, desired_dir, home, load)
