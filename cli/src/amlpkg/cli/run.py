@@ -1,15 +1,31 @@
-"""`amlpkg run [--experiment NAME] -- CMD ...`: run a command as a tracked run."""
+"""`amlpkg run [--experiment NAME] [--target docker[:IMAGE]] -- CMD ...`: a tracked run;
+`amlpkg runs reproduce RUN`: that run's command again, on its target and image."""
 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from amlpkg.cli import runs
 from amlpkg.cli.output import error_console
 from amlpkg.cli.runs import HomeOption
-from amlpkg.trainer.runner import run_tracked
+from amlpkg.packager.targets import reproduce, resolve_target
+from amlpkg.trainer.runner import RunResult, run_tracked
+
+
+def _status(message: str) -> None:
+    error_console.print(f"[dim]{message}[/]")
+
+
+def _finish(result: RunResult) -> None:
+    style = "green" if result.status == "completed" else "red"
+    error_console.print(
+        f"[{style}]run {result.run_id} {result.status}[/] (exit code {result.exit_code})"
+    )
+    raise typer.Exit(result.exit_code)
 
 
 def register(app: typer.Typer) -> None:
@@ -19,7 +35,7 @@ def register(app: typer.Typer) -> None:
         "run",
         context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
     )
-    def run_command(
+    def run_command(  # noqa: PLR0917 - Typer maps parameters to CLI options
         command: Annotated[
             list[str], typer.Argument(help="The command, after --: amlpkg run -- python train.py")
         ],
@@ -27,6 +43,22 @@ def register(app: typer.Typer) -> None:
             str | None, typer.Option("--experiment", "-e", help="Experiment name.")
         ] = None,
         name: Annotated[str | None, typer.Option("--name", help="Run name.")] = None,
+        target: Annotated[
+            str,
+            typer.Option(
+                "--target",
+                help="local, or docker (an image built from the run's Python and"
+                " requirements.txt), or docker:IMAGE.",
+            ),
+        ] = "local",
+        requirements: Annotated[
+            Path | None,
+            typer.Option(
+                "--requirements",
+                help="Requirements of a docker target's image (default: ./requirements.txt).",
+                dir_okay=False,
+            ),
+        ] = None,
         home: HomeOption = None,
     ) -> None:
         """Run a command as a tracked run; exit with the command's exit code."""
@@ -37,9 +69,14 @@ def register(app: typer.Typer) -> None:
             home=home,
             stdout=sys.stdout.buffer,
             stderr=sys.stderr.buffer,
+            target=resolve_target(target, requirements=requirements, on_status=_status),
         )
-        style = "green" if result.status == "completed" else "red"
-        error_console.print(
-            f"[{style}]run {result.run_id} {result.status}[/] (exit code {result.exit_code})"
-        )
-        raise typer.Exit(result.exit_code)
+        _finish(result)
+
+    @runs.app.command("reproduce")
+    def reproduce_command(
+        run: Annotated[str, typer.Argument(help="Run id (or a unique prefix).")],
+        home: HomeOption = None,
+    ) -> None:
+        """Rerun a run's command in its working directory, on its target and in its image."""
+        _finish(reproduce(run, home=home, stdout=sys.stdout.buffer, stderr=sys.stderr.buffer))

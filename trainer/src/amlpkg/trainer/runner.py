@@ -6,6 +6,10 @@ logs into this run), tees the child's stdout/stderr to the console and to the
 ``logs/output.log`` artifact, and records the final status: ``completed`` (exit
 0), ``failed`` (non-zero exit, code kept) or ``killed`` (a signal, or SIGINT /
 SIGTERM that the runner received and forwarded to the child).
+
+With a ``target`` (:mod:`amlpkg.trainer.targets`) the child is the local process
+that runs the command there (``docker run ...``); everything else is the same, and
+the target's tags (image, digest, working directory) are recorded on the run.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from amlpkg.store.workspace import open_workspace
 from amlpkg.trainer import provenance, snapshot
 from amlpkg.trainer.remote.config import tracking_server
 from amlpkg.trainer.store import runs as store_runs
+from amlpkg.trainer.targets import CWD_TAG, TARGET_TAG, Launch, RunTarget
 from amlpkg.trainer.tracking import RUN_ID_ENV
 
 LOG_ARTIFACT = "logs/output.log"
@@ -60,11 +65,14 @@ def run_tracked(
     cwd: str | Path | None = None,
     stdout: IO[bytes] | None = None,
     stderr: IO[bytes] | None = None,
+    target: RunTarget | None = None,
+    tags: dict[str, str] | None = None,
 ) -> RunResult:
     """Run ``command`` as a tracked run and wait for it.
 
     ``stdout``/``stderr`` are binary streams the child's output is copied to
-    (None: not echoed; it still goes to the log artifact).
+    (None: not echoed; it still goes to the log artifact). ``target``: where the
+    command runs (None: here); ``tags`` are set on the run when it is created.
     """
     if not command:
         raise InvalidArgumentError("no command to run", hint="amlpkg run -- python train.py [ARGS]")
@@ -82,12 +90,20 @@ def run_tracked(
         info = provenance.collect(shlex.join(command), workdir)
         run_id = store_runs.create_run(ws, experiment, name, info)
         status, returncode = "failed", None
+        launch: Launch | None = None
         try:
+            where = {TARGET_TAG: target.name if target else "local", CWD_TAG: str(workdir)}
+            store_runs.set_tags(ws, run_id, {**where, **(tags or {})})
             snapshot.snapshot_code(ws, run_id, workdir, settings.snapshot_max_bytes)
             snapshot.snapshot_environment(ws, run_id)
             env = {**os.environ, RUN_ID_ENV: run_id, **ws.child_env()}
+            argv = command
+            if target is not None:
+                launch = target.prepare(ws, run_id, command, workdir, env)
+                store_runs.set_tags(ws, run_id, launch.tags)
+                argv, env = launch.argv, launch.env
             with tempfile.TemporaryFile() as log:
-                returncode, signalled = _run_child(command, workdir, env, log, stdout, stderr)
+                returncode, signalled = _run_child(argv, workdir, env, log, stdout, stderr)
                 log.seek(0)
                 digest, size = ws.artifacts.put_stream(log)
                 store_runs.add_artifact(ws, run_id, LOG_ARTIFACT, digest, size)
@@ -99,6 +115,8 @@ def run_tracked(
             status = "killed"  # Ctrl-C before the child started
             raise
         finally:
+            if launch is not None and launch.cleanup is not None:
+                launch.cleanup()
             store_runs.finish_run(ws, run_id, status, returncode)
     exit_code = returncode if returncode >= 0 else 128 - returncode
     return RunResult(run_id=run_id, status=status, returncode=returncode, exit_code=exit_code)
