@@ -80,3 +80,37 @@ def test_requests_served_before_a_swap_are_still_counted(tmp_path: Path) -> None
     record = asyncio.run(scenario())
     assert record["requests"] == 4
     assert (record["model"], record["version"]) == ("m", "2")
+
+
+def test_after_a_rollback_the_version_that_answers_is_reported(tmp_path: Path) -> None:
+    """A higher version's series outlive its rollback: the record names who served."""
+    import shutil
+
+    (tmp_path / "m" / "1").mkdir(parents=True)
+    (tmp_path / "m" / "1" / "model.onnx").write_bytes(add_model(1.0))
+
+    async def scenario() -> list[dict[str, object]]:
+        dp = DataPlane.from_repository(tmp_path)
+        await dp.start()
+        sampler = TelemetrySampler(dp)
+        x = np.zeros((1, 4), dtype=np.float32)
+        request = InferRequest("m", None, [InferInput("X", "FP32", (1, 4), x)])
+        try:
+            (tmp_path / "m" / "2").mkdir()
+            (tmp_path / "m" / "2" / "model.onnx").write_bytes(add_model(2.0))
+            await dp.load_model("m")
+            await dp.infer(request)
+            on_two = await sampler.sample()
+            shutil.rmtree(tmp_path / "m" / "2")  # rolled back: version 1 serves again
+            await dp.load_model("m")
+            await dp.infer(request)
+            rolled_back = await sampler.sample()
+            quiet = await sampler.sample()
+            return [on_two, rolled_back, quiet]
+        finally:
+            await dp.stop()
+
+    on_two, rolled_back, quiet = asyncio.run(scenario())
+    assert on_two["version"] == "2"
+    assert rolled_back["version"] == "1" and rolled_back["requests"] == 1
+    assert quiet["version"] == "1" and quiet["requests"] == 0

@@ -63,6 +63,7 @@ class TelemetrySampler:
         self._hidden = hidden_prefix
         self._last: Series = {}
         self._last_time = time.time()
+        self._served: tuple[str | None, str | None] = (None, None)
 
     def _read(self, families: Iterable[Metric]) -> Series:
         """Every sample we use, keyed by (metric sample name, model, version[, le|outcome])."""
@@ -90,9 +91,12 @@ class TelemetrySampler:
         seconds = 0.0
         buckets: defaultdict[float, float] = defaultdict(float)
         models: set[tuple[str, str]] = set()
+        answered: set[tuple[str, str]] = set()
         for (name, model, version, extra), value in delta.items():
             if name == f"{_REQUESTS}_total":
                 models.add((model, version))
+                if value > 0:
+                    answered.add((model, version))
                 if extra == "success":
                     success += value
                 else:
@@ -103,8 +107,18 @@ class TelemetrySampler:
                 compute_count += value
             elif name == f"{_COMPUTE}_bucket":
                 buckets[float(extra)] += value
-        # the served model: the highest version of the first model name
-        served = max(models, key=lambda mv: (mv[0], int(mv[1] or 0)), default=(None, None))
+
+        # The served model: the highest version that answered in this window. Series of a
+        # version swapped out stay alive, so after a rollback the highest known version
+        # is not the one serving; a quiet window repeats what was served last.
+        def order(mv: tuple[str, str]) -> tuple[str, int]:
+            return mv[0], int(mv[1]) if mv[1].isdigit() else 0
+
+        if answered:
+            self._served = max(answered, key=order)
+        elif self._served == (None, None) and models:
+            self._served = max(models, key=order)
+        served = self._served
         record: dict[str, Any] = {
             "kind": "inference",
             "time": now,
