@@ -47,8 +47,8 @@ def register(app: typer.Typer) -> None:
             str,
             typer.Option(
                 "--target",
-                help="local, or docker (an image built from the run's Python and"
-                " requirements.txt), or docker:IMAGE.",
+                help="local; docker (an image built from the run's Python and"
+                " requirements.txt) or docker:IMAGE; spark://HOST:PORT (spark-submit).",
             ),
         ] = "local",
         requirements: Annotated[

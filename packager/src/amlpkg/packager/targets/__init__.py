@@ -17,7 +17,7 @@ from amlpkg.trainer.runner import RunResult, run_tracked
 from amlpkg.trainer.store import queries
 from amlpkg.trainer.targets import CWD_TAG, TARGET_TAG, RunTarget
 
-SPECS = "local, docker or docker:IMAGE"
+SPECS = "local, docker, docker:IMAGE or spark://HOST:PORT"
 
 
 def _quiet(message: str) -> None:
@@ -29,13 +29,16 @@ def resolve_target(
 ) -> RunTarget | None:
     """The target ``spec`` names; None for ``local`` (this machine, no target)."""
     from amlpkg.packager.targets.docker import DockerTarget
+    from amlpkg.trainer.targets.spark import SparkTarget
 
     kind, _, rest = spec.partition(":")
     if kind == "local" and not rest:
         return None
     if kind == "docker":
         return DockerTarget(image=rest or None, requirements=requirements, on_status=on_status)
-    if kind in ("ssh", "spark"):
+    if kind == "spark" and rest.startswith("//"):
+        return SparkTarget(master=spec)
+    if kind == "ssh":
         raise InvalidArgumentError(
             f"--target {kind}://... is not supported yet", hint=f"use {SPECS}"
         )
@@ -45,10 +48,13 @@ def resolve_target(
 def reproduce_target(tags: dict[str, str]) -> RunTarget | None:
     """The target that reruns a run with these tags where it ran (same image id)."""
     from amlpkg.packager.targets.docker import IMAGE_ID_TAG, DockerTarget
+    from amlpkg.trainer.targets.spark import MASTER_TAG, SparkTarget
 
     kind = tags.get(TARGET_TAG, "local")
     if kind == "local":
         return None
+    if kind == "spark" and MASTER_TAG in tags:
+        return SparkTarget(master=tags[MASTER_TAG])
     if kind == "docker" and IMAGE_ID_TAG in tags:
         return DockerTarget(image=tags[IMAGE_ID_TAG])
     raise InvalidArgumentError(f"cannot reproduce a run on target {kind!r}")
