@@ -139,3 +139,13 @@ def test_options_are_typed_per_target_and_foreign_flags_reported(
     assert isinstance(docker, DockerOptions) and docker.cpus == 2.0
     with pytest.raises(InvalidArgumentError, match="port"):
         _typed_options("local", {**params, "port": 70000})
+
+
+def test_the_canary_flag_becomes_the_kubernetes_canary_share() -> None:
+    from amlpkg.cli.deploy import _typed_options
+    from amlpkg.packager.deploy.options import KubernetesOptions
+
+    params = {"source": "scorer:1", "name": "web", "target": "kubernetes", "canary": 10.0,
+              "kserve": False, "no_wait": False, "iothub_connection_string": None}  # fmt: skip
+    options = _typed_options("kubernetes", params)
+    assert isinstance(options, KubernetesOptions) and options.canary_percent == 10.0

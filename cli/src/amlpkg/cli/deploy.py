@@ -44,6 +44,7 @@ _RENAMED = {
     "ready_timeout": "ready_timeout_s",
     "drain_grace": "drain_grace_s",
     "telemetry": "telemetry_endpoint",
+    "canary": "canary_percent",
 }
 _NOT_OPTIONS = frozenset({"source", "name", "target", "dry_run", "output", "home", "as_json"})
 
@@ -125,6 +126,16 @@ def register(app: typer.Typer) -> None:
         gpus: Annotated[int | None, _opt("GPUs per pod (cuda/tensorrt).", _K8S, min=1)] = None,
         kserve: Annotated[bool, _opt("A KServe InferenceService instead.", _K8S)] = False,
         no_wait: Annotated[bool, _opt("Do not wait for the rollout.", _K8S)] = False,
+        canary: Annotated[
+            float | None,
+            _opt(
+                "Start as a canary with this % of traffic beside the serving revision"
+                " (promote or roll back: amlpkg rollout canary NAME).",
+                _K8S,
+                min=0.0,
+                max=100.0,
+            ),
+        ] = None,
         platform: Annotated[str | None, _opt("linux/amd64 or linux/arm64.", _EDGE)] = None,
         device_id: Annotated[str | None, _opt("Apply to this one device.", _EDGE)] = None,
         target_condition: Annotated[
