@@ -113,7 +113,7 @@ def _py_spy(pid: int, seconds: float, out: Path) -> subprocess.Popen[bytes] | No
     binary = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     if not Path(binary).exists():
         return None
-    argv = [binary, "record", "-p", str(pid), "-d", str(int(seconds)), "-r", "200"]
+    argv = [binary, "record", "-p", str(pid), "-d", str(int(seconds)), "-r", "200", "--nonblocking"]
     argv += ["--threads", "--native", "-f", "raw", "-o", str(out)]
     return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
