@@ -84,6 +84,8 @@ def check_sequence_parameters(parameters: Mapping[str, Any]) -> None:
     ``sequence_id`` of 0/"" and false start/end flags (what clients send when not in a
     sequence) are accepted.
     """
+    if not parameters:  # the common case, on every request
+        return
     used = [k for k in _SEQUENCE_KEYS if parameters.get(k) not in (None, 0, "", False)]
     if used:
         raise InvalidInputError(

@@ -281,7 +281,16 @@ def decode_request(
             "AMLPKG_SERVER_MAX_JSON_SIZE",
         )
     doc = _parse_json(view)
-    _check_structure(doc, limits)
+    # JSON cannot nest deeper than it has '[' and '{': a small header (the binary
+    # extension's) with few of them skips the walk, which is the hot path's common case.
+    openers = limits.max_json_depth + 1
+    if len(view) <= 64 * 1024:
+        text = view.tobytes()
+        openers = text.count(b"[") + text.count(b"{")
+    if openers > limits.max_json_depth:
+        _check_structure(doc, limits)
+    elif isinstance(doc.get("inputs"), list):
+        check_input_count(len(doc["inputs"]), limits)
     raw_inputs = doc.get("inputs")
     if not isinstance(raw_inputs, list) or not raw_inputs:
         raise _fail("malformed request: 'inputs' must be a non-empty list")

@@ -49,19 +49,37 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().__init__(*args, **kwargs)
         self._phase = _IDLE
         self._head_bytes = 0
+        # One lazy timer per connection: moving the deadline is a float store; the timer,
+        # when it fires, re-arms itself for a deadline that moved. No timer object is made
+        # or cancelled per request (measured: that cost shows on small requests).
         self._guard: asyncio.TimerHandle | None = None
+        self._deadline: float | None = None
 
     def _arm(self, seconds: float) -> None:
-        self._disarm()
-        self._guard = self.loop.call_later(seconds, self._expired)
+        self._deadline = self.loop.time() + seconds
+        if self._guard is None:
+            self._guard = self.loop.call_at(self._deadline, self._check)
 
     def _disarm(self) -> None:
+        self._deadline = None  # the pending timer sees it and stops
+
+    def _stop_timer(self) -> None:
+        self._deadline = None
         if self._guard is not None:
             self._guard.cancel()
             self._guard = None
 
-    def _expired(self) -> None:
+    def _check(self) -> None:
         self._guard = None
+        if self._deadline is None:
+            return
+        if self._deadline > self.loop.time():
+            self._guard = self.loop.call_at(self._deadline, self._check)
+            return
+        self._expired()
+
+    def _expired(self) -> None:
+        self._deadline = None
         if self.transport.is_closing():
             return
         if self._phase != _BODY:
@@ -76,7 +94,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         """Drop the timer with the connection."""
-        self._disarm()
+        self._stop_timer()
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
