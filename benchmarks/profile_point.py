@@ -114,7 +114,8 @@ def _py_spy(pid: int, seconds: float, out: Path) -> subprocess.Popen[bytes] | No
     if not Path(binary).exists():
         return None
     argv = [binary, "record", "-p", str(pid), "-d", str(int(seconds)), "-r", "200", "--nonblocking"]
-    argv += ["--threads", "--native", "-f", "raw", "-o", str(out)]
+    # Python frames only: native unwinding would pause the process it measures.
+    argv += ["--threads", "-f", "raw", "-o", str(out)]
     return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
@@ -172,7 +173,11 @@ def render(
     lines.append(f"| **server total** | **{sum(t.cores for t in threads):.2f}** |")
     summary = summarize_raw(raw)
     if summary:
-        lines += ["", "Where each thread's samples end (py-spy, native frames):", ""]
+        lines += [
+            "",
+            "Where each thread's samples end (py-spy, Python frames; C code shows as its caller):",
+            "",
+        ]
         for thread, frames in summary.items():
             shown = ", ".join(f"{frame} {share:.0%}" for frame, share in frames[:5])
             lines.append(f"- {thread}: {shown}")
