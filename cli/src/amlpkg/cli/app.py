@@ -25,6 +25,7 @@ from amlpkg.cli import (
     sign,
     telemetry,
     ui,
+    workspace,
 )
 from amlpkg.cli.output import error_console
 from amlpkg.errors import AmlpkgError
@@ -51,6 +52,7 @@ rollout.register(app)
 oci.register(app)
 score.register(app)
 login.register(app)
+workspace.register(app)
 app.add_typer(runs.app, name="runs", help="List, show and compare tracked runs.")
 sign.register(models.app)
 app.add_typer(models.app, name="models", help="The model registry.")
