@@ -38,10 +38,11 @@ import pyarrow.parquet as pq
 
 from benchmarks.models import build_cnn
 from benchmarks.proc_cpu import all_stats, tree
+from benchmarks.report import put_section
 from benchmarks.sysinfo import machine
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
-BEGIN, END = "<!-- batch-scoring:begin -->", "<!-- batch-scoring:end -->"
+SECTION = "batch-scoring"
 GOAL = 0.7
 EXECUTOR_CORES = 2  # two workers of one core each
 ORT_BATCH = 10_000
@@ -294,12 +295,8 @@ def markdown(rows: list[dict[str, Any]], load: tuple[float, float]) -> str:
 def write_section(text: str, results: Path = RESULTS) -> None:
     """Replace (or append) the marked batch scoring section of ``RESULTS.md``."""
     old = results.read_text() if results.exists() else ""
-    block = f"{BEGIN}\n## Batch scoring on Spark (benchmarks/batch_scoring.py)\n\n{text}{END}\n"
-    if BEGIN in old and END in old:
-        old = old[: old.index(BEGIN)] + block + old[old.index(END) + len(END) + 1 :]
-    else:
-        old = old.rstrip("\n") + "\n\n" + block
-    results.write_text(old)
+    body = f"## Batch scoring on Spark (benchmarks/batch_scoring.py)\n\n{text}"
+    results.write_text(put_section(old, SECTION, body))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -30,10 +30,11 @@ from pathlib import Path
 
 from benchmarks.models import all_models
 from benchmarks.pa_load import run_perf_analyzer
+from benchmarks.report import put_section
 from benchmarks.servers import serve, server_defs
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
-BEGIN, END = "<!-- profile:begin -->", "<!-- profile:end -->"
+SECTION = "profile"
 TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -187,12 +188,8 @@ def render(
 def write_section(markdown: str, results: Path = RESULTS) -> None:
     """Replace (or append) the marked profile section of ``RESULTS.md``."""
     text = results.read_text() if results.exists() else ""
-    block = f"{BEGIN}\n## Where the time goes (profiles)\n\n{markdown}{END}\n"
-    if BEGIN in text and END in text:
-        text = text[: text.index(BEGIN)] + block + text[text.index(END) + len(END) + 1 :]
-    else:
-        text = text.rstrip("\n") + "\n\n" + block
-    results.write_text(text)
+    body = f"## Where the time goes (profiles)\n\n{markdown}"
+    results.write_text(put_section(text, SECTION, body))
 
 
 def main(argv: list[str] | None = None) -> None:

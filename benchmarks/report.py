@@ -8,6 +8,7 @@ the harness's own socket clients (wrk, grpc.aio; opt-in) after them.
 from __future__ import annotations
 
 import math
+import re
 
 from rich.table import Table
 
@@ -175,6 +176,12 @@ def section(text: str, name: str) -> str:
     begin, end = _markers(name)
     start, stop = text.find(begin), text.find(end)
     return text[start : stop + len(end)] if 0 <= start < stop else ""
+
+
+def sections(text: str) -> str:
+    """Every marked section of ``text`` (A/B, profiles, batch scoring, ...), in order."""
+    found = re.findall(r"<!-- section:([\w.-]+) begin -->", text)
+    return "\n\n".join(filter(None, (section(text, name) for name in dict.fromkeys(found))))
 
 
 def put_section(text: str, name: str, body: str) -> str:

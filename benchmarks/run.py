@@ -27,7 +27,7 @@ from benchmarks.loadgen import find_wrk
 from benchmarks.method import method_notes
 from benchmarks.models import INPUT_NAME, all_models
 from benchmarks.pa_load import available as pa_available
-from benchmarks.report import markdown, rich_tables, section
+from benchmarks.report import markdown, rich_tables, sections
 from benchmarks.servers import ServerDef, server_defs
 from benchmarks.targets import PATHS, Row, check_targets
 
@@ -35,7 +35,6 @@ BENCH_DIR = Path(__file__).resolve().parent
 CONCURRENCY = (1, 4, 16)
 DEFAULT_DURATION_S = 10.0
 DEFAULT_SERVERS = ("amlpkg", "pytriton")  # the servers perf_analyzer can measure
-AB_SECTION = "ab"
 
 
 def _positive(text: str) -> float:
@@ -198,8 +197,9 @@ def main(argv: list[str] | None = None) -> int:
             "Versions": sysinfo.versions(),
         }
         notes = method_notes(args.duration, args.warmup, DEFAULT_DURATION_S, skipped, models)
-        # The A/B section (python -m benchmarks.ab) is kept across runs.
-        text = markdown(rows, inproc, targets, meta, notes, section(old, AB_SECTION))
+        # The marked sections other tools write (benchmarks.ab, profile_point,
+        # batch_scoring, the image facts) are kept across runs.
+        text = markdown(rows, inproc, targets, meta, notes, sections(old))
         args.output.write_text(text, encoding="utf-8")
         console.print(f"wrote {args.output}")
     ours_failed = [r for r in rows if r.category == "ours" and r.result is None]

@@ -45,5 +45,6 @@ def test_the_section_replaces_its_previous_version(tmp_path: Path) -> None:
     pp.write_section("first\n", results)
     pp.write_section("second\n", results)
     text = results.read_text()
-    assert text.count(pp.BEGIN) == 1 and "second" in text and "first" not in text
+    assert text.count("<!-- section:profile begin -->") == 1
+    assert "second" in text and "first" not in text
     assert text.startswith("# Results\n\nkept\n")

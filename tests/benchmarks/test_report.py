@@ -126,3 +126,15 @@ def test_sections_are_replaced_in_place_or_appended() -> None:
     assert "first" not in again and "second" in again and again.endswith("tail\n")
     assert section(again, "ab").startswith("<!-- section:ab begin -->")
     assert section("no markers", "ab") == ""
+
+
+def test_a_full_run_keeps_every_marked_section_other_tools_wrote() -> None:
+    from benchmarks.report import put_section, sections
+
+    text = put_section("# Results\n", "ab", "## A/B\nratio")
+    text = put_section(text, "profile", "## Profiles\nthreads")
+    text += "\nunmarked prose\n"
+    kept = sections(text)
+    assert "## A/B\nratio" in kept and "## Profiles\nthreads" in kept
+    assert "unmarked prose" not in kept and "# Results" not in kept
+    assert kept.index("<!-- section:ab begin -->") < kept.index("<!-- section:profile begin -->")
