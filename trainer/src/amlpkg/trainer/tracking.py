@@ -103,12 +103,14 @@ class Run:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if exc_type is None:
-            end_run("completed")
-        elif issubclass(exc_type, KeyboardInterrupt):
-            end_run("killed")
-        else:
-            end_run("failed")
+        end_run(exit_status(exc_type))
+
+
+def exit_status(exc_type: type[BaseException] | None) -> str:
+    """The status a ``with`` block ends its run with: completed, killed (Ctrl-C) or failed."""
+    if exc_type is None:
+        return "completed"
+    return "killed" if issubclass(exc_type, KeyboardInterrupt) else "failed"
 
 
 def _safe_artifact_dir(artifact_path: str | None) -> PurePosixPath:

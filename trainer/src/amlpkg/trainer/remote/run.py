@@ -176,11 +176,6 @@ class RemoteRun:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        from amlpkg.trainer.tracking import end_run
+        from amlpkg.trainer.tracking import end_run, exit_status
 
-        if exc_type is None:
-            end_run("completed")
-        elif issubclass(exc_type, KeyboardInterrupt):
-            end_run("killed")
-        else:
-            end_run("failed")
+        end_run(exit_status(exc_type))
