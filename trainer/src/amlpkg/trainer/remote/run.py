@@ -10,7 +10,6 @@ Artifacts are uploaded at the call, streamed, with their sha256 checked by the s
 from __future__ import annotations
 
 import atexit
-import math
 import os
 import threading
 from pathlib import Path
@@ -21,10 +20,10 @@ from amlpkg.errors import InvalidArgumentError, NotFoundError, UnavailableError
 from amlpkg.trainer.remote.client import TeamClient
 from amlpkg.trainer.remote.config import Server, cache_dir
 from amlpkg.trainer.remote.spool import DEFAULT_MAX_BYTES, Record, Sender, Spool
+from amlpkg.trainer.values import check_key, metric_value
 
 FLUSH_TIMEOUT_ENV = "AMLPKG_TRACKING_FLUSH_TIMEOUT_S"
 SPOOL_MAX_ENV = "AMLPKG_TRACKING_SPOOL_MAX_BYTES"
-_KEY_MAX = 250
 _TEXT_MAX = 6000  # the server's bound on a param or tag value
 _PER_RECORD = 64  # params/tags per spooled line: a batch stays far under the body limit
 
@@ -37,12 +36,6 @@ def _env_number(name: str, default: float) -> float:
         raise InvalidArgumentError(f"{name}={text!r} is not a number") from None
 
 
-def _key(kind: str, key: object) -> str:
-    if not isinstance(key, str) or not key or len(key) > _KEY_MAX:
-        raise InvalidArgumentError(f"{kind} key must be a non-empty string of at most 250 chars")
-    return key
-
-
 def _texts(kind: str, values: dict[str, Any]) -> list[dict[str, str]]:
     """``values`` stringified and checked, cut into records of a bounded size."""
     items: list[tuple[str, str]] = []
@@ -53,7 +46,7 @@ def _texts(kind: str, values: dict[str, Any]) -> list[dict[str, str]]:
                 f"{kind} {key!r} has {len(text)} characters; a team server keeps {_TEXT_MAX}",
                 hint="log long text as an artifact",
             )
-        items.append((_key(kind, key), text))
+        items.append((check_key(kind, key), text))
     return [dict(items[i : i + _PER_RECORD]) for i in range(0, len(items), _PER_RECORD)]
 
 
@@ -110,15 +103,7 @@ class RemoteRun:
         """Append metric values at ``step`` (default: each key's next step)."""
         rows: list[list[Any]] = []
         for key, raw in metrics.items():
-            _key("metric", key)
-            try:
-                value = float(raw)
-            except (TypeError, ValueError) as exc:
-                raise InvalidArgumentError(f"metric {key!r} must be a number, got {raw!r}") from exc
-            if not math.isfinite(value):
-                raise InvalidArgumentError(
-                    f"metric {key!r} is {value}", hint="log a finite number (or set a tag instead)"
-                )
+            value = metric_value(check_key("metric", key), raw)
             if step is not None and not 0 <= int(step) <= 2**62:
                 raise InvalidArgumentError(f"step {step} is out of range (0 to 2**62)")
             rows.append([key, value, step])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -11,6 +10,7 @@ from typing import Any
 from amlpkg.errors import InvalidArgumentError, NotFoundError
 from amlpkg.store.db import write_tx
 from amlpkg.store.workspace import Workspace
+from amlpkg.trainer.values import check_key, metric_value
 
 RUN_STATUSES = ("running", "completed", "failed", "killed")
 DEFAULT_EXPERIMENT = "default"
@@ -64,12 +64,6 @@ class RunRecord:
             "metrics": self.metrics,
             "tags": self.tags,
         }
-
-
-def _check_key(kind: str, key: str) -> str:
-    if not isinstance(key, str) or not key or len(key) > 250:
-        raise InvalidArgumentError(f"{kind} key must be a non-empty string of at most 250 chars")
-    return key
 
 
 def create_run(
@@ -149,7 +143,7 @@ def _require_run(ws: Workspace, run_id: str) -> None:
 
 def log_params(ws: Workspace, run_id: str, params: dict[str, Any]) -> None:
     """Record parameters; a key logged again keeps its latest value."""
-    rows = [(run_id, _check_key("param", k), str(v)) for k, v in params.items()]
+    rows = [(run_id, check_key("param", k), str(v)) for k, v in params.items()]
     _require_run(ws, run_id)
     with write_tx(ws.conn) as conn:
         conn.executemany(
@@ -166,16 +160,7 @@ def log_metrics(ws: Workspace, run_id: str, metrics: dict[str, float], step: int
     """
     rows: list[tuple[str, str, float, int, float]] = []
     for key, raw in metrics.items():
-        _check_key("metric", key)
-        try:
-            value = float(raw)
-        except (TypeError, ValueError) as exc:
-            raise InvalidArgumentError(f"metric {key!r} must be a number, got {raw!r}") from exc
-        if not math.isfinite(value):
-            # NaN/inf cannot be ranked by `runs best` nor written as strict JSON.
-            raise InvalidArgumentError(
-                f"metric {key!r} is {value}", hint="log a finite number (or set a tag instead)"
-            )
+        value = metric_value(check_key("metric", key), raw)
         rows.append((run_id, key, value, -1 if step is None else int(step), time.time()))
     _require_run(ws, run_id)
     with write_tx(ws.conn) as conn:
@@ -194,7 +179,7 @@ def log_metrics(ws: Workspace, run_id: str, metrics: dict[str, float], step: int
 
 def set_tags(ws: Workspace, run_id: str, tags: dict[str, Any]) -> None:
     """Set tags on a run (overwriting keys that exist)."""
-    rows = [(run_id, _check_key("tag", k), str(v)) for k, v in tags.items()]
+    rows = [(run_id, check_key("tag", k), str(v)) for k, v in tags.items()]
     _require_run(ws, run_id)
     with write_tx(ws.conn) as conn:
         conn.executemany(
