@@ -3,7 +3,7 @@
 Shape of the twin (``properties.desired``; other keys such as ``$version`` are ignored)::
 
     {"model": {"name": "iris", "version": "3", "sha256": "<64 hex>",
-               "url": "https://.../model.onnx" | "file:///...",   # or "oci": "host/repo:tag"
+               "url": "https://.../model.onnx" | "file:///...",   # or "oci": "oci://host/repo@sha256:..."
                "signature": "<base64 Ed25519 over the raw sha256 digest>",  # optional
                "signature_url": ".../model.sig", "release_url": ".../amlpkg-release.json",
                "config": {...config.yaml keys of the runtime...}},          # optional
@@ -38,7 +38,7 @@ class DesiredModel(BaseModel):
     url: str | None = None
     """``http(s)://`` or ``file://`` location of the ONNX file."""
     oci: str | None = None
-    """OCI artifact reference ``host/repo:tag`` whose first layer is the ONNX file."""
+    """OCI artifact ``oci://host/repo@sha256:...`` (or ``:tag``) with the ONNX file as a layer."""
     signature: str | None = None
     """Base64 Ed25519 signature of the raw 32-byte digest (checked when a key is set)."""
     signature_url: str | None = None

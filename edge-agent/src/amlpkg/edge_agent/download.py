@@ -3,6 +3,8 @@
 Bytes land in ``<staging>/<sha256>.part``; an interrupted download resumes from the
 bytes already there (HTTP ``Range``; ``file://`` seeks). Only a file whose SHA-256
 matches the desired digest leaves staging, renamed to ``<cache>/<sha256>.onnx``.
+An ``oci://`` source is resolved through the registry API to the blob of its model
+layer (:mod:`amlpkg.edge_agent.oci`), which is then fetched the same way.
 """
 
 from __future__ import annotations
@@ -10,7 +12,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import http.client
-import json
 import os
 import shutil
 import urllib.error
@@ -19,13 +20,10 @@ import urllib.request
 from pathlib import Path
 
 from amlpkg.edge_agent.desired import DesiredModel
+from amlpkg.edge_agent.oci import model_blob_url
 from amlpkg.errors import IntegrityError, InvalidArgumentError, UnavailableError
 
 CHUNK = 1024 * 1024
-_OCI_MANIFEST = (
-    "application/vnd.oci.image.manifest.v1+json, "
-    "application/vnd.docker.distribution.manifest.v2+json"
-)
 
 
 def sha256_file(path: Path) -> str:
@@ -58,28 +56,6 @@ def verify_signature(sha256_hex: str, signature_b64: str | None, public_key_pem:
             f"the signature of model digest {sha256_hex[:12]} does not verify",
             hint="the model was not signed by the configured key: check the publisher",
         ) from None
-
-
-def _oci_blob_url(reference: str) -> str:
-    """Resolve ``host/repo:tag`` to the URL of its first layer through the registry API."""
-    host, _, rest = reference.partition("/")
-    repo, _, tag = rest.rpartition(":") if ":" in rest else (rest, "", "latest")
-    scheme = "http" if host.split(":")[0] in ("localhost", "127.0.0.1") else "https"
-    request = urllib.request.Request(
-        f"{scheme}://{host}/v2/{repo}/manifests/{tag}", headers={"Accept": _OCI_MANIFEST}
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            manifest = json.loads(response.read())
-    except (OSError, ValueError) as exc:
-        raise UnavailableError(
-            f"cannot read the OCI manifest of {reference}: {exc}",
-            hint="check the registry address and that the artifact was pushed",
-        ) from None
-    layers = manifest.get("layers") or []
-    if not layers:
-        raise InvalidArgumentError(f"OCI artifact {reference} has no layers")
-    return f"{scheme}://{host}/v2/{repo}/blobs/{layers[0]['digest']}"
 
 
 def _resume_http(url: str, part: Path) -> None:
@@ -134,7 +110,10 @@ def fetch_model(
     if final.is_file() and sha256_file(final) == desired.sha256:
         return final
     part = staging / f"{desired.sha256}.part"
-    url = desired.url if desired.url is not None else _oci_blob_url(str(desired.oci))
+    # An OCI artifact: its model layer is a plain blob, fetched (and resumed) by URL.
+    url = (
+        desired.url if desired.url is not None else model_blob_url(str(desired.oci), desired.sha256)
+    )
     parsed = urllib.parse.urlparse(url)
     try:
         if parsed.scheme == "file":
