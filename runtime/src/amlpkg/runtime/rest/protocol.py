@@ -191,7 +191,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().on_headers_complete()
         cycle = self.cycle
         if cycle is not None and cycle is not before:  # not an upgrade: a new request
-            cycle.transport = OneWriteResponse(self.transport, cycle)
+            cycle.transport = OneWriteResponse(self.transport, cycle)  # type: ignore[assignment]
 
     def on_message_complete(self) -> None:
         """The whole request is in: the app has it, no timer until the next request."""
