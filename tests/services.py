@@ -7,10 +7,15 @@ or a binary calls :func:`require`. Without it the test is skipped, except when
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import socket
+import subprocess
+import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -117,3 +122,55 @@ def s3_settings() -> dict[str, str] | None:
     except OSError:
         return None
     return settings
+
+
+@contextlib.contextmanager
+def sshd_server(folder: Path) -> Iterator[tuple[int, Path]]:
+    """A real OpenSSH server on a free 127.0.0.1 port with keys made under ``folder``.
+
+    Yields ``(port, home)``: ``home/.ssh`` trusts the host key and names the client key,
+    so a process with ``HOME=home`` (paramiko, the docker SDK's ``ssh://``) logs in as
+    the current user. Skips (fails in CI) without sshd, ssh-keygen or the docker CLI
+    (the server side of ``docker system dial-stdio``).
+    """
+    require(Path("/usr/sbin/sshd").exists(), "openssh-server is needed")
+    require(shutil.which("ssh-keygen") is not None, "ssh-keygen is needed")
+    require(shutil.which("docker") is not None, "the docker CLI is needed on the ssh side")
+    keys = folder / "keys"
+    keys.mkdir(parents=True)
+    for name in ("host", "client"):
+        subprocess.run(
+            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(keys / name)], check=True
+        )
+    (keys / "authorized_keys").write_text((keys / "client.pub").read_text())
+    port = free_port()
+    config = folder / "sshd_config"
+    config.write_text(
+        f"HostKey {keys / 'host'}\nAuthorizedKeysFile {keys / 'authorized_keys'}\n"
+        "PermitRootLogin prohibit-password\nPasswordAuthentication no\nUsePAM no\n"
+        f"StrictModes no\nPidFile {folder / 'sshd.pid'}\nListenAddress 127.0.0.1\n"
+        "SetEnv PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n"
+    )
+    Path("/run/sshd").mkdir(exist_ok=True)  # sshd's privilege separation directory
+    with (folder / "sshd.log").open("w") as log:
+        process = subprocess.Popen(
+            ["/usr/sbin/sshd", "-D", "-e", "-f", str(config), "-p", str(port)],
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
+    try:
+        for _ in range(100):
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+                break
+            time.sleep(0.1)
+        home = folder / "userhome"
+        (home / ".ssh").mkdir(parents=True)
+        host_key = (keys / "host.pub").read_text().split()
+        (home / ".ssh" / "known_hosts").write_text(
+            f"[127.0.0.1]:{port} {host_key[0]} {host_key[1]}\n"
+        )
+        (home / ".ssh" / "config").write_text(f"Host 127.0.0.1\n  IdentityFile {keys / 'client'}\n")
+        yield port, home
+    finally:
+        process.terminate()
+        process.wait(10)

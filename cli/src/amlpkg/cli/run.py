@@ -1,4 +1,4 @@
-"""`amlpkg run [--experiment NAME] [--target docker[:IMAGE]] -- CMD ...`: a tracked run;
+"""`amlpkg run [--experiment NAME] [--target TARGET] -- CMD ...`: a tracked run;
 `amlpkg runs reproduce RUN`: that run's command again, on its target and image."""
 
 from __future__ import annotations
@@ -48,7 +48,9 @@ def register(app: typer.Typer) -> None:
             typer.Option(
                 "--target",
                 help="local; docker (an image built from the run's Python and"
-                " requirements.txt) or docker:IMAGE; spark://HOST:PORT (spark-submit).",
+                " requirements.txt) or docker:IMAGE; ssh://USER@HOST[:PORT] (that image on a"
+                " remote Docker engine, the run on a team server); spark://HOST:PORT"
+                " (spark-submit).",
             ),
         ] = "local",
         requirements: Annotated[
@@ -69,7 +71,7 @@ def register(app: typer.Typer) -> None:
             home=home,
             stdout=sys.stdout.buffer,
             stderr=sys.stderr.buffer,
-            target=resolve_target(target, requirements=requirements, on_status=_status),
+            target=resolve_target(target, requirements=requirements, on_status=_status, home=home),
         )
         _finish(result)
 

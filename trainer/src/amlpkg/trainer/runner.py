@@ -21,17 +21,18 @@ import subprocess
 import tempfile
 import threading
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from types import FrameType
 from typing import IO
 
 from amlpkg.errors import InvalidArgumentError, NotFoundError
 from amlpkg.settings import load_settings
-from amlpkg.store.workspace import open_workspace
+from amlpkg.store.workspace import Workspace, open_workspace
 from amlpkg.trainer import provenance, snapshot
 from amlpkg.trainer.remote.config import tracking_server
 from amlpkg.trainer.store import runs as store_runs
-from amlpkg.trainer.targets import CWD_TAG, TARGET_TAG, Launch, RunTarget
+from amlpkg.trainer.targets import CWD_TAG, TARGET_TAG, Launch, RunContext, RunTarget
 from amlpkg.trainer.tracking import RUN_ID_ENV
 
 LOG_ARTIFACT = "logs/output.log"
@@ -45,6 +46,11 @@ class RunResult:
     status: str
     returncode: int  # as the OS reported it: negative for a signal
     exit_code: int  # what a shell would report: 128 + signal for a signal
+
+
+def _log_bytes(ws: Workspace, run_id: str, path: str, data: bytes) -> None:
+    digest, size = ws.artifacts.put_bytes(data)
+    store_runs.add_artifact(ws, run_id, path, digest, size)
 
 
 def _tee(source: IO[bytes], sink: IO[bytes] | None, log: IO[bytes], lock: threading.Lock) -> None:
@@ -84,7 +90,8 @@ def run_tracked(
 
         return run_tracked_remote(
             command, server, experiment=experiment, name=name, cwd=workdir, stdout=stdout,
-            stderr=stderr, snapshot_max_bytes=settings.snapshot_max_bytes,
+            stderr=stderr, snapshot_max_bytes=settings.snapshot_max_bytes, target=target,
+            tags=tags,
         )  # fmt: skip
     with open_workspace(settings=settings) as ws:
         info = provenance.collect(shlex.join(command), workdir)
@@ -99,7 +106,12 @@ def run_tracked(
             env = {**os.environ, RUN_ID_ENV: run_id, **ws.child_env()}
             argv = command
             if target is not None:
-                launch = target.prepare(ws, run_id, command, workdir, env)
+                context = RunContext(
+                    run_id=run_id, workdir=workdir, env=env, cache_root=ws.home / "cache",
+                    add_artifact=partial(_log_bytes, ws, run_id), workspace=ws,
+                    snapshot_max_bytes=settings.snapshot_max_bytes,
+                )  # fmt: skip
+                launch = target.prepare(context, command)
                 store_runs.set_tags(ws, run_id, launch.tags)
                 argv, env = launch.argv, launch.env
             with tempfile.TemporaryFile() as log:

@@ -63,11 +63,12 @@ def _quiet(message: str) -> None:
     """Default status callback: say nothing."""
 
 
-def local_image_id(tag: str) -> str | None:
-    """The id of the local image ``tag``, or None when the engine has no such image."""
+def local_image_id(tag: str, host: str | None = None) -> str | None:
+    """The id of the image ``tag`` of the engine at ``host`` (default ``DOCKER_HOST``), or
+    None when the engine has no such image."""
     import docker
 
-    client = docker_client()
+    client = docker_client(host=host)
     try:
         return str(client.images.get(tag).id)
     except docker.errors.ImageNotFound:
@@ -114,7 +115,7 @@ def _strip(root: Path) -> None:
                     child.unlink()
 
 
-def _import(root: Path, tarball: Path, tag: str) -> str:
+def _import(root: Path, tarball: Path, tag: str, host: str | None) -> str:
     # Numeric owners and no filters: the tree must keep its devices, links and modes.
     with tarfile.open(tarball, "w") as archive:
         for child in sorted(root.iterdir()):
@@ -122,7 +123,7 @@ def _import(root: Path, tarball: Path, tag: str) -> str:
     repository, _, version = tag.rpartition(":")
     if not repository or "/" in version:
         repository, version = tag, "latest"
-    client = docker_client()
+    client = docker_client(host=host)
     try:
         client.api.import_image_from_file(
             str(tarball), repository=repository, tag=version, changes=list(IMPORT_CHANGES)
@@ -137,18 +138,21 @@ def ensure_local_base(
     *,
     mirror: str = MIRROR,
     on_status: Callable[[str], None] = _quiet,
+    host: str | None = None,
 ) -> str:
     """The id of the local base image ``tag``, making it first when it is missing.
 
     Making it takes about a minute (debootstrap + import); later calls return at once.
+    ``host``: the engine (default ``DOCKER_HOST``); debootstrap runs here, and the tree
+    goes to that engine through the API, so a remote engine gets it too.
     """
-    existing = local_image_id(tag)
+    existing = local_image_id(tag, host)
     if existing is not None:
         return existing
     lock_path = Path(tempfile.gettempdir()) / f"amlpkg-base-{tag.replace('/', '_')}.lock"
     with lock_path.open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # another process may be making it right now
-        existing = local_image_id(tag)
+        existing = local_image_id(tag, host)
         if existing is not None:
             return existing
         with tempfile.TemporaryDirectory(prefix="amlpkg-base-") as scratch:
@@ -157,4 +161,4 @@ def ensure_local_base(
             _debootstrap(root, mirror)
             _strip(root)
             on_status(f"importing {tag} into Docker")
-            return _import(root, Path(scratch) / "rootfs.tar", tag)
+            return _import(root, Path(scratch) / "rootfs.tar", tag, host)

@@ -36,8 +36,9 @@ def _forget(exc: BaseException) -> None:
         gc.collect()
 
 
-def docker_client(timeout: int = 600) -> docker.DockerClient:
-    """A client of the engine at ``DOCKER_HOST`` (or the default socket) that answers a ping."""
+def docker_client(timeout: int = 600, host: str | None = None) -> docker.DockerClient:
+    """A client of the engine at ``host`` (default: ``DOCKER_HOST``, else the local socket)
+    that answers a ping; ``ssh://user@host[:port]`` goes through paramiko."""
     try:
         import docker
     except ImportError as exc:  # the deploy extra is not installed
@@ -45,19 +46,26 @@ def docker_client(timeout: int = 600) -> docker.DockerClient:
             "the docker Python SDK is not installed",
             hint="pip install 'amlpkg[deploy]'",
         ) from exc
-    host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+    environment = dict(os.environ)
+    if host is not None:
+        environment["DOCKER_HOST"] = host
+    host = environment.get("DOCKER_HOST", "unix:///var/run/docker.sock")
     if host.startswith("unix://") and not Path(host[len("unix://") :]).exists():
         raise DockerUnavailableError(
             f"no Docker engine: the socket {host} does not exist",
             hint="start dockerd (or set DOCKER_HOST), or use `amlpkg package` for hosts"
             " without Docker",
         )
-    failure: docker.errors.DockerException | None = None
+    failure: Exception | None = None
     client: docker.DockerClient | None = None
     try:
-        client = docker.from_env(timeout=timeout)
+        client = docker.from_env(timeout=timeout, environment=environment)
         client.ping()
     except docker.errors.DockerException as exc:
+        failure = exc
+    except Exception as exc:  # ssh://: paramiko's errors come through unwrapped
+        if not host.startswith("ssh://"):
+            raise
         failure = exc
     if failure is None and client is not None:
         return client
@@ -66,8 +74,9 @@ def docker_client(timeout: int = 600) -> docker.DockerClient:
     assert failure is not None
     message = str(failure)
     _forget(failure)
+    where = "" if host.startswith("unix://") else f" at {host}"
     raise DockerUnavailableError(
-        f"no Docker engine answers: {message}",
+        f"no Docker engine answers{where}: {message}",
         hint="start dockerd (or set DOCKER_HOST), or use `amlpkg package` for hosts without Docker",
     ) from failure
 

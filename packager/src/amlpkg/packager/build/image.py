@@ -107,12 +107,16 @@ def build_image(
     platform: str | None = None,
     no_cache: bool = False,
     on_step: StepCallback = _no_step,
+    host: str | None = None,
 ) -> BuiltImage:
-    """Build ``context/Dockerfile`` into ``ref`` with the classic builder; layers are cached."""
+    """Build ``context/Dockerfile`` into ``ref`` with the classic builder; layers are cached.
+
+    ``host``: the engine (default ``DOCKER_HOST``); the context goes to it through the API.
+    """
     import docker
 
     split_ref(ref)
-    client = docker_client(timeout=BUILD_TIMEOUT_S)
+    client = docker_client(timeout=BUILD_TIMEOUT_S, host=host)
     try:
         stream = client.api.build(
             path=str(context),
@@ -127,18 +131,19 @@ def build_image(
             consume_build_stream(stream, on_step)
         finally:
             _drain(stream)
-        return inspect_image(ref)
+        return inspect_image(ref, host=host)
     except docker.errors.APIError as exc:
         raise BuildError(f"the Docker engine refused the build: {exc.explanation or exc}") from exc
     finally:
         client.close()
 
 
-def inspect_image(ref: str) -> BuiltImage:
-    """Id, size, layers, labels and (when pushed) the repo digest of a local image."""
+def inspect_image(ref: str, host: str | None = None) -> BuiltImage:
+    """Id, size, layers, labels and (when pushed) the repo digest of an image of the engine
+    at ``host`` (default ``DOCKER_HOST``)."""
     import docker
 
-    client = docker_client()
+    client = docker_client(host=host)
     try:
         data = client.api.inspect_image(ref)
     except docker.errors.ImageNotFound as exc:

@@ -8,7 +8,9 @@ runs the same bytes again.
 
 The container sees the working directory and the workspace at their host paths (bind
 mounts), runs as the caller's uid/gid (files it writes stay the caller's) and gets
-``AMLPKG_RUN_ID``/``AMLPKG_HOME``: the script's ``amlpkg.log_*`` land in this run. The
+``AMLPKG_RUN_ID`` and the workspace's variables (``AMLPKG_HOME``, ...) or the team
+server's (``AMLPKG_TRACKING_URI``/``_TOKEN``, passed by name so no value is in an argv):
+the script's ``amlpkg.log_*`` land in this run. The
 runner's child is the ``docker run`` client, attached, so output is teed and a Ctrl-C
 is forwarded like for a local command; the container is removed afterwards whatever
 happened to the client.
@@ -28,9 +30,8 @@ from amlpkg.errors import FailedPreconditionError, NotFoundError
 from amlpkg.packager.build.errors import BuildError
 from amlpkg.packager.build.image import inspect_image
 from amlpkg.packager.targets.env_image import ensure_env_image, read_requirements
-from amlpkg.store.workspace import Workspace
-from amlpkg.trainer.store import runs as store_runs
-from amlpkg.trainer.targets import Launch
+from amlpkg.trainer.remote.config import TRACKING_TOKEN_ENV, TRACKING_URI_ENV
+from amlpkg.trainer.targets import Launch, RunContext
 from amlpkg.trainer.tracking import RUN_ID_ENV
 
 IMAGE_TAG = "target.image"
@@ -43,6 +44,8 @@ PASSED_ENV = (
     "AMLPKG_STORE",
     "AMLPKG_ARTIFACTS",
     "AMLPKG_S3_ENDPOINT_URL",
+    TRACKING_URI_ENV,
+    TRACKING_TOKEN_ENV,
 )
 _REMOVE_TIMEOUT_S = 60
 
@@ -61,6 +64,43 @@ def _docker_cli() -> str:
     return found
 
 
+def run_image(
+    run: RunContext,
+    image: str | None,
+    requirements: Path | None,
+    on_status: Callable[[str], None],
+    host: str | None = None,
+) -> tuple[str, str]:
+    """``(reference, image id)`` the run's command runs in, on the engine at ``host``.
+
+    ``image`` as it is, or (None) the image of the run's Python and requirements (from
+    ``requirements``, else ``requirements.txt`` in the working directory), built unless
+    it exists; its requirements are stored as an artifact of the run.
+    """
+    if image is not None:
+        try:
+            found = inspect_image(image, host=host)
+        except BuildError as exc:
+            where = f"the Docker engine at {host}" if host else "the Docker engine"
+            raise NotFoundError(
+                f"no image {image} in {where}", hint=f"docker pull {image}"
+            ) from exc
+        return image, found.id
+    path = requirements or run.workdir / "requirements.txt"
+    if requirements is not None and not path.is_file():
+        raise NotFoundError(f"requirements file {path} does not exist")
+    lines = read_requirements(path) if path.is_file() else []
+    run.add_artifact(REQUIREMENTS_ARTIFACT, "".join(f"{line}\n" for line in lines).encode())
+    built = ensure_env_image(
+        lines,
+        python_version=platform.python_version(),
+        cache_root=run.cache_root,
+        on_status=on_status,
+        host=host,
+    )
+    return built.ref, built.id
+
+
 @dataclass
 class DockerTarget:
     """Run in a container of ``image`` (None: built from the run's environment)."""
@@ -70,46 +110,22 @@ class DockerTarget:
     on_status: Callable[[str], None] = _quiet
     name: str = field(default="docker", init=False)
 
-    def _image(self, ws: Workspace, run_id: str, workdir: Path) -> tuple[str, str]:
-        """``(reference, image id)`` of the image to run in."""
-        if self.image is not None:
-            try:
-                found = inspect_image(self.image)
-            except BuildError as exc:
-                raise NotFoundError(
-                    f"no image {self.image} in the Docker engine", hint=f"docker pull {self.image}"
-                ) from exc
-            return self.image, found.id
-        path = self.requirements or workdir / "requirements.txt"
-        requirements = read_requirements(path) if path.is_file() else []
-        if self.requirements is not None and not path.is_file():
-            raise NotFoundError(f"requirements file {path} does not exist")
-        text = "".join(f"{line}\n" for line in requirements).encode()
-        digest, size = ws.artifacts.put_bytes(text)
-        store_runs.add_artifact(ws, run_id, REQUIREMENTS_ARTIFACT, digest, size)
-        built = ensure_env_image(
-            requirements,
-            python_version=platform.python_version(),
-            cache_root=ws.home / "cache",
-            on_status=self.on_status,
-        )
-        return built.ref, built.id
-
-    def prepare(
-        self, ws: Workspace, run_id: str, command: list[str], workdir: Path, env: dict[str, str]
-    ) -> Launch:
+    def prepare(self, run: RunContext, command: list[str]) -> Launch:
         """Build or find the image; the ``docker run`` command line that runs ``command``."""
         cli = _docker_cli()
-        ref, image_id = self._image(ws, run_id, workdir)
-        container = f"amlpkg-run-{run_id[:16]}"
+        ref, image_id = run_image(run, self.image, self.requirements, self.on_status)
+        workdir, env = run.workdir, run.env
+        container = f"amlpkg-run-{run.run_id[:16]}"
         argv = [cli, "run", "--rm", "--init", "--name", container, "--user",
                 f"{os.getuid()}:{os.getgid()}", "--workdir", str(workdir),
                 "--volume", f"{workdir}:{workdir}"]  # fmt: skip
-        if ws.embedded:  # the folder store: the container opens the same files
-            argv += ["--volume", f"{ws.home}:{ws.home}"]
+        if run.workspace is not None and run.workspace.embedded:
+            # The folder store: the container opens the same files.
+            home = run.workspace.home
+            argv += ["--volume", f"{home}:{home}"]
         for key in PASSED_ENV:
             if key in env:
-                argv += ["--env", f"{key}={env[key]}"]
+                argv += ["--env", key]  # the value from the client's environment, not argv
         argv += [image_id, *command]
 
         def remove() -> None:
@@ -120,4 +136,5 @@ class DockerTarget:
             )  # fmt: skip
 
         tags = {IMAGE_TAG: ref, IMAGE_ID_TAG: image_id}
-        return Launch(argv=argv, env=dict(os.environ), tags=tags, cleanup=remove)
+        child_env = {**os.environ, **{k: env[k] for k in PASSED_ENV if k in env}}
+        return Launch(argv=argv, env=child_env, tags=tags, cleanup=remove)

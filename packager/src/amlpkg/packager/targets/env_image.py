@@ -167,8 +167,13 @@ def ensure_env_image(
     python_version: str,
     cache_root: Path,
     on_status: Callable[[str], None] = _quiet,
+    host: str | None = None,
 ) -> BuiltImage:
-    """The image for ``requirements`` on the local base, built unless it exists already."""
+    """The image for ``requirements`` on the local base, built unless it exists already.
+
+    ``host``: the engine to build on (default ``DOCKER_HOST``); the wheels are gathered
+    here and sent with the build context, so a remote engine needs no network either.
+    """
     wanted = ".".join(python_version.split(".")[:2])
     if wanted != LOCAL_BASE_PYTHON:
         raise FailedPreconditionError(
@@ -177,7 +182,7 @@ def ensure_env_image(
             hint=f"run with Python {LOCAL_BASE_PYTHON}, or give an image: --target docker:IMAGE",
         )
     schema_only = schema_roles()
-    base_id = ensure_local_base(on_status=on_status)
+    base_id = ensure_local_base(on_status=on_status, host=host)
     wheels = _role_wheels([*SCRIPT_ROLES, *schema_only], cache_root, on_status)
     script = {r for role, ex in SCRIPT_ROLES.items() for r in _third_party(wheels, role, ex)}
     third_party = sorted(script | set(requirements))
@@ -187,7 +192,7 @@ def ensure_env_image(
     ).hexdigest()[:16]
     tag = f"{REPOSITORY}:{key}"
     try:
-        return inspect_image(tag)
+        return inspect_image(tag, host=host)
     except BuildError:  # not built yet
         pass
     house = gather_wheelhouse(
@@ -204,4 +209,4 @@ def ensure_env_image(
         shutil.copytree(wheels, context / "amlpkg")
         (context / "Dockerfile").write_text(text, encoding="utf-8")
         on_status(f"building {tag}")
-        return build_image(context, tag)
+        return build_image(context, tag, host=host)

@@ -4,16 +4,19 @@ The run is created on the server; the child joins it through ``AMLPKG_RUN_ID``
 and the tracking URI and token in its environment (so its ``amlpkg.log_*`` calls
 spool to the server); the code and environment snapshots and the captured
 stdout/stderr are uploaded as the same artifacts the embedded runner stores; the
-final status and exit code end the run.
+final status and exit code end the run. With a target (``--target docker``, ``ssh://``,
+``spark://``) the child is the target's local process, as with a workspace.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import shlex
 import subprocess
 import sys
 import tempfile
+from functools import partial
 from pathlib import Path
 from typing import IO
 
@@ -21,11 +24,20 @@ from amlpkg.errors import AmlpkgError
 from amlpkg.trainer import snapshot
 from amlpkg.trainer.provenance import git
 from amlpkg.trainer.remote.client import TeamClient
-from amlpkg.trainer.remote.config import TRACKING_TOKEN_ENV, TRACKING_URI_ENV, Server
+from amlpkg.trainer.remote.config import TRACKING_TOKEN_ENV, TRACKING_URI_ENV, Server, cache_dir
 from amlpkg.trainer.runner import LOG_ARTIFACT, RunResult, _run_child
+from amlpkg.trainer.targets import (
+    COMMAND_TAG,
+    CWD_TAG,
+    TARGET_TAG,
+    Launch,
+    RunContext,
+    RunTarget,
+)
 from amlpkg.trainer.tracking import RUN_ID_ENV
 
 log = logging.getLogger(__name__)
+MAX_TAG_CHARS = 6000  # the server's bound on a tag value
 
 
 def _upload_bytes(client: TeamClient, run_id: str, path: str, data: bytes, folder: Path) -> None:
@@ -66,11 +78,25 @@ def run_tracked_remote(
     stdout: IO[bytes] | None,
     stderr: IO[bytes] | None,
     snapshot_max_bytes: int,
+    target: RunTarget | None = None,
+    tags: dict[str, str] | None = None,
 ) -> RunResult:
-    """Run ``command`` as a tracked run on ``server`` and wait for it."""
+    """Run ``command`` as a tracked run on ``server`` and wait for it.
+
+    ``target``: where the command runs (None: here); its tags, the working directory
+    and the command (for ``amlpkg runs reproduce``) are set on the run with ``tags``.
+    """
+    where = {
+        TARGET_TAG: target.name if target else "local",
+        CWD_TAG: str(cwd),
+    }
+    words = shlex.join(command)
+    if len(words) <= MAX_TAG_CHARS:  # a longer command is not reproducible from the server
+        where[COMMAND_TAG] = words
+    launch: Launch | None = None
     with TeamClient(server, retries=5) as client, tempfile.TemporaryDirectory() as temp:
         folder = Path(temp)
-        run_id = str(client.create_run(experiment, name)["id"])
+        run_id = str(client.create_run(experiment, name, {**where, **(tags or {})})["id"])
         status, returncode = "failed", None
         try:
             _snapshots(client, run_id, cwd, snapshot_max_bytes, folder)
@@ -80,9 +106,19 @@ def run_tracked_remote(
                 TRACKING_URI_ENV: server.url,
                 TRACKING_TOKEN_ENV: server.token,
             }
+            argv = command
+            if target is not None:
+                context = RunContext(
+                    run_id=run_id, workdir=cwd, env=env, cache_root=cache_dir(),
+                    add_artifact=partial(_upload_bytes, client, run_id, folder=folder),
+                    snapshot_max_bytes=snapshot_max_bytes,
+                )  # fmt: skip
+                launch = target.prepare(context, command)
+                client.log_batch(run_id, {"tags": launch.tags})
+                argv, env = launch.argv, launch.env
             output = folder / "output.log"
             with output.open("w+b") as sink:
-                returncode, signalled = _run_child(command, cwd, env, sink, stdout, stderr)
+                returncode, signalled = _run_child(argv, cwd, env, sink, stdout, stderr)
             client.upload_artifact(run_id, LOG_ARTIFACT, output)
             if signalled or returncode < 0:
                 status = "killed"
@@ -92,6 +128,8 @@ def run_tracked_remote(
             status = "killed"
             raise
         finally:
+            if launch is not None and launch.cleanup is not None:
+                launch.cleanup()
             try:
                 client.end_run(run_id, status, returncode)
             except AmlpkgError as exc:  # the run stays 'running' there; say so, keep the exit code

@@ -18,8 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from amlpkg.errors import FailedPreconditionError, InvalidArgumentError
-from amlpkg.store.workspace import Workspace
-from amlpkg.trainer.targets import Launch
+from amlpkg.trainer.targets import Launch, RunContext
 
 MASTER_TAG = "target.master"
 _PYTHONS = ("python", "python3", Path(sys.executable).name)
@@ -59,11 +58,9 @@ class SparkTarget:
     conf: dict[str, str] = field(default_factory=dict)
     name: str = field(default="spark", init=False)
 
-    def prepare(
-        self, ws: Workspace, run_id: str, command: list[str], workdir: Path, env: dict[str, str]
-    ) -> Launch:
+    def prepare(self, run: RunContext, command: list[str]) -> Launch:
         """The ``spark-submit`` command line; the driver gets the run's environment."""
-        del ws, run_id, workdir
+        env = run.env
         argv = [spark_submit(), "--master", self.master, "--deploy-mode", "client"]
         for key, value in sorted(self.conf.items()):
             argv += ["--conf", f"{key}={value}"]
