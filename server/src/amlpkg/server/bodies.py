@@ -109,6 +109,7 @@ class MetricHistoryOut(BaseModel):
     run_id: str
     key: str
     points: list[MetricPoint]
+    logged: int | None = Field(default=None, description="values logged (points may be fewer)")
 
 
 class ArtifactOut(BaseModel):

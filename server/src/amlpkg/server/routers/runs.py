@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 
-from amlpkg.server import catalog
+from amlpkg.server import catalog, pages
 from amlpkg.server.bodies import (
     ExperimentIn,
     ExperimentOut,
@@ -21,7 +21,10 @@ from amlpkg.server.bodies import (
 from amlpkg.server.deps import API, READ, WRITE, Caller, WorkspaceDep
 from amlpkg.trainer.store import queries
 from amlpkg.trainer.store import runs as store_runs
+from amlpkg.trainer.store.run_filter import MAX_SEARCH_CHARS
+from amlpkg.trainer.store.run_search import MAX_OFFSET, MAX_PAGE, count_runs
 from amlpkg.trainer.store.runs import RunInfo
+from amlpkg.trainer.store.series import downsampled
 
 router = APIRouter(prefix=API, tags=["runs"], dependencies=READ)
 RunRef = Annotated[str, "a run id or a unique prefix of at least 4 hex characters"]
@@ -39,15 +42,29 @@ def create_experiment(body: ExperimentIn, ws: WorkspaceDep) -> dict[str, object]
     return catalog.create_experiment(ws, body.name)
 
 
-@router.get("/runs", response_model=list[RunOut])
-def list_runs(
+@router.get("/runs", response_model=list[RunOut], responses=pages.PAGE_HEADERS)
+def list_runs(  # noqa: PLR0917 - FastAPI maps parameters to query fields
     ws: WorkspaceDep,
+    request: Request,
+    response: Response,
     experiment: Annotated[str | None, Query(max_length=250)] = None,
     status: Annotated[str | None, Query(pattern="^(running|completed|failed|killed)$")] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description=pages.OFFSET)] = 0,
+    q: Annotated[str | None, Query(max_length=MAX_SEARCH_CHARS, description=pages.SEARCH)] = None,
+    tag: Annotated[list[pages.TagFilter] | None, Query(description=pages.TAG)] = None,
+    sort: Annotated[str, Query(max_length=260, description=pages.SORT)] = "start_time",
+    order: Annotated[Literal["asc", "desc"], Query()] = "desc",
 ) -> list[dict[str, object]]:
-    """Runs, newest first, optionally of one experiment and one status."""
-    return [r.to_dict() for r in queries.list_runs(ws, experiment, status, limit)]
+    """One page of runs (newest first unless sorted otherwise), filtered and sorted here.
+
+    ``X-Total-Count`` says how many runs match; ``Link`` gives the next and previous pages.
+    """
+    query = pages.run_query(experiment, status, q, tag or [], sort, order, limit, offset)
+    found = queries.search_runs(ws, query)
+    total = count_runs(ws, query)
+    pages.set_headers(response, request, total, limit, offset)
+    return [r.to_dict() for r in found]
 
 
 @router.post("/runs", response_model=RunOut, status_code=201, dependencies=WRITE)
@@ -104,18 +121,32 @@ def metric_history(
     key: Annotated[str, "metric key"],
     ws: WorkspaceDep,
     max_points: Annotated[
-        int | None, Query(ge=2, le=1_000_000, description="evenly thinned to this many")
+        int | None, Query(ge=2, le=1_000_000, description="at most this many points")
     ] = None,
+    downsample: Annotated[
+        Literal["even", "minmax"],
+        Query(
+            description="""even: every n-th point;
+        minmax: each bucket of steps' lowest and highest value (spikes stay visible)"""
+        ),
+    ] = "even",
 ) -> MetricHistoryOut:
     """Every value of one metric, with its step and time, in step order.
 
-    With ``max_points`` a long history is thinned to evenly spaced points, the first and the
-    last kept, so a chart of a million-step run stays light.
+    With ``max_points`` a long history is thinned so a chart of a million-step run stays
+    light: ``even`` keeps evenly spaced points (the first and the last among them);
+    ``minmax`` is computed in the database and keeps each bucket's extremes, the fast
+    choice for charts.
     """
     run_id = queries.resolve_run_id(ws, run)
-    history = store_runs.metric_history(ws, run_id, key)
-    if max_points is not None and len(history) > max_points:
-        last = len(history) - 1
-        history = [history[round(i * last / (max_points - 1))] for i in range(max_points)]
+    if max_points is not None and downsample == "minmax":
+        series = downsampled(ws, run_id, key, max_points)
+        history, logged = series.points, series.logged
+    else:
+        history = store_runs.metric_history(ws, run_id, key)
+        logged = len(history)
+        if max_points is not None and len(history) > max_points:
+            last = len(history) - 1
+            history = [history[round(i * last / (max_points - 1))] for i in range(max_points)]
     points = [MetricPoint(step=s, value=v, timestamp=t) for s, v, t in history]
-    return MetricHistoryOut(run_id=run_id, key=key, points=points)
+    return MetricHistoryOut(run_id=run_id, key=key, points=points, logged=logged)

@@ -1,28 +1,65 @@
-"""Reading runs back: one run, a filtered list, the best by a metric."""
+"""Reading runs back: one run, a filtered, sorted page of runs, the best by a metric."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from amlpkg.errors import InvalidArgumentError, NotFoundError
 from amlpkg.store.db import Database, Record
 from amlpkg.store.workspace import Workspace
+from amlpkg.trainer.store.run_filter import Comparison, Sort, parse_search, parse_sort
+from amlpkg.trainer.store.run_search import RunQuery, check_page, final_metric_sql, page_sql
 from amlpkg.trainer.store.runs import RunInfo, RunRecord
 
 _SELECT = (
     "SELECT r.*, e.name AS experiment FROM runs r JOIN experiments e ON e.id = r.experiment_id"
 )
-# The final value of each metric: the one with the highest step (latest on ties).
+# The final value of each metric of some runs: the metric keys of each run are walked
+# through the metrics_by_run index (a loose index scan: one seek per key, never a scan of
+# the history), and each key's final value (highest step, latest on ties) is one seek more.
 _FINAL_METRICS = (
-    "SELECT key, value FROM (SELECT key, value, ROW_NUMBER() OVER ("
-    "PARTITION BY key ORDER BY step DESC, timestamp DESC, id DESC) AS rn"
-    " FROM metrics WHERE run_id = ?) AS ranked WHERE rn = 1"
+    "WITH RECURSIVE k(run_id, key) AS ("
+    " SELECT r.id, (SELECT MIN(m.key) FROM metrics m WHERE m.run_id = r.id)"
+    " FROM runs r WHERE r.id IN ({ids})"
+    " UNION ALL"
+    " SELECT k.run_id, (SELECT MIN(m.key) FROM metrics m WHERE m.run_id = k.run_id"
+    " AND m.key > k.key) FROM k WHERE k.key IS NOT NULL)"
+    " SELECT k.run_id, k.key, " + final_metric_sql("k.run_id", "k.key") + " AS value"
+    " FROM k WHERE k.key IS NOT NULL"
 )
 
 
-def _record(conn: Database, row: Record) -> RunRecord:
-    run_id = row["id"]
+def _by_run(conn: Database, sql: str, ids: list[str]) -> dict[str, dict[str, Any]]:
+    """``{run id: {key: value}}`` from ``sql`` (its ``{ids}`` is the bound id list)."""
+    binds = {f"i{n}": run_id for n, run_id in enumerate(ids)}
+    found: dict[str, dict[str, Any]] = {run_id: {} for run_id in ids}
+    rows = conn.execute(sql.format(ids=", ".join(f":{name}" for name in binds)), binds)
+    for run_id, key, value in rows:
+        found[run_id][key] = value
+    return found
+
+
+def _records(conn: Database, rows: list[Record]) -> list[RunRecord]:
+    """The runs of ``rows`` with their params, final metrics and tags (three queries)."""
+    ids = [str(row["id"]) for row in rows]
+    if not ids:
+        return []
+    params = _by_run(
+        conn, "SELECT run_id, key, value FROM params WHERE run_id IN ({ids}) ORDER BY key", ids
+    )
+    tags = _by_run(
+        conn, "SELECT run_id, key, value FROM tags WHERE run_id IN ({ids}) ORDER BY key", ids
+    )
+    metrics = _by_run(conn, _FINAL_METRICS, ids)
+    return [_record(row, params[row["id"]], metrics[row["id"]], tags[row["id"]]) for row in rows]
+
+
+def _record(
+    row: Record, params: dict[str, Any], metrics: dict[str, Any], tags: dict[str, Any]
+) -> RunRecord:
     dirty = row["git_dirty"]
     return RunRecord(
-        id=run_id,
+        id=row["id"],
         experiment=row["experiment"],
         name=row["name"],
         status=row["status"],
@@ -37,19 +74,9 @@ def _record(conn: Database, row: Record) -> RunRecord:
             host=row["host"],
             user=row["user"],
         ),
-        params={
-            r[0]: r[1]
-            for r in conn.execute(
-                "SELECT key, value FROM params WHERE run_id = ? ORDER BY key", (run_id,)
-            )
-        },
-        metrics={r[0]: float(r[1]) for r in conn.execute(_FINAL_METRICS, (run_id,))},
-        tags={
-            r[0]: r[1]
-            for r in conn.execute(
-                "SELECT key, value FROM tags WHERE run_id = ? ORDER BY key", (run_id,)
-            )
-        },
+        params={str(k): str(v) for k, v in params.items()},
+        metrics={str(k): float(v) for k, v in sorted(metrics.items())},
+        tags={str(k): str(v) for k, v in tags.items()},
     )
 
 
@@ -74,7 +101,14 @@ def get_run(ws: Workspace, ref: str) -> RunRecord:
     """The run with id (or unique id prefix) ``ref``, with params, final metrics and tags."""
     run_id = resolve_run_id(ws, ref)
     row = ws.conn.execute(_SELECT + " WHERE r.id = ?", (run_id,)).fetchone()
-    return _record(ws.conn, row)
+    return _records(ws.conn, [row])[0]
+
+
+def search_runs(ws: Workspace, query: RunQuery) -> list[RunRecord]:
+    """One page of runs: filtered, sorted and paged in the database (see :mod:`run_search`)."""
+    check_page(query.limit, query.offset)
+    sql, binds = page_sql(query)
+    return _records(ws.conn, ws.conn.execute(sql, binds).fetchall())
 
 
 def list_runs(
@@ -82,33 +116,33 @@ def list_runs(
     experiment: str | None = None,
     status: str | None = None,
     limit: int | None = 50,
+    *,
+    search: str | None = None,
+    tags: dict[str, str] | None = None,
+    sort: str | None = None,
+    order: str | None = None,
+    offset: int = 0,
 ) -> list[RunRecord]:
-    """Runs, newest first, optionally of one experiment and/or one status."""
-    clauses: list[str] = []
-    args: list[object] = []
-    if experiment is not None:
-        clauses.append("e.name = ?")
-        args.append(experiment)
-    if status is not None:
-        clauses.append("r.status = ?")
-        args.append(status)
-    sql = _SELECT + (" WHERE " + " AND ".join(clauses) if clauses else "")
-    sql += " ORDER BY r.start_time DESC, r.id DESC"
-    if limit is not None:
-        sql += " LIMIT ?"
-        args.append(int(limit))
-    return [_record(ws.conn, row) for row in ws.conn.execute(sql, args).fetchall()]
+    """Runs, newest first, optionally of one experiment and/or one status.
+
+    ``search`` (words and comparisons such as ``metrics.acc > 0.9``, see
+    :mod:`amlpkg.trainer.store.run_filter`), ``tags`` (exact values), ``sort``
+    (``start_time``, ``duration``, ``metrics.KEY``, ``params.KEY``...), ``order``
+    (``asc``/``desc``) and ``offset`` narrow, order and page the list.
+    """
+    clauses = parse_search(search)
+    clauses += [Comparison("tags", k, "=", str(v)) for k, v in (tags or {}).items()]
+    query = RunQuery(experiment, status, clauses, parse_sort(sort, order), limit, offset)
+    return search_runs(ws, query)
 
 
 def best_run(
     ws: Workspace, metric: str, *, maximize: bool = True, experiment: str | None = None
 ) -> RunRecord:
     """The run whose final value of ``metric`` is the highest (or lowest)."""
-    candidates = [
-        r for r in list_runs(ws, experiment=experiment, limit=None) if metric in r.metrics
-    ]
-    if not candidates:
+    order = Sort("metrics", metric, descending=maximize)
+    found = search_runs(ws, RunQuery(experiment=experiment, sort=order, limit=1))
+    if not found or metric not in found[0].metrics:
         where = f" in experiment {experiment!r}" if experiment else ""
         raise NotFoundError(f"no run{where} has logged metric {metric!r}")
-    key = (lambda r: r.metrics[metric]) if maximize else (lambda r: -r.metrics[metric])
-    return max(candidates, key=key)
+    return found[0]
