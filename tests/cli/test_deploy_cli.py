@@ -103,6 +103,8 @@ def test_dry_run_prints_valid_manifests(home: Path, tmp_path: Path) -> None:
         "linux/arm64",
         "--model-url",
         "https://example.com/m.onnx",
+        "--agent-image",
+        "example.com/amlpkg-edge-agent@sha256:" + "ab" * 32,
         "--output",
         str(tmp_path / "out"),
     )

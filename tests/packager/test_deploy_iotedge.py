@@ -32,6 +32,8 @@ from tests.runtime import toy_models
 
 SCHEMA = Path(edge.__file__).parent / "schemas" / "iotedge-deployment.schema.json"
 IMAGE = "myregistry.azurecr.io/scorer:1-arm64"
+# The agent image, named by digest as a built one is (no registry is asked then).
+AGENT = "myregistry.azurecr.io/amlpkg-edge-agent@sha256:" + "ab" * 32
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +52,7 @@ def ws(tmp_path: Path) -> Iterator[Workspace]:
 
 
 def _request(ws: Workspace, **options: Any) -> DeployRequest:
-    base = {"model_url": "https://models.example.com/scorer/1/model.onnx"}
+    base = {"model_url": "https://models.example.com/scorer/1/model.onnx", "agent_image": AGENT}
     source = resolve_source(ws, "scorer:1", image=IMAGE)
     return DeployRequest("plant", source, parse_options("iotedge", base | options))
 
@@ -81,6 +83,7 @@ def test_manifest_is_valid_for_cpu_and_arm64_devices(
     assert options["HostConfig"]["Memory"] == 512 * 1024 * 1024
     assert options["Labels"]["amlpkg.ai/platform"] == platform
     assert set(agent["modules"]) == {"plant", edge.AGENT_MODULE}
+    assert agent["modules"][edge.AGENT_MODULE]["settings"]["image"] == AGENT
     # Credentials by reference only: the manifest holds no secret.
     creds = agent["runtime"]["settings"]["registryCredentials"]["myregistryazurecrio"]
     assert creds["password"] == "${AMLPKG_REGISTRY_PASSWORD}"
@@ -118,8 +121,8 @@ def test_layered_manifest_sets_properties_by_path(ws: Workspace) -> None:
 
 
 def test_bad_options_are_refused(ws: Workspace) -> None:
-    with pytest.raises(InvalidArgumentError, match="model-url"):
-        manifest_for(ws, _request(ws, model_url=None))
+    with pytest.raises(InvalidArgumentError, match="one of --model-url or --model-oci"):
+        manifest_for(ws, _request(ws, model_oci="oci://127.0.0.1:5000/scorer:1"))
     with pytest.raises(InvalidArgumentError, match="platform"):
         manifest_for(ws, _request(ws, platform="windows/amd64"))
 

@@ -68,6 +68,14 @@ def _report(package: dict[str, object], as_json: bool) -> None:
     size = package.get("size_bytes")
     shown = f"{int(size) / 1e6:.1f} MB" if isinstance(size, int) else "?"
     where = package.get("repo_digest") or package.get("image_ref") or package.get("path")
+    if "model_ref" not in package:  # the edge agent's image: no package row
+        console.print(
+            f"[green]✓[/] edge agent image [bold]{where}[/] ({shown}, {package['platform']},"
+            f" {package['build_seconds']} s)"
+        )
+        if not package.get("repo_digest"):
+            console.print("[yellow]not pushed:[/] --target iotedge pins a pushed one (--push)")
+        return
     console.print(
         f"[green]✓[/] {package['format']} [bold]{where}[/] ({shown},"
         f" {package['build_seconds']} s) recorded as package {package['id']}"
@@ -80,8 +88,20 @@ def register(app: typer.Typer) -> None:
 
     @app.command("build")
     def build_command(  # noqa: PLR0917 - Typer maps parameters to CLI options
-        ref: RefArgument,
-        flavor: FlavorOption = "cpu",
+        ref: Annotated[
+            str | None,
+            typer.Argument(
+                help="NAME:VERSION, NAME@ALIAS or NAME (latest); none for --flavor edge-agent."
+            ),
+        ] = None,
+        flavor: Annotated[
+            str,
+            typer.Option(
+                "--flavor",
+                help="cpu, cuda, tensorrt or openvino: which ONNX Runtime; edge-agent: the"
+                " IoT Edge agent's own image (runtime + agent, no model).",
+            ),
+        ] = "cpu",
         base_image: Annotated[
             str | None,
             typer.Option("--base-image", help="Base image (default: the flavor's)."),
@@ -123,6 +143,7 @@ def register(app: typer.Typer) -> None:
         as_json: JsonOption = False,
     ) -> None:
         """Build a scoring image (or a folder, tarball or Triton repository) of a model."""
+        from amlpkg.errors import InvalidArgumentError
         from amlpkg.packager.build.api import build_image
         from amlpkg.packager.build.options import BuildOptions, Hooks
         from amlpkg.packager.build.package_dir import make_package
@@ -150,10 +171,24 @@ def register(app: typer.Typer) -> None:
                 use_variant=not original,
                 amlpkg_wheel=wheel,
             )
+            agent = flavor == "edge-agent"
+            if agent == (ref is not None):
+                raise InvalidArgumentError(
+                    "--flavor edge-agent builds without a model; every other flavor needs one",
+                    hint="amlpkg build NAME:VERSION [--flavor cpu|...], or amlpkg build"
+                    " --flavor edge-agent",
+                )
             with open_workspace(home) as ws:
+                if agent:
+                    from amlpkg.packager.build.agent_image import build_agent_image
+
+                    _report(build_agent_image(ws, options, hooks).to_dict(), as_json)
+                    return
                 if output_format == "image":
+                    assert ref is not None
                     package = build_image(ws, ref, options, hooks)
                 else:
+                    assert ref is not None
                     package = make_package(ws, ref, options, hooks)
         _report(package.to_dict(), as_json)
 

@@ -86,7 +86,11 @@ def register(app: typer.Typer) -> None:
     def deploy_command(  # noqa: PLR0917 - one parameter per CLI option, as Typer wants
         ctx: typer.Context,
         source: Annotated[
-            str, typer.Argument(help="Model NAME:VERSION / NAME@ALIAS, or a package folder.")
+            str,
+            typer.Argument(
+                help="Model NAME:VERSION / NAME@ALIAS, a package folder, or"
+                " oci://REGISTRY/REPO:TAG|@sha256:... (a ModelPack artifact or a modelcar image)."
+            ),
         ],
         name: Annotated[
             str,
@@ -98,6 +102,10 @@ def register(app: typer.Typer) -> None:
             str, typer.Option("--target", "-t", help="local, docker, kubernetes or iotedge.")
         ] = "local",
         image: Annotated[str | None, _opt("Image to run (default: the latest build).")] = None,
+        trust: Annotated[
+            Path | None,
+            _opt("PEM public key or root: an oci:// source's signature must verify."),
+        ] = None,
         dry_run: Annotated[bool, _opt("Print what would be applied; change nothing.")] = False,
         output: Annotated[Path | None, _opt("Write the manifests into this folder.")] = None,
         host: Annotated[str | None, _opt("Address of the stable endpoint.", _LOCAL)] = None,
@@ -148,7 +156,15 @@ def register(app: typer.Typer) -> None:
         ] = None,
         model_url: Annotated[str | None, _opt("Where devices download the model.", _EDGE)] = None,
         model_oci: Annotated[str | None, _opt("OCI artifact holding the model.", _EDGE)] = None,
-        agent_image: Annotated[str | None, _opt("The amlpkg edge agent image.", _EDGE)] = None,
+        agent_image: Annotated[
+            str | None,
+            _opt(
+                "The edge agent image, pinned by digest (default: the newest one built with"
+                " amlpkg build --flavor edge-agent --push; kubernetes: fetches oci:// ModelPack"
+                " models).",
+                _EDGE,
+            ),
+        ] = None,
         registry: Annotated[str | None, _opt("Registry needing credentials.", _EDGE)] = None,
         registry_username: Annotated[str | None, _opt("Its user name.", _EDGE)] = None,
         telemetry: Annotated[

@@ -21,7 +21,13 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
-from amlpkg.errors import IntegrityError, InvalidArgumentError, NotFoundError, UnavailableError
+from amlpkg.errors import (
+    AmlpkgError,
+    IntegrityError,
+    InvalidArgumentError,
+    NotFoundError,
+    UnavailableError,
+)
 
 MANIFEST_TYPES = (
     "application/vnd.oci.image.manifest.v1+json, "
@@ -120,3 +126,39 @@ def model_blob_url(reference: str, sha256_hex: str) -> str:
         f"no layer of {reference[:200]} is the desired model (sha256 {sha256_hex[:12]}…)",
         hint="push the model as a ModelPack artifact (amlpkg push) and name its digest",
     )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m amlpkg.edge_agent.oci REF SHA256 DIR``: fetch a model into ``DIR/model.onnx``.
+
+    What a Kubernetes init container of the agent image runs to put an ``oci://``
+    model into the pod's model volume (digest checked, resumed on a retry).
+    """
+    import argparse
+    import os
+    import sys
+    from pathlib import Path
+
+    from amlpkg.edge_agent.desired import DesiredModel
+    from amlpkg.edge_agent.download import fetch_model
+
+    parser = argparse.ArgumentParser(prog="python -m amlpkg.edge_agent.oci")
+    parser.add_argument("reference", help="oci://HOST/REPO@sha256:...")
+    parser.add_argument("sha256", help="hex SHA-256 of the model file")
+    parser.add_argument("folder", type=Path, help="version folder to write model.onnx into")
+    args = parser.parse_args(argv)
+    try:
+        desired = DesiredModel(name="model", version="1", sha256=args.sha256, oci=args.reference)
+        work = args.folder.parent / ".amlpkg-fetch"
+        path = fetch_model(desired, work / "staging", work / "cache")
+        args.folder.mkdir(parents=True, exist_ok=True)
+        os.replace(path, args.folder / "model.onnx")
+    except (AmlpkgError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"fetched {args.reference} -> {args.folder / 'model.onnx'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

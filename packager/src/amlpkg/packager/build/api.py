@@ -113,6 +113,11 @@ def build_image(
     opts = options.resolved()
     if opts.format != "image":
         raise InvalidArgumentError(f"build_image makes images, not {opts.format!r}")
+    if opts.flavor == "edge-agent":
+        raise InvalidArgumentError(
+            "the edge-agent flavor is the IoT Edge agent's own image, without a model",
+            hint="run `amlpkg build --flavor edge-agent` without a model reference",
+        )
     assert opts.base_image is not None and opts.python_version is not None
     started = time.monotonic()
     src = resolve(ws, ref, opts.flavor, use_variant=opts.use_variant)

@@ -1,6 +1,7 @@
 """Flavors and platforms: which base image, Python, wheels and providers an image gets.
 
-Pure functions only, so every flavor (cpu, cuda, tensorrt, openvino) and platform
+Pure functions only, so every flavor (cpu, cuda, tensorrt, openvino, and edge-agent:
+the agent's own image) and platform
 (amd64, arm64) is unit-tested on a CPU machine without building anything.
 """
 
@@ -94,6 +95,15 @@ FLAVORS: dict[str, Flavor] = {
         onnxruntime="onnxruntime-openvino",
         providers=("openvino", "cpu"),
         platforms=("linux/amd64",),
+    ),
+    # The IoT Edge agent's own image (build.agent_image): runtime + agent, no model.
+    "edge-agent": Flavor(
+        name="edge-agent",
+        base_image="python:3.11-slim",
+        python_version="3.11",
+        glibc=(2, 36),
+        onnxruntime="onnxruntime",
+        prune=(*ORT_TOOLING, "onnxruntime/capi/libonnxruntime.so*"),
     ),
 }
 

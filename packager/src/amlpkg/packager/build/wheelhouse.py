@@ -80,12 +80,17 @@ def gather_wheelhouse(
     glibc: tuple[int, int],
     cache_root: Path,
     on_status: Callable[[str], None] = _quiet,
+    find_links: Path | None = None,
 ) -> Path:
     """A folder with binary wheels for ``requirements`` (plus pip) and ``requirements.txt``.
 
-    Cached by everything that decides its content: a second call returns at once.
+    ``find_links``: a folder of wheels made here (see :func:`pure_wheels`) that pip may
+    take too. Cached by everything that decides its content: a second call returns at once.
     """
-    key = _digest(wheelhouse_key_parts(requirements, python_version, platform, glibc))
+    parts = wheelhouse_key_parts(requirements, python_version, platform, glibc)
+    if find_links is not None:
+        parts += sorted(f"find-links={w.name}" for w in find_links.glob("*.whl"))
+    key = _digest(parts)
     final = cache_root / "wheelhouse" / key
     if (final / _COMPLETE).is_file():
         return final
@@ -99,10 +104,46 @@ def gather_wheelhouse(
         args += ["--python-version", python_version, "--implementation", "cp"]
         for tag in pip_platform_tags(platform, glibc):
             args += ["--platform", tag]
+        if find_links is not None:
+            args += ["--find-links", str(find_links)]
         # pip itself runs from its wheel inside the image: the base needs no pip.
         _run_pip([*args, "-r", str(req_file), "pip"], "pip download")
         for wheel in sorted(scratch.glob("*.whl")):
             strip_debug_info(wheel)
+        return _publish(scratch, final)
+    except BaseException:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
+
+
+def pure_wheels(
+    requirements: tuple[str, ...], cache_root: Path, on_status: Callable[[str], None] = _quiet
+) -> Path:
+    """Wheels built here of pure-Python requirements published only as sdists (cached).
+
+    A wheelhouse takes binary wheels only (nothing is built inside an image); a
+    pure-Python sdist (paho-mqtt 1.x) becomes a ``py3-none-any`` wheel, valid on any
+    platform. Anything that builds into a platform wheel is refused.
+    """
+    final = cache_root / "pure-wheels" / _digest(sorted(requirements))
+    if (final / _COMPLETE).is_file():
+        return final
+    on_status(f"building pure-Python wheels of {', '.join(requirements)}")
+    final.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=".pure-", dir=final.parent))
+    try:
+        _run_pip(
+            ["wheel", "--no-deps", "--wheel-dir", str(scratch), *requirements],
+            f"building wheels of {', '.join(requirements)}",
+        )
+        platform_bound = [
+            w.name for w in scratch.glob("*.whl") if not w.name.endswith("-none-any.whl")
+        ]
+        if platform_bound:
+            raise WheelhouseError(
+                f"{', '.join(platform_bound)} is not pure Python: it cannot be built here"
+                " for another platform"
+            )
         return _publish(scratch, final)
     except BaseException:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -163,14 +204,14 @@ def strip_debug_info(wheel: Path) -> bool:
     return True
 
 
-def source_root() -> Path:
+def source_root(roles: tuple[str, ...] = IMAGE_ROLES) -> Path:
     """The checkout amlpkg runs from, to build the image's wheels from its role folders."""
     configured = os.environ.get("AMLPKG_SOURCE")
     import amlpkg
 
     # core/src/amlpkg/__init__.py in a checkout: three folders below its root.
     root = Path(configured) if configured else Path(amlpkg.__file__).resolve().parents[3]
-    if not all((root / role / "pyproject.toml").is_file() for role in IMAGE_ROLES):
+    if not all((root / role / "pyproject.toml").is_file() for role in roles):
         raise WheelhouseError(
             "no amlpkg source checkout to build the image's runtime wheels from",
             hint="install amlpkg from a checkout (make install) or set AMLPKG_SOURCE to one",
@@ -178,9 +219,9 @@ def source_root() -> Path:
     return root
 
 
-def _source_files(root: Path) -> list[Path]:
+def _source_files(root: Path, roles: tuple[str, ...]) -> list[Path]:
     files: list[Path] = []
-    for role in IMAGE_ROLES:
+    for role in roles:
         files.append(root / role / "pyproject.toml")
         files += [
             p
@@ -190,26 +231,35 @@ def _source_files(root: Path) -> list[Path]:
     return sorted(files)
 
 
-def source_digest(root: Path) -> str:
+def source_digest(root: Path, roles: tuple[str, ...] = IMAGE_ROLES) -> str:
     """A digest of the image roles' sources: the cache key of their wheels."""
     hasher = hashlib.sha256()
-    for path in _source_files(root):
+    for path in _source_files(root, roles):
         hasher.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
     return hasher.hexdigest()[:20]
 
 
-def amlpkg_wheel(cache_root: Path, *, on_status: Callable[[str], None] = _quiet) -> Path:
-    """A folder with the image roles' wheels built from the checkout (cached by digest)."""
-    root = source_root()
-    final = cache_root / "amlpkg-wheels" / source_digest(root)
+def amlpkg_wheel(
+    cache_root: Path,
+    *,
+    roles: tuple[str, ...] = IMAGE_ROLES,
+    on_status: Callable[[str], None] = _quiet,
+) -> Path:
+    """A folder with the wheels of ``roles`` built from the checkout (cached by digest)."""
+    root = source_root(roles)
+    key = source_digest(root, roles)
+    # The scoring image's roles keep their cache key; other sets are told apart by name.
+    final = (
+        cache_root / "amlpkg-wheels" / (key if roles == IMAGE_ROLES else f"{'+'.join(roles)}-{key}")
+    )
     if (final / _COMPLETE).is_file():
         return final
-    on_status("building the amlpkg-core and amlpkg-runtime wheels from this checkout")
+    on_status(f"building the {', '.join(f'amlpkg-{r}' for r in roles)} wheels from this checkout")
     final.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=".build-", dir=final.parent))
     try:
         out = Path(tempfile.mkdtemp(prefix=".wheels-", dir=final.parent))
-        for role in IMAGE_ROLES:
+        for role in roles:
             # Build from a copy so the checkout (shared by others) gets no build/ or egg-info.
             tree = scratch / role
             shutil.copytree(root / role, tree, ignore=shutil.ignore_patterns(
@@ -223,22 +273,23 @@ def amlpkg_wheel(cache_root: Path, *, on_status: Callable[[str], None] = _quiet)
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _image_wheels(wheels: Path) -> list[Path]:
+def _image_wheels(wheels: Path, distributions: tuple[str, ...]) -> list[Path]:
     found = sorted(wheels.glob("*.whl")) if wheels.is_dir() else [wheels]
     names = {w.name.split("-")[0].replace("_", "-").lower() for w in found}
-    missing = [d for d in IMAGE_DISTRIBUTIONS if d not in names]
+    missing = [d for d in distributions if d not in names]
     if missing or not all(w.is_file() for w in found):
         raise WheelhouseError(
-            f"{wheels.name} does not hold the wheels of"
-            f" {', '.join(missing or IMAGE_DISTRIBUTIONS)}",
-            hint="point --amlpkg-wheel at a folder with the amlpkg-core and amlpkg-runtime"
+            f"{wheels.name} does not hold the wheels of {', '.join(missing or distributions)}",
+            hint=f"point --amlpkg-wheel at a folder with the {' and '.join(distributions)}"
             " wheels, or leave it out to build them from this checkout",
         )
     return [w for w in found if w.name.split("-")[0].replace("_", "-").lower()
-            in IMAGE_DISTRIBUTIONS]  # fmt: skip
+            in distributions]  # fmt: skip
 
 
-def extract_runtime(wheels: Path, dest: Path) -> Path:
+def extract_runtime(
+    wheels: Path, dest: Path, distributions: tuple[str, ...] = IMAGE_DISTRIBUTIONS
+) -> Path:
     """Unpack the image roles' wheels (a folder of them, or one) into ``dest``.
 
     A pure-Python wheel unpacked onto ``sys.path`` is an installed package: with its
@@ -246,7 +297,7 @@ def extract_runtime(wheels: Path, dest: Path) -> Path:
     trainer, packager, collector and CLI are other distributions and stay out.
     """
     dest.mkdir(parents=True, exist_ok=True)
-    for wheel in _image_wheels(wheels):
+    for wheel in _image_wheels(wheels, distributions):
         with zipfile.ZipFile(wheel) as archive:
             for name in archive.namelist():
                 if not name.endswith(("/", ".dist-info/RECORD")):

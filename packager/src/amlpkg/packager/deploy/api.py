@@ -78,7 +78,8 @@ def _request(
 ) -> DeployRequest[Any]:
     check_deployment_name(name)
     opts = deploy_options.parse(target, options)  # validated once, here
-    return DeployRequest(name, resolve_source(ws, source, image=opts.image), opts)
+    source_ = resolve_source(ws, source, image=opts.image, trust=opts.trust)
+    return DeployRequest(name, source_, opts)
 
 
 def plan(

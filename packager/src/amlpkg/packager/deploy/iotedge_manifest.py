@@ -2,9 +2,12 @@
 
 ``$edgeAgent`` runs two modules beside the system modules: the scoring module (the
 image from ``amlpkg build``, ports published through ``createOptions``) and the
-amlpkg edge agent (``python -m amlpkg.edge_agent``), whose module twin's desired
-properties name the model (name, version, sha256, where to download it, runtime
-config) in the shape ``amlpkg.edge_agent.desired`` reads. The agent hosts no
+amlpkg edge agent (``python -m amlpkg.edge_agent``, the image ``amlpkg build --flavor
+edge-agent`` makes, pinned by digest), whose module twin's desired properties name
+the model (name, version, sha256, where to download it: a URL or an ``oci://``
+artifact by digest, runtime config) in the shape ``amlpkg.edge_agent.desired`` reads.
+When the scoring image carries the model (its labels name it), the twin names none:
+the image serves it as built and the agent only reports and forwards telemetry. The agent hosts no
 runtime: it verifies each model and pushes it to the scoring module at
 ``AMLPKG_EDGE_SCORING_URL`` with Triton's load call (file override), which the
 scoring module keeps in its ``/tmp``. ``$edgeHub`` routes the agent's telemetry
@@ -37,8 +40,9 @@ class EdgeOptions:
 
     name: str
     image: str
-    model: dict[str, Any]
-    """Desired model for the agent: name, version, sha256, url|oci, config."""
+    model: dict[str, Any] | None
+    """Desired model for the agent: name, version, sha256, url|oci, config; None when
+    ``image`` carries the model (the agent then downloads nothing)."""
     agent_image: str
     platform: str = "linux/amd64"
     http_port: int = 8000
@@ -109,8 +113,10 @@ def _agent_module(opts: EdgeOptions) -> dict[str, Any]:
             "createOptions": create_options(
                 {
                     "Cmd": ["python", "-m", "amlpkg.edge_agent"],
-                    # The agent keeps downloaded models across restarts in a named volume.
-                    "HostConfig": {"Binds": [f"{opts.name}-models:/var/lib/amlpkg"]},
+                    # The agent keeps downloaded models across restarts in a named volume;
+                    # with the model in the image it gets another one, so a model an
+                    # earlier revision downloaded is never pushed into that image.
+                    "HostConfig": {"Binds": [f"{_volume(opts)}:/var/lib/amlpkg"]},
                     "Labels": {"amlpkg.ai/platform": opts.platform},
                 }
             ),
@@ -121,6 +127,10 @@ def _agent_module(opts: EdgeOptions) -> dict[str, Any]:
             "AMLPKG_DEPLOYMENT_ID": {"value": opts.deployment_id or opts.name},
         },
     }
+
+
+def _volume(opts: EdgeOptions) -> str:
+    return f"{opts.name}-models" if opts.model is not None else f"{opts.name}-image"
 
 
 def _registry_credentials(opts: EdgeOptions) -> dict[str, Any]:
@@ -137,8 +147,11 @@ def _registry_credentials(opts: EdgeOptions) -> dict[str, Any]:
 
 
 def agent_desired(opts: EdgeOptions) -> dict[str, Any]:
-    """The agent module twin's desired properties."""
-    return {"model": opts.model, "telemetry_interval_s": opts.telemetry_interval_s}
+    """The agent module twin's desired properties (no ``model`` when the image has it)."""
+    desired: dict[str, Any] = {"telemetry_interval_s": opts.telemetry_interval_s}
+    if opts.model is not None:
+        desired["model"] = opts.model
+    return desired
 
 
 def _route(opts: EdgeOptions) -> str:

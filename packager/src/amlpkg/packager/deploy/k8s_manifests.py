@@ -5,6 +5,13 @@ PodDisruptionBudget, or one KServe ``InferenceService`` (``--kserve``) with a
 custom predictor container speaking the v2 protocol. The container is a scoring
 image from ``amlpkg build``: it runs the runtime as user 10001 on ports 8000
 (HTTP), 8001 (gRPC) and 8002 (metrics) with the model baked in.
+
+An ``oci://`` model source pinned by digest comes in at pod start instead: a
+modelcar image (the model under ``/models``) is KServe's storage URI (``STORAGE_URI``
+of the custom container, KServe mounts it at ``/mnt/models``); otherwise an init
+container fills an ``emptyDir`` at ``/mnt/models`` (the modelcar copies its
+``/models``, a ModelPack artifact is fetched by the edge agent image's OCI client)
+and the runtime serves that repository.
 """
 
 from __future__ import annotations
@@ -44,6 +51,19 @@ class K8sOptions:
     ``canaryTrafficPercent``, or a second Deployment weighted by replicas."""
     stable_replicas: int | None = None
     """Replicas of the serving Deployment, to size the canary's share by."""
+    model_oci: str | None = None
+    """An ``oci://...@sha256:`` model the pods get at start, instead of the image's own."""
+    model_oci_kind: str = "modelpack"
+    """``image`` (a modelcar: the model under ``/models``) or ``modelpack`` (amlpkg push)."""
+    model_path: str = ""
+    """``NAME/VERSION``: where a ModelPack model goes in the pod's repository."""
+    model_sha256: str = ""
+    fetcher_image: str | None = None
+    """Image whose ``python -m amlpkg.edge_agent.oci`` fetches a ModelPack model (the
+    edge agent's image: it carries the daemonless OCI client)."""
+
+
+MODEL_MOUNT = "/mnt/models"  # where KServe mounts a modelcar; ours too, for one layout
 
 
 def _labels(opts: K8sOptions) -> dict[str, str]:
@@ -84,8 +104,80 @@ def _probe(path: str, period: int, failures: int) -> dict[str, Any]:
     }
 
 
+def _server_args() -> list[str]:
+    """The runtime's command on the mounted repository (the image's CMD names /models)."""
+    return [
+        "python",
+        "-m",
+        "amlpkg.runtime",
+        "--model-repository",
+        MODEL_MOUNT,
+        "--http-port",
+        str(HTTP_PORT),
+        "--grpc-port",
+        str(GRPC_PORT),
+        "--metrics-port",
+        str(METRICS_PORT),
+    ]
+
+
+def _modelcar(opts: K8sOptions) -> bool:
+    """KServe gets a modelcar image as its storage URI (it mounts it at /mnt/models)."""
+    return opts.kserve and opts.model_oci is not None and opts.model_oci_kind == "image"
+
+
+def _security() -> dict[str, Any]:
+    return {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
+        "runAsUser": USER_ID,
+        "runAsGroup": USER_ID,
+        "capabilities": {"drop": ["ALL"]},
+    }
+
+
+def model_init_container(opts: K8sOptions) -> dict[str, Any]:
+    """The init container that puts an ``oci://`` model into the pod's model volume.
+
+    A modelcar image copies its ``/models`` (it needs ``sh`` and ``cp``, as KServe's
+    modelcars do); a ModelPack artifact is fetched through the registry API by the
+    edge agent image's OCI client, digest checked.
+    """
+    assert opts.model_oci is not None
+    if opts.model_oci_kind == "image":
+        image = opts.model_oci.removeprefix("oci://")
+        command = ["sh", "-c", f"cp -R /models/. {MODEL_MOUNT}/"]
+    else:
+        assert opts.fetcher_image is not None
+        image = opts.fetcher_image
+        command = ["python", "-m", "amlpkg.edge_agent.oci", opts.model_oci, opts.model_sha256,
+                   f"{MODEL_MOUNT}/{opts.model_path}"]  # fmt: skip
+    return {
+        "name": "fetch-model",
+        "image": image,
+        "command": command,
+        "securityContext": _security(),
+        "volumeMounts": [{"name": "model", "mountPath": MODEL_MOUNT}],
+        "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "1Gi"}},
+    }
+
+
 def container(opts: K8sOptions) -> dict[str, Any]:
     """The scoring container: probes on the V2 health endpoints, non-root, read-only root."""
+    scoring = _scoring_container(opts)
+    if opts.model_oci is not None:
+        scoring["args"] = _server_args()
+        if _modelcar(opts):
+            # KServe's storage URI of a custom container; it injects the modelcar itself.
+            scoring["env"] = [{"name": "STORAGE_URI", "value": opts.model_oci}]
+        else:
+            mount = {"name": "model", "mountPath": MODEL_MOUNT, "readOnly": True}
+            scoring["volumeMounts"].append(mount)
+    return scoring
+
+
+def _scoring_container(opts: K8sOptions) -> dict[str, Any]:
     return {
         "name": "scoring",
         "image": opts.image,
@@ -99,19 +191,20 @@ def container(opts: K8sOptions) -> dict[str, Any]:
         "startupProbe": _probe("/v2/health/ready", 2, 60),
         "readinessProbe": _probe("/v2/health/ready", 5, 3),
         "livenessProbe": _probe("/v2/health/live", 10, 3),
-        "securityContext": {
-            "allowPrivilegeEscalation": False,
-            "readOnlyRootFilesystem": True,
-            "runAsNonRoot": True,
-            "runAsUser": USER_ID,
-            "runAsGroup": USER_ID,
-            "capabilities": {"drop": ["ALL"]},
-        },
+        "securityContext": _security(),
         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
     }
 
 
 def _pod_spec(opts: K8sOptions) -> dict[str, Any]:
+    spec = _base_pod_spec(opts)
+    if opts.model_oci is not None and not _modelcar(opts):
+        spec["initContainers"] = [model_init_container(opts)]
+        spec["volumes"].append({"name": "model", "emptyDir": {}})
+    return spec
+
+
+def _base_pod_spec(opts: K8sOptions) -> dict[str, Any]:
     return {
         "automountServiceAccountToken": False,
         # Longer than the runtime's 30 s drain, so in-flight requests finish.
@@ -227,7 +320,10 @@ def inference_service(opts: K8sOptions) -> dict[str, Any]:
     scoring["ports"] = [{"name": "http1", "containerPort": HTTP_PORT, "protocol": "TCP"}]
     scoring.pop("startupProbe")
     annotations = {"serving.kserve.io/deploymentMode": "RawDeployment"}
+    pod = _pod_spec(opts)
     predictor: dict[str, Any] = {}
+    if "initContainers" in pod:
+        predictor["initContainers"] = pod["initContainers"]
     if opts.canary_percent is not None:
         # KServe splits traffic between the last ready revision and this one only in
         # Serverless mode (Knative revisions); RawDeployment has no canary.
@@ -245,8 +341,8 @@ def inference_service(opts: K8sOptions) -> dict[str, Any]:
                 **predictor,
                 "minReplicas": opts.min_replicas,
                 "maxReplicas": opts.max_replicas,
-                "securityContext": _pod_spec(opts)["securityContext"],
-                "volumes": _pod_spec(opts)["volumes"],
+                "securityContext": pod["securityContext"],
+                "volumes": pod["volumes"],
                 "containers": [scoring],
             }
         },

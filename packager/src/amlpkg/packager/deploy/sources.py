@@ -17,8 +17,22 @@ from amlpkg.trainer.signature import inspect_onnx
 _REPOSITORY_DIRS = ("model_repository", "models", "repository")
 
 
-def resolve_source(ws: Workspace, text: str, *, image: str | None = None) -> DeploySource:
-    """A package id (``pkg-...``), a package folder, or else a model reference."""
+def resolve_source(
+    ws: Workspace, text: str, *, image: str | None = None, trust: Path | None = None
+) -> DeploySource:
+    """A package id (``pkg-...``), an ``oci://`` artifact, a package folder, or a model ref.
+
+    ``trust`` (a PEM public key or root) asks for the source's signature to verify:
+    only an ``oci://`` source carries one here.
+    """
+    if text.startswith("oci://"):
+        return _oci_source(ws, text, image, trust)
+    if trust is not None:
+        raise InvalidArgumentError(
+            "--trust verifies oci:// sources; this source is not one",
+            hint="deploy the version from the registry (amlpkg push, then oci://...), or drop"
+            " --trust (`amlpkg models verify` checks a registered version)",
+        )
     if text.startswith("pkg-"):
         return _package_source(ws, text, image)
     path = Path(text).expanduser()
@@ -43,6 +57,32 @@ def _package_source(ws: Workspace, package_id: str, image: str | None) -> Deploy
         package_dir=folder if folder is not None and folder.is_dir() else None,
         image=image or package.repo_digest or package.image_ref,
         image_digest=package.repo_digest,
+    )
+
+
+def _oci_source(ws: Workspace, text: str, image: str | None, trust: Path | None) -> DeploySource:
+    """An ``oci://`` artifact, fetched by digest; the registered version it is, if any.
+
+    The pinned reference is the source text (a rollback serves the same digest) and the
+    package (lineage ``package -> deployment``); an image that carries the model is
+    also what container targets run unless ``--image`` names another.
+    """
+    from amlpkg.packager.deploy import oci_source
+
+    model = oci_source.fetch(ws, text)
+    if trust is not None:
+        oci_source.verify(model, trust)
+    found = oci_source.registered(ws, model)
+    own_image = model.image if model.kind == "image" else None
+    return DeploySource(
+        text=model.reference,
+        model=None if found is None else found[0],
+        model_file=model.version_dir / "model.onnx",
+        package=model.reference,
+        package_dir=model.repository,
+        image=image or own_image,
+        image_digest=model.digest if image is None and own_image else None,
+        oci=model,
     )
 
 

@@ -23,6 +23,9 @@ from amlpkg.errors import IntegrityError, InvalidArgumentError, NotFoundError, U
 MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 INDEX = "application/vnd.oci.image.index.v1+json"
 EMPTY_JSON = "application/vnd.oci.empty.v1+json"
+# Images pushed by a Docker engine carry Docker's manifest type; a registry only
+# answers with the types the client accepts.
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 _REF = re.compile(
     r"oci://(?P<host>[A-Za-z0-9.-]+(:[0-9]+)?)/(?P<repo>[a-z0-9]+([._/-][a-z0-9]+)*)"
@@ -142,7 +145,7 @@ class Registry:
             self._call(
                 "GET",
                 f"{self.base}/manifests/{target}",
-                headers={"Accept": f"{MANIFEST}, {INDEX}"},
+                headers={"Accept": f"{MANIFEST}, {INDEX}, {DOCKER_MANIFEST}"},
             ),
             f"manifest {target}",
         )

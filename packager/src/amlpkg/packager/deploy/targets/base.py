@@ -12,13 +12,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
 
 from amlpkg.errors import AmlpkgError
 from amlpkg.packager.deploy.options import DeployOptions
 from amlpkg.packager.deploy.records import DeploymentRecord
 from amlpkg.store.workspace import Workspace
 from amlpkg.trainer.registry import ModelVersion
+
+if TYPE_CHECKING:
+    from amlpkg.packager.deploy.oci_source import OciModel
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,8 @@ class DeploySource:
     package_dir: Path | None = None
     image: str | None = None
     image_digest: str | None = None
+    oci: OciModel | None = None
+    """An ``oci://`` source: the pinned artifact and the model it holds."""
 
     @property
     def model_name(self) -> str | None:

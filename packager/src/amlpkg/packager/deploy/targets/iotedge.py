@@ -23,7 +23,7 @@ from amlpkg.errors import (
     UnavailableError,
 )
 from amlpkg.packager.deploy import iotedge_manifest as edge
-from amlpkg.packager.deploy import records
+from amlpkg.packager.deploy import oci_source, records
 from amlpkg.packager.deploy.lifecycle import Lifecycle
 from amlpkg.packager.deploy.options import DeployOptions, IotEdgeOptions
 from amlpkg.packager.deploy.records import DeploymentRecord
@@ -34,39 +34,114 @@ from amlpkg.store.workspace import Workspace
 CONNECTION_ENV = "AMLPKG_IOTHUB_CONNECTION_STRING"
 
 
+def _oci_desired(ws: Workspace, request: DeployRequest[IotEdgeOptions]) -> dict[str, Any]:
+    """Devices fetch an ``oci://`` ModelPack source themselves, by its digest."""
+    oci, opts = request.source.oci, request.options
+    assert oci is not None
+    if opts.model_url or opts.model_oci:
+        raise InvalidArgumentError(
+            "the oci:// source is where devices fetch the model",
+            hint="drop --model-url / --model-oci",
+        )
+    desired: dict[str, Any] = {
+        "name": oci.name,
+        "version": oci.version,
+        "sha256": oci.sha256,
+        "oci": oci.reference,
+    }
+    if oci.signature_url and oci.release_url:
+        # Content-addressed blob URLs: the agent verifies the bundle like any other.
+        desired.update(signature_url=oci.signature_url, release_url=oci.release_url)
+    return desired
+
+
+def _image_model(ws: Workspace, request: DeployRequest[IotEdgeOptions]) -> tuple[str, str]:
+    """``(image pinned by digest, NAME:VERSION)`` of a scoring image that carries the model.
+
+    Its ``ai.amlpkg.model.*`` labels (``amlpkg build``) are read through the registry
+    API; a deployed model version must be the one inside.
+    """
+    source = request.source
+    image = image_for(ws, source)
+    pinned, labels = oci_source.image_labels(image)
+    name = labels.get(f"{oci_source.LABEL}.name")
+    version = labels.get(f"{oci_source.LABEL}.version")
+    sha256 = labels.get(f"{oci_source.LABEL}.sha256")
+    if not (name and version and sha256):
+        raise InvalidArgumentError(
+            f"{image} carries no model (no ai.amlpkg.model.* labels), and no --model-url"
+            " or --model-oci says where devices get one",
+            hint="give --model-url or --model-oci, or an image made by `amlpkg build`",
+        )
+    model = source.model
+    if model is not None and (model.name, str(model.version), model.sha256) != (
+        name,
+        version,
+        sha256,
+    ):
+        raise InvalidArgumentError(
+            f"{image} carries {name}:{version}, not the deployed {model.ref}",
+            hint="build the image from this version, or give --model-url / --model-oci",
+        )
+    return pinned, f"{name}:{version}"
+
+
+def agent_image_for(ws: Workspace, opts: IotEdgeOptions) -> str:
+    """The edge agent image pinned by digest: ``--agent-image``, else the newest built."""
+    from amlpkg.packager.build.agent_image import newest_agent_image
+
+    if opts.agent_image:
+        return oci_source.pin_image(opts.agent_image)
+    found = newest_agent_image(ws, opts.platform)
+    if found is None:
+        raise FailedPreconditionError(
+            f"no edge agent image for {opts.platform} has been built and pushed here",
+            hint="amlpkg build --flavor edge-agent --platform"
+            f" {opts.platform} --tag REGISTRY/amlpkg-edge-agent:TAG --push,"
+            " or name one with --agent-image",
+        )
+    return found
+
+
 def edge_options(
     ws: Workspace, request: DeployRequest[IotEdgeOptions], deployment_id: str | None = None
 ) -> edge.EdgeOptions:
-    """Manifest options from a deploy request; the model must be a registered version.
+    """Manifest options from a deploy request.
+
+    Where devices get the model, first match wins: an ``oci://`` ModelPack source (the
+    agent fetches it by digest); ``--model-url`` / ``--model-oci`` for a registered
+    version; else the scoring image carries it (an ``oci://`` image source, ``--image``
+    or the version's built image), and the agent downloads nothing.
 
     ``deployment_id`` (``NAME:REVISION``) goes to the agent, so device telemetry links
     to this deployment's record; a plan made before the record exists names none.
     """
-    model, opts = request.source.model, request.options
-    if model is None:
-        raise InvalidArgumentError(
-            "an IoT Edge deployment needs a registered model (NAME:VERSION)",
-            hint="the agent twin names the model's version and sha256",
-        )
-    url, oci = opts.model_url, opts.model_oci
-    if (url is None) == (oci is None):
-        raise InvalidArgumentError(
-            "give exactly one of --model-url or --model-oci",
-            hint="where devices download the model (http(s)/file URL, or an OCI artifact)",
-        )
-    desired: dict[str, Any] = {
-        "name": model.name,
-        "version": str(model.version),
-        "sha256": model.sha256,
-        **({"url": url} if url else {"oci": oci}),
-    }
-    if opts.runtime_config:
+    source, opts = request.source, request.options
+    desired: dict[str, Any] | None
+    if source.oci is not None and source.oci.kind == "modelpack":
+        desired = _oci_desired(ws, request)
+        image, ref = image_for(ws, source), f"{source.oci.name}:{source.oci.version}"
+    elif opts.model_url or opts.model_oci:
+        model = source.model
+        if model is None or (opts.model_url and opts.model_oci):
+            raise InvalidArgumentError(
+                "give one of --model-url or --model-oci, with a registered model (NAME:VERSION)",
+                hint="the agent twin names the model's version and sha256",
+            )
+        where = {"url": opts.model_url} if opts.model_url else {"oci": opts.model_oci}
+        desired = {"name": model.name, "version": str(model.version), "sha256": model.sha256}
+        desired.update(where)
+        image, ref = image_for(ws, source), model.ref
+    else:
+        desired = None
+        image, ref = _image_model(ws, request)
+    if desired is not None and opts.runtime_config:
         desired["config"] = dict(opts.runtime_config)
     return edge.EdgeOptions(
         name=request.name,
-        image=image_for(ws, request.source),
+        image=image,
         model=desired,
-        agent_image=opts.agent_image,
+        agent_image=agent_image_for(ws, opts),
         platform=opts.platform,
         http_port=opts.port,
         grpc_port=opts.grpc_port,
@@ -74,16 +149,19 @@ def edge_options(
         registry=opts.registry,
         registry_username=opts.registry_username,
         ttl_s=opts.ttl_s,
-        labels={"amlpkg.ai/model": model.ref},
+        labels={"amlpkg.ai/model": ref},
         deployment_id=deployment_id,
     )
 
 
 def manifest_for(
-    ws: Workspace, request: DeployRequest[IotEdgeOptions], deployment_id: str | None = None
+    ws: Workspace,
+    request: DeployRequest[IotEdgeOptions],
+    deployment_id: str | None = None,
+    opts: edge.EdgeOptions | None = None,
 ) -> dict[str, Any]:
     """The full manifest, or the layered one when a target condition is given."""
-    opts = edge_options(ws, request, deployment_id)
+    opts = opts or edge_options(ws, request, deployment_id)
     if request.options.target_condition:
         return edge.layered_manifest(opts)
     return edge.deployment_manifest(opts)
@@ -99,7 +177,7 @@ def _record_desired(ws: Workspace, rev: Revision[IotEdgeOptions]) -> None:
     from amlpkg.collector import devices
 
     model = rev.request.source.model
-    if model is None:
+    if model is None:  # an oci:// model this workspace has not registered
         return
     wanted = {rev.request.options.device_id} - {None}
     if not wanted:
@@ -160,13 +238,17 @@ class IotEdgeTarget(Lifecycle):
             raise InvalidArgumentError(
                 "give exactly one of --device-id (one device) or --target-condition (a fleet)"
             )
-        edge.resolve_references(manifest_for(ws, request))
+        made = edge_options(ws, request)
+        edge.resolve_references(manifest_for(ws, request, opts=made))
         self.manager(request)
         source = request.source
+        _, _, digest = made.image.partition("@")
         return Prepared(
             model=None if source.model is None else source.model.ref,
             package=package_for(ws, source),
-            image=image_for(ws, source),
+            image=made.image,
+            image_digest=digest or None,
+            config={"agent_image": made.agent_image},
         )
 
     def start(self, ws: Workspace, rev: Revision[IotEdgeOptions]) -> None:

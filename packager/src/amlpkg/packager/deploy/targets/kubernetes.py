@@ -44,12 +44,58 @@ def object_path(obj: dict[str, Any]) -> str:
     return f"{prefix}/namespaces/{meta['namespace']}/{_PLURALS[kind]}/{meta['name']}"
 
 
+def fetcher_image(ws: Workspace, request: DeployRequest[KubernetesOptions]) -> str | None:
+    """The image that fetches a ModelPack ``oci://`` source in the pods (None: no need).
+
+    ``--agent-image`` pinned by digest, else the newest edge agent image built for amd64.
+    """
+    oci = request.source.oci
+    if oci is None or oci.kind != "modelpack":
+        return None
+    from amlpkg.packager.deploy import oci_source
+
+    if request.options.agent_image:
+        return oci_source.pin_image(request.options.agent_image)
+    from amlpkg.packager.build.agent_image import newest_agent_image
+
+    found = newest_agent_image(ws, "linux/amd64")
+    if found is None:
+        raise FailedPreconditionError(
+            "pods fetch an oci:// ModelPack model with the edge agent image, and none has"
+            " been built and pushed here",
+            hint="amlpkg build --flavor edge-agent --tag REGISTRY/amlpkg-edge-agent:TAG --push,"
+            " or name one with --agent-image",
+        )
+    return found
+
+
+def _oci_fields(
+    request: DeployRequest[KubernetesOptions], image: str, fetcher: str | None
+) -> dict[str, Any]:
+    """Manifest options for an ``oci://`` source the image does not carry itself."""
+    oci = request.source.oci
+    if oci is None or (oci.kind == "image" and image == oci.image):
+        return {}  # no oci source, or the source image itself runs (its model inside)
+    return {
+        "model_oci": oci.reference,
+        "model_oci_kind": oci.kind,
+        "model_path": f"{oci.name}/{oci.version}",
+        "model_sha256": oci.sha256,
+        "fetcher_image": fetcher,
+    }
+
+
 def options_of(
-    request: DeployRequest[KubernetesOptions], image: str, *, canary: bool = True
+    request: DeployRequest[KubernetesOptions],
+    image: str,
+    *,
+    canary: bool = True,
+    fetcher: str | None = None,
 ) -> k8s.K8sOptions:
     """The manifest options from a deploy request (labels carry the lineage).
 
     ``canary=False``: the options of the same revision once promoted (no canary).
+    ``fetcher``: see :func:`fetcher_image` (for a ModelPack ``oci://`` source).
     """
     source, opts = request.source, request.options
     labels = {}
@@ -75,6 +121,7 @@ def options_of(
         kserve=opts.kserve,
         canary_percent=opts.canary_percent if canary else None,
         stable_replicas=opts.replicas,
+        **_oci_fields(request, image, fetcher),
     )
 
 
@@ -176,7 +223,8 @@ class KubernetesTarget(Lifecycle):
 
     def plan(self, ws: Workspace, request: DeployRequest[KubernetesOptions]) -> Plan:
         """The manifests (``--dry-run``), checked for nothing but shape."""
-        opts = options_of(request, image_for(ws, request.source))
+        image = image_for(ws, request.source)
+        opts = options_of(request, image, fetcher=fetcher_image(ws, request))
         return Plan(
             target=self.name,
             steps=[f"server-side apply {o['kind']} {object_path(o)}" for o in k8s.manifests(opts)],
@@ -186,11 +234,13 @@ class KubernetesTarget(Lifecycle):
     def prepare(self, ws: Workspace, request: DeployRequest[KubernetesOptions]) -> Prepared:
         """The image and its package; the objects are made from them in ``start``."""
         source = request.source
+        fetcher = fetcher_image(ws, request)
         return Prepared(
             model=None if source.model is None else source.model.ref,
             package=package_for(ws, source),
             image=image_for(ws, source),
             image_digest=source.image_digest,
+            config={"agent_image": fetcher} if fetcher else {},
         )
 
     def start(self, ws: Workspace, rev: Revision[KubernetesOptions]) -> None:
@@ -201,7 +251,8 @@ class KubernetesTarget(Lifecycle):
         objects are shared by every revision of the name: nothing to switch, retire or
         undo (the lifecycle's defaults), and the API client stays with the target.
         """
-        opts = options_of(rev.request, str(rev.record.image))
+        fetcher = rev.record.config.get("agent_image")
+        opts = options_of(rev.request, str(rev.record.image), fetcher=fetcher)
         objects = k8s.manifests(opts)
         if opts.canary_percent is not None:
             rev.state["canary"] = self._canary_plan(rev, opts)
@@ -224,7 +275,10 @@ class KubernetesTarget(Lifecycle):
                 f"a canary needs a serving revision of {rev.request.name} on kubernetes",
                 hint="deploy it once without --canary",
             )
-        promoted = k8s.manifests(options_of(rev.request, str(rev.record.image), canary=False))
+        fetcher = rev.record.config.get("agent_image")
+        promoted = k8s.manifests(
+            options_of(rev.request, str(rev.record.image), canary=False, fetcher=fetcher)
+        )
         plan: dict[str, Any] = {
             "percent": opts.canary_percent,
             "stable": rev.previous.id,

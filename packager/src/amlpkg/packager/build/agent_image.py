@@ -1,0 +1,263 @@
+"""``amlpkg build --flavor edge-agent``: the IoT Edge agent's own image (runtime + agent).
+
+The same offline recipe as a scoring image (locally gathered wheelhouse, pip from its
+wheel with ``--no-index``, a venv copied over from a throw-away stage), with the
+amlpkg-core, amlpkg-runtime and amlpkg-edge-agent wheels built from this checkout and
+no model: the agent downloads and verifies models at run time. It runs as user 10001
+and keeps its state in ``/var/lib/amlpkg``, the folder the IoT Edge manifest mounts a
+named volume on (a fresh volume takes the image folder's owner, so the agent can write).
+
+The build is recorded as a lineage arrow ``edge_agent <platform> --pushed_as--> image
+REPO@sha256:...`` (it holds no model version, so it is no package row), where
+``--target iotedge`` finds the newest pushed one for a platform and pins it by digest.
+
+Platforms: the wheelhouse is gathered for the image's platform on any host (pip's
+``--platform``), but the Docker-daemon builder runs the ``RUN`` steps, so an arm64
+image needs an engine that runs arm64 binaries (an arm64 host, or QEMU registered in
+binfmt_misc); without one the build stops with that hint, and ``--output DIR`` keeps
+the complete build context (Dockerfile, wheels, code) to build there.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+import zipfile
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from amlpkg.errors import InvalidArgumentError
+from amlpkg.packager.build import image
+from amlpkg.packager.build.api import BUILT_AS, IMAGE_KIND, PUSHED_AS, cache_root
+from amlpkg.packager.build.api import _amlpkg_version as amlpkg_version
+from amlpkg.packager.build.context import add_wheelhouse
+from amlpkg.packager.build.errors import WheelhouseError
+from amlpkg.packager.build.flavors import FLAVORS, requirement_name, runtime_requirements
+from amlpkg.packager.build.options import BuildOptions, Hooks
+from amlpkg.packager.build.recipe import (
+    APP,
+    APP_DIR,
+    SOURCE_URL,
+    USER_ID,
+    VENV,
+    WARM_IMPORTS,
+    deps_stage,
+    image_env,
+    label_lines,
+)
+from amlpkg.packager.build.wheelhouse import (
+    amlpkg_wheel,
+    extract_runtime,
+    gather_wheelhouse,
+    pure_wheels,
+)
+from amlpkg.store.lineage_edges import add_edge, edges_from
+from amlpkg.store.workspace import Workspace
+
+AGENT_FLAVOR = "edge-agent"
+AGENT_KIND = "edge_agent"  # lineage node id: the platform; arrows to each image built
+AGENT_ROLES = ("core", "runtime", "edge-agent")
+AGENT_DISTRIBUTIONS = tuple(f"amlpkg-{role}" for role in AGENT_ROLES)
+STATE_DIR = "/var/lib/amlpkg"
+# Extras of our own distributions the agent installs (the runtime verifies signatures).
+_EXTRAS = {"amlpkg-runtime": ("signing",)}
+AGENT_IMPORTS = (*WARM_IMPORTS, "azure.iot.device", "cryptography")
+AGENT_COMMAND = ["python", "-m", "amlpkg.edge_agent"]
+# azure-iot-device pins paho-mqtt<2, published as an sdist only: built here as a wheel.
+SDIST_ONLY = ("paho-mqtt>=1.6.1,<2",)
+
+
+@dataclass(frozen=True)
+class AgentImage:
+    """What an agent image build made (``--json`` prints it)."""
+
+    ref: str
+    image_id: str
+    repo_digest: str | None
+    platform: str
+    size_bytes: int
+    labels: dict[str, str]
+    build_seconds: float
+    context: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready view."""
+        return asdict(self)
+
+
+def wheel_requires(wheels: Path, distribution: str, extras: tuple[str, ...] = ()) -> list[str]:
+    """Third-party ``Requires-Dist`` of ``distribution``'s wheel in ``wheels`` with ``extras``.
+
+    Read from the wheel as built from the checkout, not from what is installed here
+    (an editable install's metadata is only as new as its last install).
+    """
+    prefix = distribution.replace("-", "_") + "-"
+    found = sorted(wheels.glob(f"{prefix}*.whl"))
+    if not found:
+        raise WheelhouseError(f"no wheel of {distribution} in {wheels.name}")
+    with zipfile.ZipFile(found[0]) as archive:
+        name = next(n for n in archive.namelist() if n.endswith(".dist-info/METADATA"))
+        text = archive.read(name).decode("utf-8", errors="replace")
+    needed = []
+    for line in text.splitlines():
+        if not line.startswith("Requires-Dist:"):
+            continue
+        requirement, _, marker = line.split(":", 1)[1].strip().partition(";")
+        if requirement_name(requirement).startswith("amlpkg"):
+            continue
+        if "extra ==" not in marker or any(f'extra == "{e}"' in marker for e in extras):
+            needed.append(requirement.strip())
+    return needed
+
+
+def agent_requirements(wheels: Path) -> list[str]:
+    """What the agent image installs: the three roles' requirements, ONNX Runtime for CPU."""
+    lines: list[str] = []
+    for distribution in AGENT_DISTRIBUTIONS:
+        for line in wheel_requires(wheels, distribution, _EXTRAS.get(distribution, ())):
+            if line not in lines:
+                lines.append(line)
+    return runtime_requirements(lines, FLAVORS[AGENT_FLAVOR])
+
+
+def agent_labels(
+    *, platform: str, amlpkg_version: str, created: float | None = None
+) -> dict[str, str]:
+    """OCI labels of the agent image; ``ai.amlpkg.component`` tells it from a scoring image."""
+    stamp = time.strftime(
+        "%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() if created is None else created)
+    )
+    return {
+        "org.opencontainers.image.title": "amlpkg edge agent",
+        "org.opencontainers.image.version": amlpkg_version,
+        "org.opencontainers.image.created": stamp,
+        "org.opencontainers.image.source": SOURCE_URL,
+        "org.opencontainers.image.description": "IoT Edge module: verified model swaps,"
+        " reported state, store-and-forward telemetry",
+        "ai.amlpkg.component": AGENT_FLAVOR,
+        "ai.amlpkg.flavor": AGENT_FLAVOR,
+        "ai.amlpkg.platform": platform,
+        "ai.amlpkg.amlpkg.version": amlpkg_version,
+    }
+
+
+def render_agent_dockerfile(*, base_image: str, python_version: str, labels: dict[str, str]) -> str:
+    """The agent image's Dockerfile (classic builder, nothing fetched from the network)."""
+    flavor = FLAVORS[AGENT_FLAVOR]
+    lines = [
+        "# Generated by amlpkg build --flavor edge-agent. Layers: base, dependencies, amlpkg.",
+        *deps_stage(
+            base_image=base_image,
+            flavor=flavor,
+            python_version=python_version,
+            warm_imports=AGENT_IMPORTS,
+        ),
+        "",
+        "FROM base",
+        f"COPY --from=deps {VENV} {VENV}",
+        # Owned by the agent's user: a fresh named volume mounted here takes this owner.
+        f"RUN mkdir -p {STATE_DIR} && chown {USER_ID}:{USER_ID} {STATE_DIR}",
+        f"COPY {APP_DIR}/ {APP}/",
+        *image_env(flavor, python_version),
+        f"ENV AMLPKG_EDGE_CACHE={json.dumps(STATE_DIR)}",
+        f"USER {USER_ID}:{USER_ID}",
+        f"CMD {json.dumps(AGENT_COMMAND)}",
+        *label_lines(labels),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def default_agent_tag(platform: str) -> str:
+    """``amlpkg/edge-agent:<version>-<arch>``."""
+    return f"amlpkg/edge-agent:{amlpkg_version()}-{platform.rsplit('/', 1)[-1]}"
+
+
+def lay_out_agent(ws: Workspace, opts: BuildOptions, dest: Path, hooks: Hooks) -> None:
+    """Wheelhouse and the three roles' code under ``dest`` (the build context)."""
+    assert opts.python_version is not None and opts.platform is not None
+    assert opts.glibc is not None
+    wheels = opts.amlpkg_wheel or amlpkg_wheel(
+        cache_root(ws), roles=AGENT_ROLES, on_status=hooks.on_status
+    )
+    if not wheels.is_dir():
+        raise InvalidArgumentError(
+            f"--amlpkg-wheel {wheels.name} is not a folder",
+            hint=f"the agent image needs a folder with the {', '.join(AGENT_DISTRIBUTIONS)} wheels",
+        )
+    house = gather_wheelhouse(
+        agent_requirements(wheels),
+        python_version=opts.python_version,
+        platform=opts.platform,
+        glibc=opts.glibc,
+        cache_root=cache_root(ws),
+        on_status=hooks.on_status,
+        find_links=pure_wheels(SDIST_ONLY, cache_root(ws), hooks.on_status),
+    )
+    dest.mkdir(parents=True, exist_ok=True)
+    add_wheelhouse(dest, house)
+    extract_runtime(wheels, dest / APP_DIR, AGENT_DISTRIBUTIONS)
+
+
+def build_agent_image(
+    ws: Workspace, options: BuildOptions, hooks: Hooks | None = None
+) -> AgentImage:
+    """Build (and with ``push`` push) the edge agent image; record it in the lineage."""
+    hooks = hooks or Hooks()
+    opts = options.resolved()
+    if opts.flavor != AGENT_FLAVOR or opts.format != "image":
+        raise InvalidArgumentError(
+            f"the edge agent is built as an image with --flavor {AGENT_FLAVOR}",
+            hint="run `amlpkg build --flavor edge-agent` (no model, no --format)",
+        )
+    assert opts.base_image is not None and opts.python_version is not None
+    assert opts.platform is not None
+    started = time.monotonic()
+    tag = opts.tag or default_agent_tag(opts.platform)
+    image.split_ref(tag)
+    scratch_parent = cache_root(ws) / "build"
+    scratch_parent.mkdir(parents=True, exist_ok=True)
+    dest = opts.output or Path(tempfile.mkdtemp(prefix="agent-", dir=scratch_parent))
+    try:
+        lay_out_agent(ws, opts, dest, hooks)
+        labels = agent_labels(platform=opts.platform, amlpkg_version=amlpkg_version())
+        (dest / "Dockerfile").write_text(
+            render_agent_dockerfile(
+                base_image=opts.base_image, python_version=opts.python_version, labels=labels
+            ),
+            encoding="utf-8",
+        )
+        hooks.on_status(f"building {tag} from {opts.base_image} ({opts.platform})")
+        built = image.build_image(
+            dest, tag, platform=opts.platform, no_cache=opts.no_cache, on_step=hooks.on_step
+        )
+        if opts.push:
+            hooks.on_status(f"pushing {tag}")
+            built = replace(built, repo_digest=image.push_image(tag, on_status=hooks.on_status))
+    finally:
+        if opts.output is None:
+            shutil.rmtree(dest, ignore_errors=True)
+    if built.repo_digest:
+        made = ((IMAGE_KIND, built.repo_digest), PUSHED_AS)
+    else:
+        made = ((IMAGE_KIND, f"{tag} ({built.id[:19]}, not pushed)"), BUILT_AS)
+    add_edge(ws, (AGENT_KIND, opts.platform), *made)
+    return AgentImage(
+        ref=tag,
+        image_id=built.id,
+        repo_digest=built.repo_digest,
+        platform=opts.platform,
+        size_bytes=built.size,
+        labels=built.labels,
+        build_seconds=round(time.monotonic() - started, 3),
+        context=str(opts.output) if opts.output else None,
+    )
+
+
+def newest_agent_image(ws: Workspace, platform: str) -> str | None:
+    """``REPOSITORY@sha256:...`` of the newest agent image pushed for ``platform``, or None."""
+    pushed = [e for e in edges_from(ws, (AGENT_KIND, platform)) if e.relation == PUSHED_AS]
+    return pushed[-1].dst_id if pushed else None
