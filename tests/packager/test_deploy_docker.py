@@ -6,7 +6,7 @@ test runs a real OpenSSH server on a free localhost port with keys made in the
 test; the docker SDK (paramiko) runs ``docker system dial-stdio`` through it on
 this same machine. The ``tcp://`` test puts mutual TLS (certificates made in the
 test) in front of the engine's socket, since this machine runs one dockerd only.
-Every container and the proxy are removed by finalizers.
+Every container, the proxy container and the network are removed by finalizers.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from amlpkg.errors import AmlpkgError
 from amlpkg.packager import deploy as api
 from amlpkg.packager.deploy import records
 from amlpkg.packager.deploy.smoke import SmokeTestError
-from amlpkg.packager.deploy.targets.docker import LABEL
+from amlpkg.packager.deploy.targets.docker import LABEL, ROLE
 from amlpkg.store.workspace import Workspace, open_workspace
 from amlpkg.trainer.lineage_view import lineage
 from amlpkg.trainer.registry import register
@@ -87,13 +87,27 @@ def _deploy(ws: Workspace, version: int, name: str, **options: Any) -> records.D
     return api.deploy(f"{MODEL}:{version}", target="docker", name=name, options=opts, workspace=ws)
 
 
-def _containers(name: str) -> list[Any]:
+def _containers(name: str, role: str | None = "revision") -> list[Any]:
+    """The deployment's revision containers (``role`` None: everything, the proxy too)."""
     import docker
 
     client = docker.from_env()
     try:
-        found = client.containers.list(all=True, filters={"label": LABEL})
-        return [c for c in found if c.labels.get(LABEL) == name]
+        found = client.containers.list(all=True, filters={"label": f"{LABEL}={name}"})
+        return [c for c in found if role is None or c.labels.get(ROLE) == role]
+    finally:
+        client.close()
+
+
+def _gone(name: str) -> bool:
+    """Nothing of deployment ``name`` is left on the engine: containers, network, volume."""
+    import docker
+
+    client = docker.from_env()
+    try:
+        networks = client.networks.list(names=[f"amlpkg-{name}"])
+        volumes = client.volumes.list(filters={"name": f"amlpkg-{name}-proxy-state"})
+        return _containers(name, role=None) == [] and networks == [] and volumes == []
     finally:
         client.close()
 
@@ -108,6 +122,13 @@ def test_docker_blue_green_broken_model_and_rollback(ws: Workspace) -> None:
     assert host_config["Memory"] == 512 * 1024 * 1024
     assert host_config["ReadonlyRootfs"] is True
     assert container.attrs["Config"]["Healthcheck"]["Test"][:2] == ["CMD", "python"]
+    # Reached by name on the deployment's network: it publishes nothing.
+    assert host_config["PortBindings"] in ({}, None)
+    assert list(container.attrs["NetworkSettings"]["Networks"]) == ["amlpkg-dock"]
+    (proxy,) = _containers("dock", role="proxy")
+    assert proxy.attrs["HostConfig"]["RestartPolicy"]["Name"] == "always"
+    assert list(proxy.attrs["NetworkSettings"]["Networks"]) == ["amlpkg-dock"]
+    assert first.endpoint_http == (f"http://127.0.0.1:{proxy.ports['8000/tcp'][0]['HostPort']}")
 
     scorers = _while_scoring(first, lambda: _deploy(ws, 2, "dock"))
     for scorer in scorers:
@@ -131,7 +152,7 @@ def test_docker_blue_green_broken_model_and_rollback(ws: Workspace) -> None:
     assert api.status("dock", workspace=ws)["live"]["container"] == "running"
 
     api.delete("dock", workspace=ws)
-    assert _containers("dock") == []
+    assert _gone("dock")
 
 
 @pytest.fixture
@@ -205,8 +226,9 @@ def test_docker_over_ssh_from_a_package_id(
     assert ("package", package_id, "dock-ssh:1") in edges
     live = api.status("dock-ssh", workspace=ws)["live"]
     assert live["container"] == "running" and live["ready"] is True
+    assert live["serving"] == [{"id": "dock-ssh:1", "weight": 100.0}]
     api.delete("dock-ssh", workspace=ws)
-    assert _containers("dock-ssh") == []
+    assert _gone("dock-ssh")
 
 
 def _certificates(folder: Path) -> None:
@@ -328,7 +350,7 @@ def test_docker_over_tcp_with_tls(
             _deploy(ws, 2, "dock-tls", docker_host=docker_host)
         monkeypatch.setenv("DOCKER_CERT_PATH", str(tmp_path))
         api.delete("dock-tls", workspace=ws)
-        assert _containers("dock-tls") == []
+        assert _gone("dock-tls")
     finally:
         endpoint.close()
 

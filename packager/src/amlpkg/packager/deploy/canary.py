@@ -1,8 +1,9 @@
-"""Kubernetes canaries: promote or roll back a ``--canary`` revision by a telemetry gate.
+"""Canaries: promote or roll back a ``--canary`` revision by a telemetry gate.
 
 ``deploy --target kubernetes --canary 10`` starts the new revision beside the serving
 one (KServe ``canaryTrafficPercent``, or a ``NAME-canary`` Deployment behind the one
-Service weighted by replicas) and keeps both ``ready``. :func:`decide` evaluates the
+Service weighted by replicas) and keeps both ``ready``; ``--target docker`` does the
+same with the weights of the deployment's proxy container. :func:`decide` evaluates the
 same gate as fleet rollouts (:mod:`amlpkg.packager.rollout.spec`) on the runtimes'
 telemetry, the canary revision's against the serving one's (rows keyed by deployment
 id, as the runtime's OTLP resource attribute ``amlpkg.deployment`` sets them), then
@@ -33,7 +34,7 @@ def pending_canary(ws: Workspace, name: str) -> DeploymentRecord:
             return record
     raise FailedPreconditionError(
         f"{name} has no canary waiting for a decision",
-        hint="deploy one with --target kubernetes --canary PERCENT",
+        hint="deploy one with --target kubernetes (or docker) --canary PERCENT",
     )
 
 
@@ -65,37 +66,53 @@ def evaluate(ws: Workspace, name: str, gate: str, since: float | None = None) ->
     return verdict
 
 
-def promote(ws: Workspace, target: KubernetesTarget, name: str) -> DeploymentRecord:
-    """Serve the canary everywhere: apply the promoted manifests, then drop the canary objects."""
+def promote(ws: Workspace, target: KubernetesTarget | None, name: str) -> DeploymentRecord:
+    """Serve the canary everywhere: apply the promoted manifests, then drop the canary objects
+    (docker: route everything to it, stop the old container). ``target`` None: the
+    default Kubernetes client (a docker canary needs none)."""
     canary = pending_canary(ws, name)
     plan = canary.state["canary"]
-    for obj in plan["promote"]:
-        target.apply_object(obj)
-    if not plan["kserve"]:
-        _delete(target, canary.state["objects"])
     stable = records.get(ws, plan["stable"])
+    if canary.target == "docker":
+        _settle_docker(canary, stable, promote=True)
+        objects: list[str] = []
+    else:
+        k8s = target or KubernetesTarget()
+        for obj in plan["promote"]:
+            k8s.apply_object(obj)
+        if not plan["kserve"]:
+            _delete(k8s, canary.state["objects"])
+        objects = [object_path(o) for o in plan["promote"]]
     records.update(ws, stable.id, status="stopped", reason=f"replaced by canary {canary.id}")
-    objects = [object_path(o) for o in plan["promote"]]
     state = {**canary.state, "objects": objects, "canary": {**plan, "decision": "promoted"}}
     return records.update(ws, canary.id, state=state, reason=f"canary promoted at {time.ctime()}")
 
 
-def roll_back(ws: Workspace, target: KubernetesTarget, name: str, why: str) -> DeploymentRecord:
+def roll_back(
+    ws: Workspace, target: KubernetesTarget | None, name: str, why: str
+) -> DeploymentRecord:
     """Take the canary out; the serving revision takes all traffic again."""
     canary = pending_canary(ws, name)
     plan = canary.state["canary"]
-    if plan["kserve"]:
+    if canary.target == "docker":
+        _settle_docker(canary, records.get(ws, plan["stable"]), promote=False)
+    elif plan["kserve"]:
+        k8s = target or KubernetesTarget()
         for obj in plan["rollback"]:
-            target.apply_object(obj)
+            k8s.apply_object(obj)
     else:
-        _delete(target, canary.state["objects"])
+        _delete(target or KubernetesTarget(), canary.state["objects"])
     state = {**canary.state, "objects": [], "canary": {**plan, "decision": "rolled_back"}}
     records.update(ws, canary.id, state=state)
     return records.update(ws, canary.id, status="stopped", reason=f"canary rolled back: {why}")
 
 
 def decide(
-    ws: Workspace, target: KubernetesTarget, name: str, gate: str, since: float | None = None
+    ws: Workspace,
+    target: KubernetesTarget | None,
+    name: str,
+    gate: str,
+    since: float | None = None,
 ) -> tuple[dict[str, Any], DeploymentRecord | None]:
     """Evaluate the gate and act on it; no decision (and no record) while there is no data."""
     verdict = evaluate(ws, name, gate, since)
@@ -107,6 +124,12 @@ def decide(
         f"{f['check']} failed: {f['observed']} vs bound {f['bound']}" for f in verdict["failures"]
     )
     return verdict, roll_back(ws, target, name, why)
+
+
+def _settle_docker(canary: DeploymentRecord, stable: DeploymentRecord, *, promote: bool) -> None:
+    from amlpkg.packager.deploy.targets.docker import settle_canary
+
+    settle_canary(canary, stable, promote=promote)
 
 
 def _delete(target: KubernetesTarget, paths: list[str]) -> None:

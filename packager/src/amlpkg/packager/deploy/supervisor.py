@@ -5,8 +5,9 @@ listens on the deployment's stable ports (the :class:`SwitchingProxy`), starts
 ``python -m amlpkg.runtime`` children on private loopback ports, restarts a child
 that dies (bounded), and obeys a control connection on loopback that needs the
 token it wrote to ``STATE_DIR/control.json`` (mode 0600). Operations, one JSON
-object per line: ``start`` (a runtime child), ``attach`` (a backend run elsewhere,
-e.g. a container), ``switch``, ``stop``, ``status``, ``shutdown``.
+object per line: ``start`` (a runtime child), ``switch``, ``stop``, ``status``,
+``shutdown``. (A docker deployment's endpoint is not here but on its Docker host:
+see :mod:`amlpkg.packager.deploy.targets.docker_switch`.)
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from amlpkg.packager.deploy.proxy import Backend, SwitchingProxy
+from amlpkg.runtime.proxy import Backend, SwitchingProxy
 
 CONTROL_FILE = "control.json"
 MAX_RESTARTS = 5  # within RESTART_WINDOW_S; beyond that the child stays down
@@ -114,13 +115,6 @@ class Supervisor:
         assert child.process is not None
         return {"pid": child.process.pid}
 
-    async def attach(self, req: dict[str, Any]) -> dict[str, Any]:
-        """Route to a backend something else runs (a container): no process to supervise."""
-        key = str(req["key"])
-        backend = Backend(key, str(req["host"]), int(req["http_port"]), int(req["grpc_port"]))
-        self.children[key] = Child(backend, [], Path(os.devnull))
-        return {}
-
     async def switch(self, req: dict[str, Any]) -> dict[str, Any]:
         """Route new connections and requests to revision ``key``."""
         child = self.children.get(str(req["key"]))
@@ -162,9 +156,7 @@ class Supervisor:
             process = child.process
             backends[key] = {
                 "pid": None if process is None else process.pid,
-                # An attached backend (a container) is looked after by its own engine.
-                "external": not child.argv,
-                "alive": not child.argv or (process is not None and process.returncode is None),
+                "alive": process is not None and process.returncode is None,
                 "returncode": None if process is None else process.returncode,
                 "restarts": len(child.restarts),
                 "http_port": child.backend.http_port,
@@ -195,7 +187,6 @@ class Supervisor:
             else:
                 handler = {
                     "start": self.start,
-                    "attach": self.attach,
                     "switch": self.switch,
                     "stop": self.stop,
                     "status": self.status,

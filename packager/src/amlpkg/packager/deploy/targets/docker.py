@@ -1,13 +1,16 @@
-"""``--target docker``: the scoring image as a container on the Docker host of ``DOCKER_HOST``.
+"""``--target docker``: the scoring image as containers on the Docker host of ``DOCKER_HOST``.
 
 ``DOCKER_HOST`` (or ``--docker-host``) may be the local socket, ``tcp://`` with TLS
 (``DOCKER_TLS_VERIFY``/``DOCKER_CERT_PATH``) or ``ssh://user@host`` (the docker
-SDK's paramiko transport). Each revision is its own container with a restart
-policy, CPU/memory limits, a health check on ``/v2/health/ready`` and a read-only
-root, publishing random host ports. Blue/green works as on ``local``: the stable
-endpoint is the supervisor's switching proxy on the machine running amlpkg,
-attached to the new container once it passed readiness and the smoke inference;
-the old container is stopped (SIGTERM, drain) once it answered what it got.
+SDK's paramiko transport). Everything that serves lives on the Docker host, so a
+deployment outlives the machine that ran ``amlpkg deploy`` and a reboot of the host:
+each revision is its own container (restart policy, CPU/memory limits, a health
+check on ``/v2/health/ready``, a read-only root, no published ports) on the
+deployment's network, and the stable endpoint is the deployment's proxy container
+(:mod:`.docker_switch`). Blue/green: the new revision is verified through the
+proxy's preview ports (readiness, smoke inference over HTTP and gRPC), then the
+proxy's routes move to it, and the old container is stopped once it answered what
+it got. The routes take weights too: the same switch can split traffic by share.
 """
 
 from __future__ import annotations
@@ -19,7 +22,6 @@ from urllib.parse import urlparse
 
 from amlpkg.errors import AmlpkgError, FailedPreconditionError, UnavailableError
 from amlpkg.packager.deploy import records
-from amlpkg.packager.deploy import supervisor_client as sv
 from amlpkg.packager.deploy.lifecycle import Lifecycle
 from amlpkg.packager.deploy.options import DeployOptions, DockerOptions
 from amlpkg.packager.deploy.otel import telemetry_env
@@ -32,11 +34,12 @@ from amlpkg.packager.deploy.smoke import (
     wait_ready,
 )
 from amlpkg.packager.deploy.sources import image_for, package_for
+from amlpkg.packager.deploy.targets import docker_switch as sw
 from amlpkg.packager.deploy.targets.base import DeployRequest, Plan, Prepared, Revision
-from amlpkg.packager.deploy.targets.local import endpoints_of, front_ports, state_dir
+from amlpkg.packager.deploy.targets.local import front_ports
 from amlpkg.store.workspace import Workspace
 
-LABEL = "ai.amlpkg.deployment"
+LABEL, ROLE = sw.LABEL, sw.ROLE
 _HEALTH = (
     "import sys, urllib.request; sys.exit(0 if urllib.request.urlopen("
     "'http://127.0.0.1:8000/v2/health/ready', timeout=2).status == 200 else 1)"
@@ -81,16 +84,18 @@ def _client(docker_host: str | None) -> Any:
 
 
 def run_options(
-    request: DeployRequest[DockerOptions], image: str, bind: str, deployment_id: str = ""
+    request: DeployRequest[DockerOptions], image: str, deployment_id: str = ""
 ) -> dict[str, Any]:
-    """``containers.run`` keyword arguments for one revision."""
+    """``containers.run`` keyword arguments for one revision (reached by name on the
+    deployment's network, so it publishes no port)."""
     opts = request.options
+    revision = deployment_id.rpartition(":")[2] or "0"
     options: dict[str, Any] = {
         "image": image,
         "detach": True,
-        "name": f"amlpkg-{request.name}-{os.urandom(3).hex()}",
-        "labels": {LABEL: request.name},
-        "ports": {"8000/tcp": (bind, None), "8001/tcp": (bind, None)},
+        "name": f"amlpkg-{request.name}-{revision}-{os.urandom(3).hex()}",
+        "labels": {**sw.labels(request.name, "revision"), "ai.amlpkg.revision": deployment_id},
+        "network": sw.network_name(request.name),
         "restart_policy": {"Name": opts.restart},
         "healthcheck": {
             "test": ["CMD", "python", "-c", _HEALTH],
@@ -118,7 +123,7 @@ def _docker_host(opts: DockerOptions) -> str | None:
 
 
 class DockerTarget(Lifecycle):
-    """Runs containers on a Docker host; see the module docstring."""
+    """Runs containers and their proxy on a Docker host; see the module docstring."""
 
     name: ClassVar[str] = "docker"
     options_model: ClassVar[type[DeployOptions]] = DockerOptions
@@ -126,14 +131,17 @@ class DockerTarget(Lifecycle):
     def plan(self, ws: Workspace, request: DeployRequest[DockerOptions]) -> Plan:
         """The container settings a deploy would use."""
         host = _docker_host(request.options)
-        options = run_options(request, image_for(ws, request.source), "127.0.0.1")
+        options = run_options(request, image_for(ws, request.source))
         return Plan(
             target=self.name,
             steps=[
-                f"run {options['image']} on {host or 'the local Docker engine'} with"
+                f"on {host or 'the local Docker engine'}: network {options['network']} and the"
+                f" proxy container {sw.proxy_name(request.name)} (restart=always) holding the"
+                " stable endpoint, created when missing",
+                f"run {options['image']} on that network with"
                 f" restart={options['restart_policy']['Name']}, health check, read-only root",
-                "wait for /v2/health/ready, smoke inference over HTTP and gRPC",
-                "switch the stable endpoint, stop the previous container once drained",
+                "wait for /v2/health/ready, smoke inference over HTTP and gRPC (proxy preview)",
+                "switch the proxy's routes, stop the previous container once drained",
             ],
         )
 
@@ -157,73 +165,101 @@ class DockerTarget(Lifecycle):
         )
 
     def start(self, ws: Workspace, rev: Revision[DockerOptions]) -> None:
-        """Run the revision's container on random host ports; verify it directly."""
+        """Run the revision's container on the deployment's network (with the proxy, made
+        when missing); verify it through the proxy's preview ports."""
         request, client = rev.request, rev.live["client"]
         image = str(rev.record.image)
         address = docker_host_address(rev.live["docker_host"])
         model = request.source.model
         assert model is not None  # prepare checked
         rev.image_digest = _digest(client, image)
-        bind = "127.0.0.1" if address == "127.0.0.1" else "0.0.0.0"
-        container = client.containers.run(**run_options(request, image, bind, rev.id))
+        front = front_ports(request.options, rev.previous)
+        bind = _bind(request.options, rev.previous, address)
+        switch, created = sw.ensure(
+            client,
+            request.name,
+            image,
+            bind=bind,
+            http_port=front["http_port"],
+            grpc_port=front["grpc_port"],
+        )
+        rev.live.update(switch=switch, created_proxy=created, bind=bind, address=address)
+        container = client.containers.run(**run_options(request, image, rev.id))
         rev.live["container"] = container
-        container.reload()
-        ports = {
-            "http_port": int(container.ports["8000/tcp"][0]["HostPort"]),
-            "grpc_port": int(container.ports["8001/tcp"][0]["HostPort"]),
-        }
-        backend_http = f"http://{address}:{ports['http_port']}"
+        backend = {"key": rev.id, "host": container.name, "http_port": 8000, "grpc_port": 8001}
+        switch.call("preview", backend=backend)
+        ports = switch.ports()
+        preview_http = f"http://{address}:{ports['preview_http_port']}"
         try:
             wait_ready(
-                backend_http,
+                preview_http,
                 timeout_s=request.options.ready_timeout_s,
                 alive=lambda: _exited(container),
             )
-            smoke_http(backend_http, model.name, model.signature)
-            smoke_grpc(f"{address}:{ports['grpc_port']}", model.name, model.signature)
+            smoke_http(preview_http, model.name, model.signature)
+            smoke_grpc(f"{address}:{ports['preview_grpc_port']}", model.name, model.signature)
         except AmlpkgError as exc:
             logs = container.logs(tail=5).decode(errors="replace").strip().replace("\n", " | ")
             raise SmokeTestError(f"{exc.message} (container log: {logs})") from exc
-        rev.live["ports"] = ports
         rev.state.update(
             container_id=container.id,
             container_name=container.name,
             docker_host=rev.live["docker_host"],
-            backend={"host": address, **ports},
+            proxy=switch.container.name,
+            network=sw.network_name(request.name),
+            backend={k: v for k, v in backend.items() if k != "key"},
         )
 
     def switch(self, ws: Workspace, rev: Revision[DockerOptions]) -> None:
-        """Attach the container to the stable endpoint, switch, score through it once."""
-        folder, ports = state_dir(ws, rev.request.name), rev.live["ports"]
+        """Route the stable endpoint to the revision, score through it once."""
+        switch: sw.Switch = rev.live["switch"]
         model = rev.request.source.model
         assert model is not None
-        info = sv.ensure_supervisor(folder, **front_ports(rev.request.options, rev.previous))
-        sv.call(folder, "attach", key=rev.id, host=rev.state["backend"]["host"], **ports)
-        sv.call(folder, "switch", key=rev.id)
+        routes = [_route(rev.id, rev.state, 100.0)]
+        percent, stable = rev.request.options.canary_percent, rev.previous
+        if percent is not None and stable is not None and stable.state.get("backend"):
+            # A canary: the serving revision keeps the rest until canary.py decides.
+            routes = [
+                _route(stable.id, stable.state, 100.0 - percent),
+                _route(rev.id, rev.state, percent),
+            ]
+            rev.state["canary"] = {"stable": stable.id, "percent": percent, "decision": None}
+        switch.call("route", routes=routes)
         rev.switched = True
-        rev.endpoint_http, rev.endpoint_grpc = endpoints_of(info)
-        rev.state["front"] = {"host": info["host"], **{k: info[k] for k in ports}}
+        with contextlib.suppress(AmlpkgError):
+            switch.call("preview", backend=None)
+        ports = switch.ports()
+        host = _endpoint_host(rev.live["bind"], rev.live["address"])
+        rev.endpoint_http = f"http://{host}:{ports['http_port']}"
+        rev.endpoint_grpc = f"{host}:{ports['grpc_port']}"
+        rev.state["front"] = {
+            "host": rev.live["bind"],
+            "http_port": ports["http_port"],
+            "grpc_port": ports["grpc_port"],
+        }
         smoke_http(rev.endpoint_http, model.name, model.signature)
 
     def retire(self, ws: Workspace, rev: Revision[DockerOptions], old: DeploymentRecord) -> None:
-        """Detach the replaced container once drained, then stop and remove it."""
+        """Stop and remove the replaced container once the proxy says it is drained."""
         grace = rev.request.options.drain_grace_s
-        folder = state_dir(ws, rev.request.name)
-        sv.call(folder, "stop", key=old.id, grace_s=grace, timeout_s=grace + 60.0)
+        rev.live["switch"].call("drain", key=old.id, grace_s=grace)
         _stop_container(rev.live["client"], old.state.get("container_id"), grace)
 
     def abort(self, ws: Workspace, rev: Revision[DockerOptions]) -> None:
-        """Switch back if traffic moved, detach and remove the new container."""
-        folder = state_dir(ws, rev.request.name)
-        if rev.switched and rev.previous is not None:
+        """Route back if traffic moved, remove the new container (and a proxy made for it)."""
+        switch: sw.Switch | None = rev.live.get("switch")
+        if switch is not None:
+            previous = rev.previous
+            if rev.switched and previous is not None and previous.state.get("backend"):
+                with contextlib.suppress(AmlpkgError):
+                    switch.call("route", routes=[_route(previous.id, previous.state, 100.0)])
             with contextlib.suppress(AmlpkgError):
-                sv.call(folder, "switch", key=rev.previous.id)
-        if rev.switched or "ports" in rev.live:
-            with contextlib.suppress(AmlpkgError):
-                sv.call(folder, "stop", key=rev.id, grace_s=0.0)
+                switch.call("preview", backend=None)
         container = rev.live.get("container")
         if container is not None:
             _remove(container)
+        if rev.live.get("created_proxy") and rev.previous is None:
+            sw.remove_all(rev.live["client"], rev.request.name)
 
     def release(self, ws: Workspace, rev: Revision[DockerOptions]) -> None:
         """Close the Docker client."""
@@ -238,38 +274,91 @@ class DockerTarget(Lifecycle):
         )
 
     def status(self, ws: Workspace, record: DeploymentRecord) -> dict[str, Any]:
-        """The container's state and health, and whether the stable endpoint answers."""
-        live: dict[str, Any] = {"container": None, "health": None, "ready": False}
-        container_id = record.state.get("container_id")
-        if container_id:
-            import docker
+        """Read from the Docker host: the container's state and health, the proxy's state,
+        routes and published endpoint, and whether that endpoint answers ready."""
+        import docker
 
-            client = _client(record.state.get("docker_host"))
-            try:
-                attrs = client.containers.get(container_id).attrs["State"]
-                live["container"] = attrs.get("Status")
-                live["health"] = (attrs.get("Health") or {}).get("Status")
-            except docker.errors.NotFound:
-                live["container"] = "missing"
-            finally:
-                client.close()
-        live["ready"] = is_ready(record.endpoint_http)
+        live: dict[str, Any] = {
+            "container": None,
+            "health": None,
+            "proxy": None,
+            "serving": [],
+            "endpoint_http": None,
+            "ready": False,
+        }
+        client = _client(record.state.get("docker_host") or record.config.get("docker_host"))
+        try:
+            container_id = record.state.get("container_id")
+            if container_id:
+                try:
+                    attrs = client.containers.get(container_id).attrs["State"]
+                    live["container"] = attrs.get("Status")
+                    live["health"] = (attrs.get("Health") or {}).get("Status")
+                except docker.errors.NotFound:
+                    live["container"] = "missing"
+            switch = sw.find(client, record.name, start=False)
+            if switch is not None:
+                live["proxy"] = switch.container.status
+                if switch.container.status == "running":
+                    routes = switch.call("status")["routes"]
+                    live["serving"] = [{"id": r["key"], "weight": r["weight"]} for r in routes]
+                host = urlparse(record.endpoint_http or "").hostname or "127.0.0.1"
+                port = switch.ports().get("http_port")
+                live["endpoint_http"] = f"http://{host}:{port}" if port else None
+        finally:
+            client.close()
+        live["ready"] = is_ready(live["endpoint_http"])
         return live
 
     def delete(self, ws: Workspace, record: DeploymentRecord) -> DeploymentRecord:
-        """Stop the proxy and every container of the deployment."""
-        sv.shutdown(state_dir(ws, record.name))
+        """Remove the proxy, every container of the deployment, its network and volume."""
         client = _client(record.config.get("docker_host"))
         try:
-            for container in client.containers.list(all=True, filters={"label": LABEL}):
-                if container.labels.get(LABEL) == record.name:
-                    _remove(container)
+            sw.remove_all(client, record.name)
         finally:
             client.close()
         serving = records.serving(ws, record.name)
         if serving is not None:
             return records.update(ws, serving.id, status="stopped", reason="deleted")
         return record
+
+
+def settle_canary(canary: DeploymentRecord, stable: DeploymentRecord, *, promote: bool) -> None:
+    """All traffic to the canary (``promote``) or back to the stable revision; the other
+    one is stopped once drained. The records are :mod:`amlpkg.packager.deploy.canary`'s."""
+    keep, drop = (canary, stable) if promote else (stable, canary)
+    client = _client(canary.state.get("docker_host") or canary.config.get("docker_host"))
+    try:
+        switch = sw.find(client, canary.name)
+        if switch is None:
+            raise FailedPreconditionError(
+                f"{canary.name} has no proxy container on its Docker host",
+                hint=f"deploy {canary.name} again, or `amlpkg deployments delete {canary.name}`",
+            )
+        switch.call("route", routes=[_route(keep.id, keep.state, 100.0)])
+        grace = float(canary.config.get("drain_grace_s", 10.0))
+        switch.call("drain", key=drop.id, grace_s=grace)
+        _stop_container(client, drop.state.get("container_id"), grace)
+    finally:
+        client.close()
+
+
+def _route(key: str, state: dict[str, Any], weight: float) -> dict[str, Any]:
+    """A proxy route to the revision whose record state is ``state``."""
+    return {"key": key, **state["backend"], "weight": weight}
+
+
+def _bind(opts: DockerOptions, previous: DeploymentRecord | None, address: str) -> str:
+    """Where the proxy publishes: as asked, else as before, else loopback for a local engine
+    and every interface of a remote host (the endpoint must be reachable from here)."""
+    front = (previous.state.get("front") if previous else None) or {}
+    default = "127.0.0.1" if address == "127.0.0.1" else "0.0.0.0"
+    return str(opts.host or front.get("host") or default)
+
+
+def _endpoint_host(bind: str, address: str) -> str:
+    """The host in endpoint URLs: the bound address, or the Docker host's for wildcards."""
+    return address if bind in ("0.0.0.0", "::", "", "127.0.0.1") else bind
 
 
 def _digest(client: Any, image: str) -> str:

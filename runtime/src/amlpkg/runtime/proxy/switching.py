@@ -1,18 +1,21 @@
 """The stable endpoint of a blue/green deployment: a TCP proxy that can switch backends.
 
-Two listeners (HTTP and gRPC) forward whole connections to the current backend.
-Switching only changes where NEW work goes:
+Two listeners (HTTP and gRPC) forward whole connections to the backends of the
+current routes: one backend, or several by weight (a canary takes 10% of the new
+work). Switching only changes where NEW work goes:
 
 - gRPC (HTTP/2 keeps state per connection) stays on the backend it started with;
-  at a switch the proxy sends each such client an HTTP/2 GOAWAY of its own, so the
-  client finishes its calls there and opens its next ones on a new connection,
-  which goes to the new backend: how HTTP/2 drains by design, without waiting
-  for the old server to shut down.
+  at a switch the proxy sends each client of a backend that left the routes an
+  HTTP/2 GOAWAY of its own, so the client finishes its calls there and opens its
+  next ones on a new connection, which goes to the new routes: how HTTP/2 drains
+  by design, without waiting for the old server to shut down. By weight, each new
+  connection picks its backend.
 - HTTP/1.1 is stateless between requests, so a kept-alive client connection is
-  moved to the new backend at a request boundary: when the client sends again
-  after the backend has answered (clients do not pipeline), the proxy connects to
-  the current backend and sends the new request there. So a keep-alive client
-  keeps scoring across a switch without a single failed request.
+  moved at a request boundary: when the client sends again after the backend has
+  answered (clients do not pipeline), the proxy picks the backend for that request
+  (by weight) and, when it is another one, sends the request there on a new
+  connection. So a keep-alive client keeps scoring across a switch without a
+  single failed request, and a canary's share counts requests, not connections.
 
 ``outstanding`` counts, per backend, HTTP requests sent and not yet answered, so
 the old backend is stopped only once it has answered everything it got.
@@ -22,6 +25,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 _CHUNK = 256 * 1024
@@ -40,26 +45,61 @@ class Backend:
     grpc_port: int
 
 
-class SwitchingProxy:
-    """Forward connections to :attr:`current`; see the module docstring for the rules."""
+@dataclass(frozen=True)
+class Route:
+    """A backend and its share of new work (weights are relative, any positive numbers)."""
 
-    def __init__(self) -> None:
-        self.current: Backend | None = None
+    backend: Backend
+    weight: float = 1.0
+
+
+class SwitchingProxy:
+    """Forward connections to the backends of :attr:`routes`; see the module docstring."""
+
+    def __init__(self, rng: random.Random | None = None) -> None:
+        self.routes: tuple[Route, ...] = ()
         self.outstanding: dict[str, int] = {}
         self.connections: dict[str, int] = {}
         self.grpc: dict[str, set[_GrpcConnection]] = {}
+        self._rng = rng or random.Random()
+
+    @property
+    def current(self) -> Backend | None:
+        """The backend with the largest share (None when nothing is routed)."""
+        if not self.routes:
+            return None
+        return max(self.routes, key=lambda r: r.weight).backend
 
     def switch(self, backend: Backend) -> None:
-        """Send new connections (and new HTTP requests) to ``backend`` from now on.
+        """Send all new connections (and new HTTP requests) to ``backend`` from now on."""
+        self.route([Route(backend)])
 
-        gRPC clients on other backends get a GOAWAY: they finish their calls there
-        and open a new connection (through us, to ``backend``) for the next ones.
+    def route(self, routes: Sequence[Route]) -> None:
+        """Split new work over ``routes`` by weight from now on (empty: refuse new work).
+
+        gRPC clients of backends that are not in ``routes`` get a GOAWAY: they finish
+        their calls there and open a new connection for the next ones.
         """
-        self.current = backend
+        if any(r.weight <= 0 for r in routes) or len({r.backend.key for r in routes}) < len(routes):
+            raise ValueError("every route needs a positive weight and its own backend key")
+        self.routes = tuple(routes)
+        keys = {r.backend.key for r in routes}
         for key, live in self.grpc.items():
-            if key != backend.key:
+            if key not in keys:
                 for conn in live:
                     conn.go_away()
+
+    def pick(self) -> Backend | None:
+        """The backend for the next connection or request (by weight)."""
+        routes = self.routes
+        if len(routes) <= 1:
+            return routes[0].backend if routes else None
+        point = self._rng.random() * sum(r.weight for r in routes)
+        for route in routes:
+            point -= route.weight
+            if point < 0:
+                return route.backend
+        return routes[-1].backend
 
     def busy(self, key: str) -> bool:
         """Whether ``key`` still has HTTP requests to answer or gRPC connections open."""
@@ -70,7 +110,7 @@ class SwitchingProxy:
 
     async def handle_grpc(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """A whole client connection piped to the backend current when it arrived."""
-        backend = self.current
+        backend = self.pick()
         if backend is None:
             writer.close()
             return
@@ -122,11 +162,11 @@ class _HttpConnection:
         self.upstream_closed = False
 
     async def send(self, data: bytes) -> bool:
-        """Forward client bytes, moving to the current backend at a request boundary."""
-        current = self.proxy.current
+        """Forward client bytes, moving to the picked backend at a request boundary."""
+        boundary = self.answered
+        current = self.proxy.pick() if boundary or self.backend is None else self.backend
         if current is None:
             return False
-        boundary = self.answered
         if self.up_writer is None or (
             boundary and (self.upstream_closed or self.backend != current)
         ):
@@ -291,19 +331,3 @@ class _GrpcConnection:
 def _interim(data: bytes) -> bool:
     """A lone ``100 Continue`` is not the answer: the request body still follows."""
     return data.startswith(b"HTTP/1.1 100 ") and data.endswith(b"\r\n\r\n") and len(data) < 64
-
-
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    try:
-        while True:
-            data = await reader.read(_CHUNK)
-            if not data:
-                break
-            writer.write(data)
-            await writer.drain()
-    except (ConnectionError, OSError):
-        pass
-    finally:
-        with contextlib.suppress(OSError, RuntimeError):
-            if writer.can_write_eof():
-                writer.write_eof()

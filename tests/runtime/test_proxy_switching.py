@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from amlpkg.packager.deploy.proxy import _GrpcConnection, _interim
+from amlpkg.runtime.proxy.switching import _GrpcConnection, _interim
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
