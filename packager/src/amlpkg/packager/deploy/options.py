@@ -10,6 +10,7 @@ given, never a secret, so ``rollback`` can give them again.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
@@ -34,6 +35,8 @@ class DeployOptions(BaseModel):
     """Seconds to wait for readiness (local, docker) or the rollout (kubernetes)."""
     rollback_of: str | None = None
     """Set by ``rollback``: the revision this one deploys again."""
+    trust: Path | None = None
+    """PEM public key or root chain: an ``oci://`` source's signature must verify."""
 
     def recorded(self) -> dict[str, Any]:
         """The options that were given, JSON-ready and without secrets (for the record)."""
@@ -100,6 +103,9 @@ class KubernetesOptions(DeployOptions):
     serving one, until :mod:`amlpkg.packager.deploy.canary` promotes or rolls it back."""
     wait: bool = True
     """Wait for the rollout (``--no-wait``: record what was applied)."""
+    agent_image: str | None = None
+    """The edge agent image whose OCI client fetches an ``oci://`` ModelPack source in an
+    init container (default: the newest one built and pushed for linux/amd64)."""
 
 
 class IotEdgeOptions(DeployOptions):
@@ -111,7 +117,8 @@ class IotEdgeOptions(DeployOptions):
     model_url: str | None = None
     model_oci: str | None = None
     runtime_config: dict[str, Any] | None = None
-    agent_image: str = "amlpkg-edge-agent:latest"
+    agent_image: str | None = None
+    """The edge agent image (pinned by digest); default: the newest one built and pushed."""
     platform: str = "linux/amd64"
     port: int = Field(8000, ge=1, le=65535)
     grpc_port: int = Field(8001, ge=1, le=65535)
