@@ -9,6 +9,7 @@ export class ApiError extends Error {
     super(body?.error || `HTTP ${status}`);
     this.status = status;
     this.code = body?.code;
+    this.hint = body?.hint;
   }
 }
 

@@ -5,14 +5,16 @@ import { add, badge, bytes, duration, empty, facts, fill, h, link, num, seg, sho
 import { lineChart } from "../charts.js";
 
 const PREVIEW_BYTES = 256 * 1024;
-const MAX_POINTS = 2000;
+// A chart is a few hundred pixels wide whatever the run logged: the server thins a long
+// history to each stretch's lowest and highest value (spikes stay), at most this many points.
+const MAX_POINTS = 1000;
 const TEXT = /\.(txt|log|json|ya?ml|md|csv|tsv|py|cfg|ini|toml)$/i;
 const IMAGE = { png: "image/png", jpg: "image/jpeg", jpeg: "image/jpeg", gif: "image/gif" };
 
 /** Metric histories of a run as chart series. */
 export async function histories(runId, keys) {
-  // Thinned by the server: a chart is a few hundred pixels wide whatever the run logged.
-  const found = await Promise.all(keys.map((k) => get(`/runs/${seg(runId)}/metrics/${seg(k)}?max_points=${MAX_POINTS}`)));
+  const thin = `max_points=${MAX_POINTS}&downsample=minmax`;
+  const found = await Promise.all(keys.map((k) => get(`/runs/${seg(runId)}/metrics/${seg(k)}?${thin}`)));
   return Object.fromEntries(found.map((m) => [m.key, m.points.map((p) => [p.step, p.value])]));
 }
 
