@@ -29,14 +29,14 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from amlpkg.errors import InvalidArgumentError
+from amlpkg.errors import FailedPreconditionError, InvalidArgumentError
 from amlpkg.packager.build import image
 from amlpkg.packager.build.api import BUILT_AS, IMAGE_KIND, PUSHED_AS, cache_root
 from amlpkg.packager.build.api import _amlpkg_version as amlpkg_version
 from amlpkg.packager.build.context import add_wheelhouse
 from amlpkg.packager.build.errors import WheelhouseError
 from amlpkg.packager.build.flavors import FLAVORS, requirement_name, runtime_requirements
-from amlpkg.packager.build.options import BuildOptions, Hooks
+from amlpkg.packager.build.options import BuildOptions, Hooks, host_platform_name
 from amlpkg.packager.build.recipe import (
     APP,
     APP_DIR,
@@ -44,6 +44,7 @@ from amlpkg.packager.build.recipe import (
     USER_ID,
     VENV,
     WARM_IMPORTS,
+    WHEELHOUSE_DIR,
     deps_stage,
     image_env,
     label_lines,
@@ -198,8 +199,35 @@ def lay_out_agent(ws: Workspace, opts: BuildOptions, dest: Path, hooks: Hooks) -
         find_links=pure_wheels(SDIST_ONLY, cache_root(ws), hooks.on_status),
     )
     dest.mkdir(parents=True, exist_ok=True)
+    for stale in (WHEELHOUSE_DIR, APP_DIR):  # a reused --output folder starts clean
+        shutil.rmtree(dest / stale, ignore_errors=True)
     add_wheelhouse(dest, house)
     extract_runtime(wheels, dest / APP_DIR, AGENT_DISTRIBUTIONS)
+
+
+_QEMU = {"linux/amd64": "qemu-x86_64", "linux/arm64": "qemu-aarch64"}
+
+
+def check_engine_runs(platform: str, kept: Path | None) -> None:
+    """Refuse, before the engine tries, a platform whose binaries this host cannot run.
+
+    The classic builder runs ``RUN`` steps with the engine's own kernel: another
+    architecture needs QEMU registered in binfmt_misc (or an engine on such a host).
+    Without it the build would fail later with a misleading pip or exec error.
+    """
+    if (
+        platform == host_platform_name()
+        or Path(f"/proc/sys/fs/binfmt_misc/{_QEMU[platform]}").exists()
+    ):
+        return
+    where = f"is kept in {kept}" if kept else "is kept with --output DIR"
+    raise FailedPreconditionError(
+        f"this Docker engine cannot run {platform} binaries (no {_QEMU[platform]} in"
+        f" binfmt_misc), so it cannot build the RUN steps of a {platform} image",
+        hint=f"the complete build context (Dockerfile, {platform} wheels, code) {where}: run"
+        f" `docker build --platform {platform} -t TAG DIR` on a {platform} engine with a"
+        f" {platform} Python 3.11 base (--base-image), or register QEMU (qemu-user-static)",
+    )
 
 
 def build_agent_image(
@@ -230,6 +258,7 @@ def build_agent_image(
             ),
             encoding="utf-8",
         )
+        check_engine_runs(opts.platform, dest if opts.output else None)
         hooks.on_status(f"building {tag} from {opts.base_image} ({opts.platform})")
         built = image.build_image(
             dest, tag, platform=opts.platform, no_cache=opts.no_cache, on_step=hooks.on_step
