@@ -30,7 +30,12 @@ import yaml
 from amlpkg.edge_agent.desired import parse_desired
 from amlpkg.edge_agent.download import fetch_model
 from amlpkg.edge_agent.verify import verify_desired
-from amlpkg.errors import AmlpkgError, FailedPreconditionError, InvalidArgumentError
+from amlpkg.errors import (
+    AmlpkgError,
+    FailedPreconditionError,
+    IntegrityError,
+    InvalidArgumentError,
+)
 from amlpkg.packager import deploy as api
 from amlpkg.packager.deploy import iotedge_manifest as edge
 from amlpkg.packager.deploy import k8s_manifests as k8s
@@ -85,6 +90,13 @@ def _tar_gz(files: dict[str, bytes], links: dict[str, str] | None = None) -> byt
     return gzip.compress(raw.getvalue())
 
 
+def _diff_id(layer: bytes) -> str:
+    try:
+        return "sha256:" + hashlib.sha256(gzip.decompress(layer)).hexdigest()
+    except OSError:  # not gzip (a test's broken layer): its own digest
+        return "sha256:" + hashlib.sha256(layer).hexdigest()
+
+
 def push_image(where: Reference, layers: list[bytes], labels: dict[str, str]) -> str:
     """An OCI image (config + gzip layers) pushed by the API; ``HOST/REPO:TAG``."""
     config = json.dumps(
@@ -94,9 +106,7 @@ def push_image(where: Reference, layers: list[bytes], labels: dict[str, str]) ->
             "config": {"Labels": labels},
             "rootfs": {
                 "type": "layers",
-                "diff_ids": [
-                    "sha256:" + hashlib.sha256(gzip.decompress(x)).hexdigest() for x in layers
-                ],
+                "diff_ids": [_diff_id(layer) for layer in layers],
             },
         }
     ).encode()
@@ -193,6 +203,16 @@ def test_a_modelcar_image_is_unpacked_safely(tmp_path: Path, fresh: Workspace) -
     )  # fmt: skip
     with pytest.raises(AmlpkgError, match="labelled"):
         resolve_source(fresh, f"oci://{lying}")
+    # A layer that is no tar archive, and a config that is no JSON: refused, not a crash.
+    junk = push_image(_repo("modelcar"), [b"\x28\xb5\x2f\xfd" + b"zstd?" * 10], {})
+    with pytest.raises(IntegrityError, match="not a tar archive"):
+        resolve_source(fresh, f"oci://{junk}")
+    # On IoT Edge an image source is the scoring module; another --image is refused.
+    with pytest.raises(InvalidArgumentError, match="runs as the scoring module"):
+        api.plan(
+            f"oci://{image}", target="iotedge", name="plant", workspace=fresh,
+            options={"image": "r.example/rt:1", "agent_image": _agent_image(), "device_id": "d"},
+        )  # fmt: skip
 
 
 def _agent_image() -> str:

@@ -128,7 +128,10 @@ def _modelpack(
 
 def _safe_member(member: tarfile.TarInfo) -> PurePosixPath | None:
     """The path under ``models/`` of a regular file member, or None (skipped)."""
-    path = PurePosixPath(member.name.lstrip("./").lstrip("/"))
+    name = member.name.lstrip("/")
+    while name.startswith("./"):
+        name = name[2:]
+    path = PurePosixPath(name)
     if not member.isfile() or len(path.parts) < 2 or path.parts[0] != "models":
         return None
     inner = PurePosixPath(*path.parts[1:])
@@ -144,24 +147,37 @@ def _unpack_models(registry: Registry, layers: list[dict[str, Any]], dest: Path)
             blob = Path(scratch) / "layer"
             registry.blob_to(layer, blob, modelpack.MAX_MODEL_BYTES)
             found = 0
-            with tarfile.open(blob, "r:*") as archive:
-                for member in archive:
-                    inner = _safe_member(member)
-                    if inner is None:
-                        continue
-                    found += 1
-                    if found > MAX_FILES:
-                        raise IntegrityError(f"over {MAX_FILES} files under /models: refused")
-                    target = dest.joinpath(*inner.parts)
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    source = archive.extractfile(member)
-                    assert source is not None  # a regular file
-                    with source, target.open("wb") as out:
-                        shutil.copyfileobj(source, out, 1 << 20)
+            try:
+                found = _extract_models(blob, dest)
+            except tarfile.TarError as exc:
+                raise IntegrityError(
+                    f"layer {layer.get('digest')} is not a tar archive amlpkg can read: {exc}",
+                    hint="layers must be tar, tar+gzip, bzip2 or xz (not zstd)",
+                ) from None
             blob.unlink()
             if found:
                 return
     raise NotFoundError("the image has no files under /models", hint="is it a modelcar image?")
+
+
+def _extract_models(blob: Path, dest: Path) -> int:
+    """Regular files under ``models/`` of one layer into ``dest``; how many."""
+    found = 0
+    with tarfile.open(blob, "r:*") as archive:
+        for member in archive:
+            inner = _safe_member(member)
+            if inner is None:
+                continue
+            found += 1
+            if found > MAX_FILES:
+                raise IntegrityError(f"over {MAX_FILES} files under /models: refused")
+            target = dest.joinpath(*inner.parts)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            source = archive.extractfile(member)
+            assert source is not None  # a regular file
+            with source, target.open("wb") as out:
+                shutil.copyfileobj(source, out, 1 << 20)
+    return found
 
 
 def _sha256(path: Path) -> str:
@@ -221,9 +237,16 @@ def fetch(ws: Workspace, text: str) -> OciModel:
             )
         root = ws.home / "cache" / "oci" / digest.removeprefix("sha256:")
         root.mkdir(parents=True, exist_ok=True)
-        if manifest.get("artifactType") == modelpack.ARTIFACT_TYPE:
-            return _modelpack(registry, where, manifest, digest, root)
-        return _image(registry, where, manifest, digest, root)
+        try:
+            if manifest.get("artifactType") == modelpack.ARTIFACT_TYPE:
+                return _modelpack(registry, where, manifest, digest, root)
+            return _image(registry, where, manifest, digest, root)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            # What a registry serves is input: a malformed manifest or config is refused.
+            raise IntegrityError(
+                f"{text} is not a well-formed artifact ({type(exc).__name__}: {exc})",
+                hint="push it with `amlpkg push` (ModelPack) or as an image with /models",
+            ) from None
     finally:
         registry.close()
 

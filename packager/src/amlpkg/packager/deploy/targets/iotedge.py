@@ -118,6 +118,12 @@ def edge_options(
     """
     source, opts = request.source, request.options
     desired: dict[str, Any] | None
+    if source.oci is not None and source.oci.kind == "image" and source.image != source.oci.image:
+        raise InvalidArgumentError(
+            "an oci:// image source runs as the scoring module itself (devices fetch"
+            " ModelPack artifacts, not models inside images)",
+            hint="drop --image, or push the model with `amlpkg push` and deploy that",
+        )
     if source.oci is not None and source.oci.kind == "modelpack":
         desired = _oci_desired(ws, request)
         image, ref = image_for(ws, source), f"{source.oci.name}:{source.oci.version}"
