@@ -13,6 +13,7 @@ from collections import Counter
 from pathlib import Path
 
 import httpx
+import pytest
 
 from amlpkg.packager.deploy import api, canary, records
 from amlpkg.packager.deploy.smoke import wait_ready
@@ -98,3 +99,24 @@ def test_a_canary_takes_its_share_then_is_rolled_back_or_promoted(ws: Workspace)
     assert [c.labels["ai.amlpkg.revision"] for c in _containers("weighted")] == ["weighted:3"]
     api.delete("weighted", workspace=ws)
     assert _gone("weighted")
+
+
+def test_an_image_without_the_proxy_fails_clearly_and_leaves_nothing(ws: Workspace) -> None:
+    """An image built before the proxy existed (here: the bare base image) cannot hold the
+    endpoint: the deploy says so, with what to do, and nothing of it stays on the host."""
+    import docker
+
+    from amlpkg.errors import FailedPreconditionError
+    from amlpkg.packager.build.base_image import LOCAL_BASE_TAG
+    from amlpkg.packager.deploy.targets import docker_switch
+
+    client = docker.from_env()
+    try:
+        with pytest.raises(FailedPreconditionError, match="did not start") as caught:
+            docker_switch.ensure(
+                client, "noproxy", LOCAL_BASE_TAG, bind="127.0.0.1", http_port=0, grpc_port=0
+            )
+        assert "amlpkg build" in (caught.value.hint or "")
+    finally:
+        client.close()
+    assert _gone("noproxy")

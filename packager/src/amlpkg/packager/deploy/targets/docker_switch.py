@@ -121,7 +121,7 @@ class Switch:
         return found
 
     def wait(self, timeout_s: float = 30.0) -> None:
-        """Until the proxy answers on its control socket."""
+        """Until the proxy answers on its control socket; raises when its process exits."""
         deadline = time.monotonic() + timeout_s
         while True:
             try:
@@ -129,10 +129,13 @@ class Switch:
                 return
             except UnavailableError:
                 self.container.reload()
-                if self.container.status not in ("running", "created", "restarting"):
-                    logs = self.container.logs(tail=5).decode(errors="replace")
+                # With restart: always, an exiting proxy shows as restarting (or counts).
+                if self.container.status in ("exited", "dead", "restarting") or (
+                    self.container.attrs.get("RestartCount", 0) > 0
+                ):
+                    logs = self.container.logs(tail=3).decode(errors="replace").strip()
                     raise UnavailableError(
-                        f"the proxy {self.container.name} stopped: {logs.strip()}"
+                        f"the proxy {self.container.name} exited: {logs.replace(chr(10), ' | ')}"
                     ) from None
                 if time.monotonic() >= deadline:
                     raise
@@ -174,16 +177,53 @@ def ensure(
                 )
         switch.wait()
         return switch, False
-    options = proxy_options(name, image, bind, http_port or None, grpc_port or None)
-    container = client.containers.run(**options)
-    if not (http_port and grpc_port):
-        picked = Switch(container).ports()
-        container.remove(force=True)
-        options = proxy_options(name, image, bind, picked["http_port"], picked["grpc_port"])
-        container = client.containers.run(**options)
-    switch = Switch(container)
-    switch.wait()
-    return switch, True
+    import docker
+
+    try:
+        switch = _create(client, name, image, bind=bind, http_port=http_port, grpc_port=grpc_port)
+        return switch, True
+    except (UnavailableError, docker.errors.APIError) as exc:
+        why = exc.message if isinstance(exc, UnavailableError) else str(exc)
+        raise FailedPreconditionError(
+            f"the proxy of {name} did not start from {image}: {why}",
+            hint="the image must carry amlpkg.runtime.proxy: rebuild it with this amlpkg"
+            " (`amlpkg build`)",
+        ) from exc
+
+
+def _create(
+    client: Any, name: str, image: str, *, bind: str, http_port: int, grpc_port: int
+) -> Switch:
+    """Run the proxy (twice when the engine picks the ports, to fix them); on a failure
+    nothing of it is left."""
+    try:
+        options = proxy_options(name, image, bind, http_port or None, grpc_port or None)
+        switch = Switch(client.containers.run(**options))
+        switch.wait()
+        if not (http_port and grpc_port):
+            picked = switch.ports()
+            switch.container.remove(force=True)
+            options = proxy_options(name, image, bind, picked["http_port"], picked["grpc_port"])
+            switch = Switch(client.containers.run(**options))
+            switch.wait()
+        return switch
+    except Exception:
+        _discard_proxy(client, name)
+        raise
+
+
+def _discard_proxy(client: Any, name: str) -> None:
+    """Remove the proxy container and its volume (the network too when nothing else uses it)."""
+    import docker
+
+    with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
+        client.containers.get(proxy_name(name)).remove(force=True)
+    with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
+        client.volumes.get(volume_name(name)).remove(force=True)
+    with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
+        network = client.networks.get(network_name(name))
+        if not network.attrs.get("Containers"):
+            network.remove()
 
 
 def _ensure_network(client: Any, name: str) -> None:
