@@ -16,6 +16,8 @@ import gzip
 import hashlib
 import io
 import json
+import subprocess
+import sys
 import tarfile
 import uuid
 from collections.abc import Iterator
@@ -349,3 +351,24 @@ def test_an_image_built_and_pushed_by_amlpkg_is_a_source(
     scoring = content["$edgeAgent"]["properties.desired"]["modules"]["plant"]
     assert scoring["settings"]["image"] == built_image.repo_digest
     assert "model" not in content[edge.AGENT_MODULE]["properties.desired"]
+
+
+def test_the_cli_takes_oci_sources_and_trust(signed: dict[str, Any], tmp_path: Path) -> None:
+    amlpkg = str(Path(sys.executable).parent / "amlpkg")
+    home = str(signed["home"])
+    out = subprocess.run(
+        [amlpkg, "deploy", signed["tag"], "-t", "iotedge", "-n", "plant", "--home", home,
+         "--image", "r.example/scorer:1", "--agent-image", _agent_image(), "--device-id", "d",
+         "--trust", str(signed["pub"]), "--dry-run"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    twin = json.loads(out.stdout)["modulesContent"][edge.AGENT_MODULE]["properties.desired"]
+    assert twin["model"]["oci"] == signed["pushed"].reference
+    refused = subprocess.run(
+        [amlpkg, "deploy", signed["tag"], "-t", "local", "-n", "x", "--home", str(tmp_path / "h"),
+         "--trust", str(signed["other"])],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert refused.returncode != 0 and "Traceback" not in refused.stderr
+    assert "signature" in (refused.stdout + refused.stderr).lower()
