@@ -22,6 +22,7 @@ from urllib.parse import urlparse
 
 from amlpkg.errors import AmlpkgError, FailedPreconditionError, UnavailableError
 from amlpkg.packager.deploy import records
+from amlpkg.packager.deploy import supervisor_client as sv
 from amlpkg.packager.deploy.lifecycle import Lifecycle
 from amlpkg.packager.deploy.options import DeployOptions, DockerOptions
 from amlpkg.packager.deploy.otel import telemetry_env
@@ -36,7 +37,7 @@ from amlpkg.packager.deploy.smoke import (
 from amlpkg.packager.deploy.sources import image_for, package_for
 from amlpkg.packager.deploy.targets import docker_switch as sw
 from amlpkg.packager.deploy.targets.base import DeployRequest, Plan, Prepared, Revision
-from amlpkg.packager.deploy.targets.local import front_ports
+from amlpkg.packager.deploy.targets.local import front_ports, state_dir
 from amlpkg.store.workspace import Workspace
 
 LABEL, ROLE = sw.LABEL, sw.ROLE
@@ -173,8 +174,11 @@ class DockerTarget(Lifecycle):
         model = request.source.model
         assert model is not None  # prepare checked
         rev.image_digest = _digest(client, image)
-        front = front_ports(request.options, rev.previous)
-        bind = _bind(request.options, rev.previous, address)
+        # A revision from before the proxy lived on the host had its endpoint on the
+        # client (a supervisor that may still hold those ports): start afresh then.
+        on_host = rev.previous if rev.previous and rev.previous.state.get("proxy") else None
+        front = front_ports(request.options, on_host)
+        bind = _bind(request.options, on_host, address)
         switch, created = sw.ensure(
             client,
             request.name,
@@ -312,6 +316,8 @@ class DockerTarget(Lifecycle):
 
     def delete(self, ws: Workspace, record: DeploymentRecord) -> DeploymentRecord:
         """Remove the proxy, every container of the deployment, its network and volume."""
+        # Deployments made before the endpoint moved to the host had a client supervisor.
+        sv.shutdown(state_dir(ws, record.name))
         client = _client(record.config.get("docker_host"))
         try:
             sw.remove_all(client, record.name)

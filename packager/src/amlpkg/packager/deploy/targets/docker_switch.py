@@ -27,6 +27,7 @@ LABEL = "ai.amlpkg.deployment"
 ROLE = "ai.amlpkg.role"
 STATE = "/state"
 PORTS = {"http_port": 8000, "grpc_port": 8001, "preview_http_port": 9000, "preview_grpc_port": 9001}
+_ATTEMPTS = 4
 _SECOND = 1_000_000_000  # the Docker API counts health check times in nanoseconds
 _HEALTH = "import socket; socket.create_connection(('127.0.0.1', 8000), 2).close()"
 
@@ -92,17 +93,27 @@ class Switch:
 
     container: Any
 
-    def call(self, op: str, timeout_s: float = 60.0, **fields: Any) -> dict[str, Any]:
-        """One control request through ``docker exec``; raises when the proxy refuses."""
+    def call(self, op: str, **fields: Any) -> dict[str, Any]:
+        """One control request through ``docker exec``; raises when the proxy refuses.
+
+        Every operation is idempotent, so an exec whose output the engine lost (seen
+        with short-lived execs on a busy host: exit 0, no output) is run again.
+        """
         request = json.dumps({"op": op, **fields})
         argv = ["python", "-m", "amlpkg.runtime.proxy", "ctl", "--state", STATE, request]
-        code, output = self.container.exec_run(argv)
-        text = output.decode(errors="replace").strip()
-        try:
-            answer: dict[str, Any] = json.loads(text.splitlines()[-1])
-        except (IndexError, ValueError):
-            answer = {"ok": False, "error": text[-300:] or f"exit {code}"}
-        if code != 0 or not answer.get("ok"):
+        answer: dict[str, Any] | None = None
+        text, code = "", None
+        for attempt in range(_ATTEMPTS):
+            code, output = self.container.exec_run(argv)
+            text = output.decode(errors="replace").strip()
+            with contextlib.suppress(IndexError, ValueError):
+                answer = json.loads(text.splitlines()[-1])
+            if answer is not None or text:  # an answer, or what went wrong (a traceback)
+                break
+            time.sleep(0.2 * (attempt + 1))
+        if answer is None:
+            answer = {"ok": False, "error": text[-300:] or f"no answer (exit {code})"}
+        if not answer.get("ok"):
             raise UnavailableError(
                 f"the proxy {self.container.name} refused {op}: {answer.get('error')}",
                 hint=f"see `docker logs {self.container.name}` on the Docker host",
