@@ -246,6 +246,11 @@ def test_a_long_series_is_thinned_keeping_extremes_and_ends(
     assert points[-1]["value"] == pytest.approx(math.sin(19_999 / 300))
     assert max(p["value"] for p in points) == pytest.approx(9.0 + math.sin(4321 / 300))
     assert min(p["value"] for p in points) == pytest.approx(min(r[2] for r in rows), abs=1e-9)
+    # A value logged later is in the next answer (what was thinned before is not reused).
+    with open_workspace(home) as ws:
+        store_runs.log_metrics(ws, run, {"loss": -5.0}, 20_000)
+    again = api["reader"].get(url, params={"max_points": 200, "downsample": "minmax"}).json()
+    assert again["logged"] == 20_001 and again["points"][-1]["value"] == -5.0
     short = api["reader"].get(
         url.replace("loss", "nothing"), params={"max_points": 10, "downsample": "minmax"}
     )

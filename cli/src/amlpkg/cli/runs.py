@@ -59,13 +59,28 @@ def list_command(  # noqa: PLR0917 - Typer maps parameters to CLI options
     experiment: Annotated[str | None, typer.Option(help="Only this experiment.")] = None,
     status: Annotated[str | None, typer.Option(help="Only runs with this status.")] = None,
     limit: Annotated[int, typer.Option(min=1, help="At most this many runs.")] = 50,
+    search: Annotated[
+        str | None,
+        typer.Option(
+            help="Words (in the name or id) and comparisons, e.g."
+            " 'metrics.acc > 0.9 params.lr = 0.01 tags.team = vision'."
+        ),
+    ] = None,
+    sort: Annotated[
+        str | None,
+        typer.Option(
+            help="start_time (default), end_time, duration, name, status, metrics.KEY, params.KEY."
+        ),
+    ] = None,
+    ascending: Annotated[bool, typer.Option("--asc", help="Lowest or oldest first.")] = False,
     home: HomeOption = None,
     tracking_uri: TrackingUriOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """List runs, newest first."""
+    """List runs, newest first, filtered and sorted by the store (or the server)."""
+    order = "asc" if ascending else None
     with open_backend(home, tracking_uri) as backend:
-        runs = backend.list_runs(experiment, status, limit)
+        runs = backend.list_runs(experiment, status, limit, search=search, sort=sort, order=order)
     if as_json:
         print_json([r.to_dict() for r in runs])
         return

@@ -76,6 +76,9 @@ function modelSection(run, lineage) {
 
 export async function runPage(main, { id }) {
   const run0 = await get(`/runs/${seg(id)}`);
+  // The charts' series are asked for at once, beside the rest, not after it.
+  const firstSeries = histories(run0.id, Object.keys(run0.metrics).sort());
+  firstSeries.catch(() => {}); // a failure is reported where it is awaited, in draw()
   const [artifacts, lineage, logs, environment] = await Promise.all([
     get(`/runs/${seg(run0.id)}/artifacts`),
     get(`/lineage/run/${seg(run0.id)}`),
@@ -100,7 +103,7 @@ export async function runPage(main, { id }) {
       environment === null ? empty("No environment recorded.") : h("pre", { class: "log", tabindex: 0 }, environment)),
   );
 
-  async function draw(run) {
+  async function draw(run, pending = null) {
     fill(header,
       h("h1", {}, "Run ", run.name ?? short(run.id, 8)),
       h("p", {}, badge(run.status), " ", link(`/lineage/run/${seg(run.id)}`, "Lineage of this run"),
@@ -114,11 +117,11 @@ export async function runPage(main, { id }) {
     fill(metricsBox, keys.length
       ? table(null, ["Metric", "Last value"], keys.map((k) => h("tr", {}, h("td", {}, k), h("td", { class: "num" }, num(run.metrics[k])))))
       : empty("No metrics."));
-    const series = await histories(run.id, keys);
+    const series = await (pending ?? histories(run.id, keys));
     // One chart per metric with more than one point; single values are in the table above.
     fill(charts, keys.filter((k) => series[k].length > 1).map((k) => lineChart(k, [{ label: k, points: series[k] }])));
   }
-  await draw(run0);
+  await draw(run0, firstSeries);
   if (run0.status !== "running") return undefined;
   // A person watching a run in progress sees new points without reloading.
   let busy = false;

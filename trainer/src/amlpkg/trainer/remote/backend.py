@@ -34,8 +34,17 @@ class Backend(Protocol):
 
     where: str  # the workspace folder or the server URL, for messages
 
-    def list_runs(self, experiment: str | None, status: str | None, limit: int) -> list[RunRecord]:
-        """Runs, newest first."""
+    def list_runs(
+        self,
+        experiment: str | None,
+        status: str | None,
+        limit: int,
+        *,
+        search: str | None = None,
+        sort: str | None = None,
+        order: str | None = None,
+    ) -> list[RunRecord]:
+        """Runs, newest first or by ``sort``, narrowed by ``search`` (see run_filter)."""
         ...
 
     def get_run(self, ref: str) -> RunRecord:
@@ -84,9 +93,20 @@ class EmbeddedBackend:
         self.home = home
         self.where = str(home) if home is not None else "the local workspace"
 
-    def list_runs(self, experiment: str | None, status: str | None, limit: int) -> list[RunRecord]:
+    def list_runs(
+        self,
+        experiment: str | None,
+        status: str | None,
+        limit: int,
+        *,
+        search: str | None = None,
+        sort: str | None = None,
+        order: str | None = None,
+    ) -> list[RunRecord]:
         with open_workspace(self.home) as ws:
-            return queries.list_runs(ws, experiment=experiment, status=status, limit=limit)
+            return queries.list_runs(
+                ws, experiment, status, limit, search=search, sort=sort, order=order
+            )
 
     def get_run(self, ref: str) -> RunRecord:
         with open_workspace(self.home) as ws:
@@ -162,9 +182,21 @@ class RemoteBackend:
         """Close the connections."""
         self.client.close()
 
-    def list_runs(self, experiment: str | None, status: str | None, limit: int) -> list[RunRecord]:
+    def list_runs(
+        self,
+        experiment: str | None,
+        status: str | None,
+        limit: int,
+        *,
+        search: str | None = None,
+        sort: str | None = None,
+        order: str | None = None,
+    ) -> list[RunRecord]:
         limit = min(limit, _REMOTE_RUN_LIMIT)
-        return [run_record(r) for r in self.client.list_runs(experiment, status, limit)]
+        found = self.client.list_runs(
+            experiment, status, limit, search=search, sort=sort, order=order
+        )
+        return [run_record(r) for r in found]
 
     def get_run(self, ref: str) -> RunRecord:
         return run_record(self.client.get_run(ref))
@@ -173,14 +205,13 @@ class RemoteBackend:
         return self.client.list_artifacts(run_id)
 
     def best_run(self, metric: str, maximize: bool, experiment: str | None) -> RunRecord:
-        # The server has no ranking route: rank its newest runs here, as the store does.
-        runs = self.list_runs(experiment, None, _REMOTE_RUN_LIMIT)
-        candidates = [r for r in runs if metric in r.metrics]
-        if not candidates:
+        # The server sorts by a metric's final value, runs without it last.
+        order = "desc" if maximize else "asc"
+        found = self.list_runs(experiment, None, 1, sort=f"metrics.{metric}", order=order)
+        if not found or metric not in found[0].metrics:
             where = f" in experiment {experiment!r}" if experiment else ""
             raise NotFoundError(f"no run{where} has logged metric {metric!r}")
-        sign = 1.0 if maximize else -1.0
-        return max(candidates, key=lambda r: sign * r.metrics[metric])
+        return found[0]
 
     def list_models(self) -> list[dict[str, Any]]:
         return self.client.list_models()

@@ -197,14 +197,21 @@ class TeamClient:
         return dict(self._json("GET", f"/runs/{quote(ref, safe='')}"))
 
     def list_runs(
-        self, experiment: str | None = None, status: str | None = None, limit: int = 50
+        self,
+        experiment: str | None = None,
+        status: str | None = None,
+        limit: int = 50,
+        *,
+        search: str | None = None,
+        sort: str | None = None,
+        order: str | None = None,
+        offset: int = 0,
     ) -> list[Json]:
-        """Runs, newest first."""
+        """Runs, newest first (or by ``sort``), filtered by the server (see ``GET /runs``)."""
         params: dict[str, Any] = {"limit": limit}
-        if experiment is not None:
-            params["experiment"] = experiment
-        if status is not None:
-            params["status"] = status
+        optional = {"experiment": experiment, "status": status, "q": search, "sort": sort,
+                    "order": order, "offset": offset or None}  # fmt: skip
+        params.update({k: v for k, v in optional.items() if v is not None})
         return list(self._json("GET", "/runs", params=params))
 
     def log_batch(self, run_id: str, body: Json) -> Json:

@@ -1,12 +1,17 @@
 """A metric's history thinned in the database: a million-step run opens as a light chart.
 
 The steps are cut into equal buckets and each bucket answers its lowest and highest
-value in one ``GROUP BY`` (the same on SQLite and PostgreSQL), so a spike survives the
-thinning where picking every n-th point would drop it. Python never sees the rows.
+value, so a spike survives the thinning where picking every n-th point would drop it.
+Python never sees the rows. Metric values are only ever appended, so a thinned series
+stays right while the metric's count and step range stay the same: the last few are
+kept in memory and checked with one cheap query (a run looked at again, the compare
+page, a chart refreshed while nothing new was logged).
 """
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +20,7 @@ from amlpkg.store.workspace import Workspace
 from amlpkg.trainer.store import runs as store_runs
 
 Point = tuple[int, float, float]  # step, value, timestamp
+CACHED_SERIES = 64  # thinned series kept (each at most max_points points)
 
 _RUN_KEY = "FROM metrics WHERE run_id = :run AND key = :key"
 _STATS = f"SELECT COUNT(*), MIN(step), MAX(step) {_RUN_KEY}"
@@ -74,6 +80,31 @@ def _bucket_points(rows: list[Any]) -> list[Point]:
     return points
 
 
+class _Recent:
+    """The last thinned series, by workspace, run, key, size and what they were made from."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._items: OrderedDict[tuple[object, ...], Series] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[object, ...]) -> Series | None:
+        with self._lock:
+            found = self._items.get(key)
+            if found is not None:
+                self._items.move_to_end(key)
+            return found
+
+    def put(self, key: tuple[object, ...], series: Series) -> None:
+        with self._lock:
+            self._items[key] = series
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+
+_RECENT = _Recent(CACHED_SERIES)
+
+
 def downsampled(ws: Workspace, run_id: str, key: str, max_points: int) -> Series:
     """At most ``max_points`` points of the metric: every one when it has that few, else
     the lowest and highest of each bucket of steps, with the true first and last points."""
@@ -83,13 +114,25 @@ def downsampled(ws: Workspace, run_id: str, key: str, max_points: int) -> Series
     count = int(count or 0)
     if count <= max_points:
         return Series(store_runs.metric_history(ws, run_id, key), count)
+    cache_key = (ws.conn.url, run_id, key, max_points, count, lo, hi)
+    found = _RECENT.get(cache_key)
+    if found is None:
+        found = _thin(ws, run_id, key, max_points, (count, int(lo), int(hi)))
+        _RECENT.put(cache_key, found)
+    return found
+
+
+def _thin(
+    ws: Workspace, run_id: str, key: str, max_points: int, stats: tuple[int, int, int]
+) -> Series:
+    count, lo, hi = stats
     buckets = (max_points - 2) // 2
-    width = (int(hi) - int(lo)) // buckets + 1
-    binds = {"run": run_id, "key": key, "lo": int(lo), "hi": int(hi), "width": width}
+    width = (hi - lo) // buckets + 1
+    binds = {"run": run_id, "key": key, "lo": lo, "hi": hi, "width": width}
     sql = _GROUPED if ws.conn.dialect == "postgresql" else _RANGES
     rows = ws.conn.execute(sql, binds).fetchall()
     points = _bucket_points(rows)
-    first, last = _end(ws, run_id, key, int(lo), False), _end(ws, run_id, key, int(hi), True)
+    first, last = _end(ws, run_id, key, lo, False), _end(ws, run_id, key, hi, True)
     if points[0][0] == first[0]:
         points[0] = first
     else:
