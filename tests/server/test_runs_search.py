@@ -269,3 +269,24 @@ def test_the_library_lists_with_the_same_filters(home: Path, app: FastAPI) -> No
         assert [r.name for r in page] == ["run-07", "run-08"]
         assert queries.best_run(ws, "acc", maximize=False).name == "run-00"
         assert queries.best_run(ws, "loss", experiment="odd").name == "run-01"
+
+
+def test_listing_more_runs_than_one_statement_binds(home: Path, app: FastAPI) -> None:
+    with open_workspace(home) as ws:
+        exp = ws.conn.execute("SELECT id FROM experiments").fetchall()
+        assert exp == []  # a fresh workspace: rows go in directly, as a bulk import would
+        with write_tx(ws.conn) as conn:
+            conn.execute("INSERT INTO experiments (name, created) VALUES ('bulk', 0)")
+            exp_id = conn.execute("SELECT id FROM experiments").scalar()
+            conn.executemany(
+                "INSERT INTO runs (id, experiment_id, name, status, start_time)"
+                " VALUES (?, ?, ?, 'completed', ?)",
+                [(f"{i:032x}", exp_id, f"b{i}", float(i)) for i in range(1200)],
+            )
+            conn.executemany(
+                "INSERT INTO params (run_id, key, value) VALUES (?, 'i', ?)",
+                [(f"{i:032x}", str(i)) for i in range(1200)],
+            )
+        found = queries.list_runs(ws, limit=None)
+        assert len(found) == 1200 and found[0].params == {"i": "1199"}
+        assert found[-1].name == "b0"

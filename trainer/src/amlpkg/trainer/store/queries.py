@@ -11,6 +11,7 @@ from amlpkg.trainer.store.run_filter import Comparison, Sort, parse_search, pars
 from amlpkg.trainer.store.run_search import RunQuery, check_page, final_metric_sql, page_sql
 from amlpkg.trainer.store.runs import RunInfo, RunRecord
 
+_CHUNK = 500  # run ids per IN list
 _SELECT = (
     "SELECT r.*, e.name AS experiment FROM runs r JOIN experiments e ON e.id = r.experiment_id"
 )
@@ -30,12 +31,14 @@ _FINAL_METRICS = (
 
 
 def _by_run(conn: Database, sql: str, ids: list[str]) -> dict[str, dict[str, Any]]:
-    """``{run id: {key: value}}`` from ``sql`` (its ``{ids}`` is the bound id list)."""
-    binds = {f"i{n}": run_id for n, run_id in enumerate(ids)}
+    """``{run id: {key: value}}`` from ``sql`` (its ``{ids}`` is the bound id list), in
+    chunks that stay far below the databases' limits on bound parameters."""
     found: dict[str, dict[str, Any]] = {run_id: {} for run_id in ids}
-    rows = conn.execute(sql.format(ids=", ".join(f":{name}" for name in binds)), binds)
-    for run_id, key, value in rows:
-        found[run_id][key] = value
+    for start in range(0, len(ids), _CHUNK):
+        binds = {f"i{n}": run_id for n, run_id in enumerate(ids[start : start + _CHUNK])}
+        rows = conn.execute(sql.format(ids=", ".join(f":{name}" for name in binds)), binds)
+        for run_id, key, value in rows:
+            found[run_id][key] = value
     return found
 
 
