@@ -149,3 +149,56 @@ def test_an_executors_error_reaches_the_caller_in_amlpkgs_words(spark: Any, mode
         call_spark(scored.collect, "score the rows")
     assert "null" in caught.value.message
     assert "sepal_length" in caught.value.message
+
+
+def test_parquet_files_scored_by_the_executors_equal_in_process_onnx_runtime(
+    spark: Any, models: Models, tmp_path: Path
+) -> None:
+    """The direct path (`amlpkg score --engine spark` on Parquet): executors read and write
+    the files with pyarrow; each part is one task's row groups, scored in 10,000-row batches."""
+    from amlpkg.batch.model import resolve_model
+    from amlpkg.errors import InternalError
+    from amlpkg.spark.direct import score_parquet_files
+    from amlpkg.store.workspace import open_workspace
+
+    rows = 200_000
+    rng = np.random.default_rng(11)
+    features = rng.uniform([4.0, 2.0, 1.0, 0.1], [8.0, 4.5, 7.0, 2.5], (rows, 4))
+    features = features.astype(np.float32)
+    source = tmp_path / "iris"
+    source.mkdir()
+    for name, lo, hi in (("part-0.parquet", 0, 120_000), ("part-1.parquet", 120_000, rows)):
+        table = pa.table(
+            {"id": np.arange(lo, hi), **{n: features[lo:hi, i] for i, n in enumerate(FEATURES)}}
+        )
+        pq.write_table(table, source / name, row_group_size=25_000)
+    with open_workspace(models.home) as ws:
+        resolved = resolve_model(models.iris, workspace=ws)
+    target = tmp_path / "scored"
+
+    count = score_parquet_files(spark, resolved, source, target, inputs=FEATURES, keep=["id"])
+    assert count == rows
+    parts = sorted(target.glob("part-*.parquet"))
+    assert len(parts) >= 2 and (target / "_SUCCESS").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["iris", "scored"]  # no staging left
+    got = _read_sorted(target)
+    assert got.column_names == ["id", "label", "probabilities"]
+    assert np.array_equal(got.column("id").to_numpy(), np.arange(rows))
+    for part in parts:
+        table = pq.read_table(part)
+        ids = table.column("id").to_numpy()
+        assert np.array_equal(ids, np.arange(ids[0], ids[0] + len(ids)))  # contiguous
+        label, probabilities = _in_process(models, models.iris, {"X": features[ids]}, 10_000)
+        assert np.array_equal(table.column("label").to_numpy(), label)
+        scored = np.stack(table.column("probabilities").to_numpy(zero_copy_only=False))
+        np.testing.assert_array_equal(scored, probabilities)
+
+    # A failing task (a null feature) fails the call in amlpkg's words; the output is kept.
+    bad = tmp_path / "bad.parquet"
+    pq.write_table(
+        pa.table({"id": [1], **{n: pa.array([None], pa.float32()) for n in FEATURES}}), bad
+    )
+    with pytest.raises(InternalError, match="null"):
+        score_parquet_files(spark, resolved, bad, target, inputs=FEATURES, overwrite=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.parquet", "iris", "scored"]
+    assert pq.read_table(target).num_rows == rows
