@@ -251,6 +251,14 @@ def test_a_long_series_is_thinned_keeping_extremes_and_ends(
         store_runs.log_metrics(ws, run, {"loss": -5.0}, 20_000)
     again = api["reader"].get(url, params={"max_points": 200, "downsample": "minmax"}).json()
     assert again["logged"] == 20_001 and again["points"][-1]["value"] == -5.0
+    # A finished run's series is reused until its steps change (or REUSE_S passes).
+    with open_workspace(home) as ws:
+        store_runs.finish_run(ws, run, "completed")
+        store_runs.log_metrics(ws, run, {"loss": 3.0}, 20_001)
+    thin = {"max_points": 200, "downsample": "minmax"}
+    later = api["reader"].get(url, params=thin).json()
+    assert later["logged"] == 20_002 and later["points"][-1]["value"] == 3.0
+    assert api["reader"].get(url, params=thin).json() == later
     short = api["reader"].get(
         url.replace("loss", "nothing"), params={"max_points": 10, "downsample": "minmax"}
     )

@@ -2,15 +2,20 @@
 
 The steps are cut into equal buckets and each bucket answers its lowest and highest
 value, so a spike survives the thinning where picking every n-th point would drop it.
-Python never sees the rows. Metric values are only ever appended, so a thinned series
-stays right while the metric's count and step range stay the same: the last few are
-kept in memory and checked with one cheap query (a run looked at again, the compare
-page, a chart refreshed while nothing new was logged).
+Python never sees the rows.
+
+Thinning a million values costs a pass over them; counting them (to know whether the
+last answer still holds) costs nearly as much. So the last few thinned series are kept
+in memory: a run in progress is recounted on every request, and a new value makes a new
+answer at once; a finished run's series is reused while its first and last step stay
+the same (two index seeks), for at most :data:`REUSE_S` seconds, so a value logged into
+a finished run's earlier steps shows up within that time.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
@@ -21,9 +26,15 @@ from amlpkg.trainer.store import runs as store_runs
 
 Point = tuple[int, float, float]  # step, value, timestamp
 CACHED_SERIES = 64  # thinned series kept (each at most max_points points)
+REUSE_S = 60.0  # how long a finished run's thinned series is reused without a recount
 
 _RUN_KEY = "FROM metrics WHERE run_id = :run AND key = :key"
 _STATS = f"SELECT COUNT(*), MIN(step), MAX(step) {_RUN_KEY}"
+# Two index seeks (one MIN or MAX each, so both databases answer from the index's ends).
+_ENDS = (
+    f"SELECT (SELECT MIN(step) {_RUN_KEY}), (SELECT MAX(step) {_RUN_KEY}),"
+    " (SELECT status FROM runs WHERE id = :run)"
+)
 _BUCKET = "(step - CAST(:lo AS BIGINT)) / CAST(:width AS BIGINT)"
 # Both answer, per non-empty bucket in step order: first and last step, lowest and highest
 # value, the time at the first and at the last step. PostgreSQL aggregates one pass of the
@@ -57,6 +68,13 @@ class Series:
     logged: int
 
 
+@dataclass(frozen=True)
+class _Kept:
+    series: Series
+    ends: tuple[int, int]
+    made: float
+
+
 def _end(ws: Workspace, run_id: str, key: str, step: int, last: bool) -> Point:
     sql = _END.format(order="DESC" if last else "ASC")
     row = ws.conn.execute(sql, {"run": run_id, "key": key, "step": step}).fetchone()
@@ -81,21 +99,21 @@ def _bucket_points(rows: list[Any]) -> list[Point]:
 
 
 class _Recent:
-    """The last thinned series, by workspace, run, key, size and what they were made from."""
+    """The last thinned series, by workspace, run, key and size (least recently used go)."""
 
     def __init__(self, size: int) -> None:
         self.size = size
-        self._items: OrderedDict[tuple[object, ...], Series] = OrderedDict()
+        self._items: OrderedDict[tuple[object, ...], _Kept] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: tuple[object, ...]) -> Series | None:
+    def get(self, key: tuple[object, ...]) -> _Kept | None:
         with self._lock:
             found = self._items.get(key)
             if found is not None:
                 self._items.move_to_end(key)
             return found
 
-    def put(self, key: tuple[object, ...], series: Series) -> None:
+    def put(self, key: tuple[object, ...], series: _Kept) -> None:
         with self._lock:
             self._items[key] = series
             while len(self._items) > self.size:
@@ -110,16 +128,25 @@ def downsampled(ws: Workspace, run_id: str, key: str, max_points: int) -> Series
     the lowest and highest of each bucket of steps, with the true first and last points."""
     if max_points < 4:
         raise InvalidArgumentError("max_points must be at least 4 to keep lows and highs")
-    count, lo, hi = ws.conn.execute(_STATS, {"run": run_id, "key": key}).fetchone()
+    binds = {"run": run_id, "key": key}
+    cache_key = (ws.conn.url, run_id, key, max_points)
+    kept = _RECENT.get(cache_key)
+    if kept is not None:
+        lo, hi, status = ws.conn.execute(_ENDS, binds).fetchone()
+        fresh = time.monotonic() - kept.made < REUSE_S
+        if status not in (None, "running") and kept.ends == (lo, hi) and fresh:
+            return kept.series
+    made = time.monotonic()
+    count, lo, hi = ws.conn.execute(_STATS, binds).fetchone()
     count = int(count or 0)
     if count <= max_points:
         return Series(store_runs.metric_history(ws, run_id, key), count)
-    cache_key = (ws.conn.url, run_id, key, max_points, count, lo, hi)
-    found = _RECENT.get(cache_key)
-    if found is None:
-        found = _thin(ws, run_id, key, max_points, (count, int(lo), int(hi)))
-        _RECENT.put(cache_key, found)
-    return found
+    if kept is not None and kept.ends == (lo, hi) and kept.series.logged == count:
+        series = kept.series  # a run in progress that logged nothing new since
+    else:
+        series = _thin(ws, run_id, key, max_points, (count, int(lo), int(hi)))
+    _RECENT.put(cache_key, _Kept(series, (int(lo), int(hi)), made))
+    return series
 
 
 def _thin(
