@@ -29,12 +29,12 @@ from benchmarks.models import INPUT_NAME, all_models
 from benchmarks.pa_load import available as pa_available
 from benchmarks.report import markdown, rich_tables, sections
 from benchmarks.servers import ServerDef, server_defs
-from benchmarks.targets import PATHS, Row, check_targets
+from benchmarks.targets import OURS, PATHS, Row, check_targets
 
 BENCH_DIR = Path(__file__).resolve().parent
 CONCURRENCY = (1, 4, 16)
 DEFAULT_DURATION_S = 10.0
-DEFAULT_SERVERS = ("amlpkg", "pytriton")  # the servers perf_analyzer can measure
+DEFAULT_SERVERS = ("amlpkg", "amlpkg-workers", "pytriton")  # what perf_analyzer can measure
 
 
 def _positive(text: str) -> float:
@@ -178,7 +178,11 @@ def main(argv: list[str] | None = None) -> int:
                     expected,
                     lambda _row, label: progress.update(task, advance=1, description=label),
                 )
+    # The default configuration's targets, then those of each other configuration of ours.
+    configs = sorted({r.server for r in rows if r.category == "ours"} - {OURS})
     targets = check_targets(rows, inproc)
+    for config in configs:
+        targets += check_targets(rows, inproc, config)
     for table in rich_tables(rows, inproc, targets):
         console.print(table)
     if not args.no_write:

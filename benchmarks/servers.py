@@ -112,6 +112,13 @@ def _ours(model: BenchModel, workdir: Path, ports: Ports) -> Launch:
     return Launch(argv, f"/v2/models/{model.name}/ready", {})
 
 
+def _ours_workers(model: BenchModel, workdir: Path, ports: Ports) -> Launch:
+    # One worker process per CPU (``--workers``), each with its share of the CPUs.
+    base = _ours(model, workdir, ports)
+    workers = max(2, len(os.sched_getaffinity(0)))
+    return Launch([*base.argv, "--workers", str(workers)], base.ready_path, {})
+
+
 def ours_from(source: Path, name: str) -> ServerDef:
     """Our runtime imported from ``source`` (put first on PYTHONPATH), e.g. an old commit."""
 
@@ -229,6 +236,7 @@ def server_defs() -> list[ServerDef]:
     v2, lit, bento = Wire.V2_JSON, Wire.LITSERVE_JSON, Wire.BENTOML_JSON
     return [
         ServerDef("amlpkg", "ours", True, True, v2, _ours, _ours_available),
+        ServerDef("amlpkg-workers", "ours", True, True, v2, _ours_workers, _ours_available),
         ServerDef("mlserver", "python", True, False, v2, _mlserver, _peer_available("mlserver")),
         ServerDef("litserve", "python", False, False, lit, _litserve, _peer_available("litserve")),
         ServerDef("bentoml", "python", False, False, bento, _bentoml, _peer_available("bentoml")),

@@ -13,6 +13,7 @@ client for every server. A side not measured makes a target NOT MEASURED, never 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -78,8 +79,10 @@ def _target(goal: str, path: str, detail: str, ratio: float | None, need: float)
     return Target(goal, path, detail, ratio, need, None if ratio is None else ratio >= need)
 
 
-def _vs_inprocess(rows: list[Row], limit: InProcessResult | None, path: str, need: float) -> Target:
-    rps = _rps(find(rows, OURS, "cnn", path, 16))
+def _vs_inprocess(
+    rows: list[Row], limit: InProcessResult | None, path: str, need: float, ours: str = OURS
+) -> Target:
+    rps = _rps(find(rows, ours, "cnn", path, 16))
     ratio = rps / limit.samples_per_s if rps is not None and limit else None
     where = f" (batch {limit.batch}, spin {'on' if limit.spinning else 'off'})" if limit else ""
     detail = (
@@ -89,9 +92,9 @@ def _vs_inprocess(rows: list[Row], limit: InProcessResult | None, path: str, nee
     return _target(f"CNN c16 >= {need:g}x in-process ORT", path, detail, ratio, need)
 
 
-def _shm_vs_inprocess(rows: list[Row], limit: InProcessResult | None) -> Target:
+def _shm_vs_inprocess(rows: list[Row], limit: InProcessResult | None, ours: str) -> Target:
     # "Over shared memory": the better of the two control paths counts; both are shown.
-    shm = [t for t in (_vs_inprocess(rows, limit, p, 0.75) for p in PATHS[2:]) if t.ratio]
+    shm = [t for t in (_vs_inprocess(rows, limit, p, 0.75, ours) for p in PATHS[2:]) if t.ratio]
     best = max(shm, key=lambda t: t.ratio or 0.0, default=None)
     if best is None:
         return _target("CNN c16 >= 0.75x in-process ORT", "shm", "not measured", None, 0.75)
@@ -101,9 +104,9 @@ def _shm_vs_inprocess(rows: list[Row], limit: InProcessResult | None) -> Target:
     return _target(best.goal, "shm", detail, best.ratio, 0.75)
 
 
-def lowest_p50(rows: list[Row], model: str, path: str) -> Target:
+def lowest_p50(rows: list[Row], model: str, path: str, server: str = OURS) -> Target:
     """Ours against the other server with the lowest p50 at concurrency 1."""
-    ours = find(rows, OURS, model, path, 1)
+    ours = find(rows, server, model, path, 1)
     servers = sorted({r.server for r in rows if r.category != "ours"})
     found = [find(rows, server, model, path, 1) for server in servers]
     measured = [r for r in found if r is not None and r.result is not None]
@@ -116,20 +119,28 @@ def lowest_p50(rows: list[Row], model: str, path: str) -> Target:
     return _target(goal, path, detail, ratio, 1.0)
 
 
-def check_targets(rows: list[Row], inproc: list[InProcessResult]) -> list[Target]:
-    """Every target of issue 11 from this run's perf_analyzer rows."""
+def check_targets(rows: list[Row], inproc: list[InProcessResult], ours: str = OURS) -> list[Target]:
+    """Every target of issue 11 from this run's perf_analyzer rows, for the configuration
+    of our server named ``ours`` (its goals are prefixed with the name unless default)."""
+    targets = _targets(rows, inproc, ours)
+    if ours == OURS:
+        return targets
+    return [dataclasses.replace(t, goal=f"{ours}: {t.goal}") for t in targets]
+
+
+def _targets(rows: list[Row], inproc: list[InProcessResult], ours: str) -> list[Target]:
     limit = best_throughput(inproc, "cnn")
     targets = [
-        _vs_inprocess(rows, limit, "http", 0.75),
-        _shm_vs_inprocess(rows, limit),
-        _vs_inprocess(rows, limit, "grpc", 0.6),
+        _vs_inprocess(rows, limit, "http", 0.75, ours),
+        _shm_vs_inprocess(rows, limit, ours),
+        _vs_inprocess(rows, limit, "grpc", 0.6, ours),
     ]
-    http, grpc = (_rps(find(rows, OURS, "mlp", p, 16)) for p in ("http", "grpc"))
+    http, grpc = (_rps(find(rows, ours, "mlp", p, 16)) for p in ("http", "grpc"))
     ratio = grpc / http if grpc is not None and http else None
     detail = f"gRPC {fmt(grpc)} req/s vs HTTP {fmt(http)} req/s"
     targets.append(_target("MLP c16 gRPC >= 0.8x HTTP", "grpc", detail, ratio, 0.8))
-    targets += [lowest_p50(rows, model, path) for model in ("mlp", "cnn") for path in PATHS]
-    cnn = find(rows, OURS, "cnn", "http", 16)
+    targets += [lowest_p50(rows, model, path, ours) for model in ("mlp", "cnn") for path in PATHS]
+    cnn = find(rows, ours, "cnn", "http", 16)
     cores = cnn.result.server_cpu if cnn is not None and cnn.result is not None else None
     client = cnn.result.client_cpu if cnn is not None and cnn.result is not None else None
     detail = (

@@ -138,3 +138,19 @@ def test_a_full_run_keeps_every_marked_section_other_tools_wrote() -> None:
     assert "## A/B\nratio" in kept and "## Profiles\nthreads" in kept
     assert "unmarked prose" not in kept and "# Results" not in kept
     assert kept.index("<!-- section:ab begin -->") < kept.index("<!-- section:profile begin -->")
+
+
+def test_another_configuration_of_ours_is_checked_on_its_own_rows() -> None:
+    # The workers configuration is compared with the peers, never with the default one.
+    faster = [
+        _row("amlpkg-workers", "mlp", 16, 9000, 1.0, "http"),
+        _row("amlpkg-workers", "mlp", 16, 8100, 1.0, "grpc"),
+        _row("amlpkg-workers", "mlp", 1, 800, 0.45, "grpc"),
+    ]
+    rows = [*ROWS, *(replace(r, category="ours") for r in faster)]
+    goals = {(t.goal, t.protocol): t for t in check_targets(rows, INPROC, "amlpkg-workers")}
+    grpc = goals[("amlpkg-workers: MLP c16 gRPC >= 0.8x HTTP", "grpc")]
+    assert grpc.ratio == 8100 / 9000 and grpc.met is True
+    p50 = goals[("amlpkg-workers: MLP c1 lowest p50 of all", "grpc")]
+    assert p50.ratio == 0.40 / 0.45 and p50.met is False  # pytriton, not the default config
+    assert goals[("amlpkg-workers: CNN c16 >= 0.6x in-process ORT", "grpc")].met is None

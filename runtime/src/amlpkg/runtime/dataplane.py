@@ -25,6 +25,7 @@ import yaml
 from amlpkg.runtime.codecs.shm_tensors import SHM_REGION, write_shm_output
 from amlpkg.runtime.errors import (
     InvalidInputError,
+    ModelControlDisabledError,
     ModelLoadError,
     ModelNotFoundError,
     ModelNotReadyError,
@@ -115,6 +116,8 @@ class DataPlane:
         models: Sequence[str] | None = None,
         limits: RequestLimits = DEFAULT_LIMITS,
         strict_readiness: bool = True,
+        workers: int = 1,
+        shared_memory_book: Path | None = None,
     ) -> None:
         self._repository = repository
         self._metrics = metrics
@@ -124,7 +127,10 @@ class DataPlane:
         self.strict_readiness = strict_readiness
         # Models the server was asked to serve: strict readiness waits for all of them.
         self._expected: set[str] = set()
-        self.shared_memory = SharedMemoryRegistry()
+        # One of ``workers`` server processes: models load at start only (API loads
+        # would change this worker alone), shared memory is registered in the shared book.
+        self.workers = workers
+        self.shared_memory = SharedMemoryRegistry(book=shared_memory_book)
         self.redact = Redactor([(repository.root, "<repository>")])
         self._started = False
         self._stopping = False
@@ -144,6 +150,8 @@ class DataPlane:
         limits: RequestLimits = DEFAULT_LIMITS,
         strict_readiness: bool = True,
         trust: Trust | None = None,
+        workers: int = 1,
+        shared_memory_book: Path | None = None,
     ) -> DataPlane:
         """A data plane over ``path``; call :meth:`start` on the event loop to load models.
 
@@ -175,6 +183,8 @@ class DataPlane:
             models=models,
             limits=limits,
             strict_readiness=strict_readiness,
+            workers=workers,
+            shared_memory_book=shared_memory_book,
         )
         if overrides is not None:
             plane.redact.add(overrides, "<overrides>")
@@ -182,8 +192,9 @@ class DataPlane:
 
     @property
     def metrics_registry(self) -> CollectorRegistry:
-        """The Prometheus registry of this data plane (serve it on ``/metrics``)."""
-        return self._metrics.registry
+        """The Prometheus registry of this data plane (serve it on ``/metrics``); with
+        worker processes, one that collects the values of all of them."""
+        return self._metrics.exposition()
 
     @property
     def tracer(self) -> InferTracer | None:
@@ -291,6 +302,7 @@ class DataPlane:
         if self._stopping:
             raise UnavailableError("the server is shutting down")
         check_model_name(name)
+        self._check_model_control("load")
         params = parameters or {}
         config = None
         raw = params.get("config")
@@ -321,8 +333,18 @@ class DataPlane:
     async def unload_model(self, name: str, unload_dependents: bool = False) -> None:
         """Unload every version of a model after its in-flight requests finish."""
         check_model_name(name)
+        self._check_model_control("unload")
         await self._repository.unload(name)
         self._expected.discard(name)
+
+    def _check_model_control(self, action: str) -> None:
+        if self.workers > 1:
+            raise ModelControlDisabledError(
+                f"explicit model {action} is not allowed: this server runs {self.workers} "
+                f"worker processes and a {action} through the API would reach only one",
+                hint="serve with --workers 1 to load and unload models through the API, or "
+                "change the repository and restart the server",
+            )
 
     async def infer(
         self, request: InferRequest, *, trace_context: Mapping[str, str] | None = None

@@ -53,6 +53,12 @@ class ModelLoadError(FailedPreconditionError):
     """ONNX Runtime could not load the model, or the providers asked for are missing."""
 
 
+class ModelControlDisabledError(FailedPreconditionError):
+    """Loading and unloading through the API is off (several worker processes)."""
+
+    http_status = 400
+
+
 class QueueFullError(UnavailableError):
     """The model's request queue is full; the client should back off and retry."""
 

@@ -1,10 +1,20 @@
-"""Prometheus metrics of one data plane, on its own registry (never the global one)."""
+"""Prometheus metrics of one data plane, on its own registry (never the global one).
+
+With several worker processes (``PROMETHEUS_MULTIPROC_DIR`` set by the server before the
+workers start), every worker writes its values to files there and any worker's
+``/metrics`` answers the sum over all of them (prometheus_client's multiprocess mode):
+gauges say how they combine (``multiprocess_mode``, ignored with one process).
+"""
 
 from __future__ import annotations
 
 import contextlib
+import os
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.multiprocess import MultiProcessCollector
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 _LABELS = ("model", "version")
 _SECONDS = (
@@ -77,18 +87,21 @@ class RuntimeMetrics:
             "Requests accepted and not yet answered.",
             _LABELS,
             registry=self.registry,
+            multiprocess_mode="livesum",
         )
         self.provider = Gauge(
             "amlpkg_model_execution_provider",
             "1 for each execution provider a loaded model version really runs on.",
             (*_LABELS, "provider"),
             registry=self.registry,
+            multiprocess_mode="livemax",
         )
         self.provider_fallback = Gauge(
             "amlpkg_model_provider_fallback",
             "1 when a requested accelerator was missing and the model serves on a fallback.",
             _LABELS,
             registry=self.registry,
+            multiprocess_mode="livemax",
         )
 
         self.signature = Gauge(
@@ -96,7 +109,18 @@ class RuntimeMetrics:
             "1 for a loaded model version whose signature verified: its digest and signer.",
             (*_LABELS, "digest", "signer"),
             registry=self.registry,
+            multiprocess_mode="livemax",
         )
+
+    def exposition(self) -> CollectorRegistry:
+        """What ``/metrics`` answers: this registry, or with worker processes the values
+        of all of them."""
+        folder = os.environ.get(MULTIPROC_ENV)
+        if not folder:
+            return self.registry
+        combined = CollectorRegistry(auto_describe=True)
+        MultiProcessCollector(combined, path=folder)
+        return combined
 
     def for_version(self, model: str, version: str) -> VersionMetrics:
         """The metric children of one model version."""
@@ -110,6 +134,8 @@ class RuntimeMetrics:
 
     def forget_providers(self, model: str, version: str, providers: list[str]) -> None:
         """Drop the provider series of an unloaded model version."""
+        if os.environ.get(MULTIPROC_ENV):
+            return  # worker processes never unload before exit; their files go with them
         for provider in providers:
             with contextlib.suppress(KeyError):
                 self.provider.remove(model, version, provider)
@@ -122,5 +148,7 @@ class RuntimeMetrics:
 
     def forget_signature(self, model: str, version: str, digest: str, signer: str) -> None:
         """Drop the signature series of an unloaded model version."""
+        if os.environ.get(MULTIPROC_ENV):
+            return
         with contextlib.suppress(KeyError):
             self.signature.remove(model, version, digest, signer)

@@ -20,6 +20,7 @@ from typing import Any
 import uvicorn
 
 from amlpkg.errors import UnavailableError
+from amlpkg.runtime import cpus
 from amlpkg.runtime.dataplane import DataPlane
 from amlpkg.runtime.grpc import create_grpc_server
 from amlpkg.runtime.limits import RequestLimits
@@ -27,6 +28,7 @@ from amlpkg.runtime.rest import RestApp, metrics_app
 from amlpkg.runtime.rest.protocol import guarded_protocol
 from amlpkg.runtime.settings import ServerSettings
 from amlpkg.runtime.signing import Trust
+from amlpkg.runtime.worker_context import WorkerContext
 
 log = logging.getLogger("amlpkg.runtime.server")
 
@@ -57,10 +59,12 @@ def _cannot_listen(what: str, host: str, port: int, reason: object) -> Unavailab
     )
 
 
-def _bind(host: str, port: int, what: str) -> socket.socket:
+def _bind(host: str, port: int, what: str, *, reuse_port: bool = False) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     try:
-        sock = socket.create_server((host, port), family=family, backlog=2048)
+        sock = socket.create_server(
+            (host, port), family=family, backlog=2048, reuse_port=reuse_port
+        )
     except OSError as exc:
         raise _cannot_listen(what, host, port, exc.strerror or exc) from None
     sock.setblocking(False)
@@ -78,10 +82,13 @@ def request_limits(settings: ServerSettings) -> RequestLimits:
     )
 
 
-def grpc_options(settings: ServerSettings) -> list[tuple[str, int]]:
+def grpc_options(settings: ServerSettings, *, reuse_port: bool = False) -> list[tuple[str, int]]:
     """gRPC channel arguments: metadata size, streams, keepalive, connection idle/age."""
     ms = 1000
     options = [
+        # Off unless worker processes share the port: with it, any process of this user
+        # could bind the port too and take a share of the connections.
+        ("grpc.so_reuseport", 1 if reuse_port else 0),
         ("grpc.max_metadata_size", settings.max_header_size),
         ("grpc.max_concurrent_streams", settings.grpc_max_concurrent_streams),
         ("grpc.max_connection_idle_ms", int(settings.grpc_max_connection_idle * ms)),
@@ -138,14 +145,23 @@ async def _start_uvicorn(server: _Uvicorn, sock: socket.socket) -> asyncio.Task[
 
 @contextlib.asynccontextmanager
 async def running(
-    settings: ServerSettings, dataplane: DataPlane | None = None
+    settings: ServerSettings,
+    dataplane: DataPlane | None = None,
+    *,
+    worker: WorkerContext | None = None,
 ) -> AsyncIterator[RunningServer]:
-    """Start the transports and the data plane; on exit drain and stop everything."""
+    """Start the transports and the data plane; on exit drain and stop everything.
+
+    ``worker``: this process is one of several sharing the ports (``SO_REUSEPORT``).
+    """
+    reuse_port = worker is not None
     dp = dataplane or DataPlane.from_repository(
         settings.model_repository,
         limits=request_limits(settings),
         strict_readiness=settings.strict_readiness,
         trust=Trust(settings.trust) if settings.require_signature and settings.trust else None,
+        workers=settings.workers,
+        shared_memory_book=worker.book if worker else None,
     )
     registry = getattr(dp, "metrics_registry", None)
     token = settings.token
@@ -154,7 +170,7 @@ async def running(
     if settings.tls_certfile and settings.tls_keyfile:
         tls = (settings.tls_keyfile.read_bytes(), settings.tls_certfile.read_bytes())
 
-    http_sock = _bind(settings.host, settings.http_port, "HTTP")
+    http_sock = _bind(settings.host, settings.http_port, "HTTP", reuse_port=reuse_port)
     servers: list[tuple[_Uvicorn, asyncio.Task[None]]] = []
     try:
         grpc_server, grpc_port = create_grpc_server(
@@ -164,7 +180,7 @@ async def running(
             max_message_size=settings.grpc_max_message_size,
             auth_token=token,
             tls=tls,
-            options=grpc_options(settings),
+            options=grpc_options(settings, reuse_port=reuse_port),
         )
     except RuntimeError as exc:  # grpc reports a failed bind as RuntimeError
         http_sock.close()
@@ -189,7 +205,9 @@ async def running(
             "on" if tls else "off",
         )
         if settings.metrics_port is not None and registry is not None:
-            metrics_sock = _bind(settings.host, settings.metrics_port, "metrics")
+            metrics_sock = _bind(
+                settings.host, settings.metrics_port, "metrics", reuse_port=reuse_port
+            )
             metrics = _uvicorn(metrics_app(registry), settings)
             servers.append((metrics, await _start_uvicorn(metrics, metrics_sock)))
             metrics_port = metrics_sock.getsockname()[1]
@@ -214,29 +232,45 @@ async def running(
         log.info("stopped")
 
 
-async def serve_async(settings: ServerSettings) -> None:
+async def serve_async(settings: ServerSettings, worker: WorkerContext | None = None) -> None:
     """Run until SIGTERM or SIGINT, then shut down gracefully."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     try:
-        async with running(settings):
+        async with running(settings, worker=worker):
             await stop.wait()
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
 
 
-def serve(settings: ServerSettings) -> None:
-    """Run the server in this process (uvloop when installed); blocks until a signal."""
+def configure_logging(settings: ServerSettings, prefix: str = "") -> None:
+    """The server's log format at its level (``prefix`` names a worker process)."""
     logging.basicConfig(
         level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        format=f"%(asctime)s %(levelname)s {prefix}%(name)s: %(message)s",
     )
+
+
+def run_loop(settings: ServerSettings, worker: WorkerContext | None = None) -> None:
+    """Serve on a fresh event loop (uvloop when installed) until a signal."""
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop comes with uvicorn[standard]
-        asyncio.run(serve_async(settings))
+        asyncio.run(serve_async(settings, worker))
     else:
-        uvloop.run(serve_async(settings))
+        uvloop.run(serve_async(settings, worker))
+
+
+def serve(settings: ServerSettings) -> None:
+    """Run the server (``workers`` processes when above 1); blocks until a signal."""
+    configure_logging(settings)
+    if settings.workers > 1:
+        from amlpkg.runtime.workers import serve_workers
+
+        serve_workers(settings)
+        return
+    cpus.set_budget(settings.cpus)
+    run_loop(settings)

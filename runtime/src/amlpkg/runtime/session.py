@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from amlpkg.runtime import cpus
 from amlpkg.runtime.datatypes import BY_V2, Datatype, from_onnx
 from amlpkg.runtime.errors import InvalidInputError, ModelLoadError, ModelRunError
 from amlpkg.runtime.model_config import ModelConfig, TensorOverride
@@ -63,11 +63,8 @@ def _apply_override(
 
 
 def available_cpus() -> int:
-    """The CPUs this process may run on (its affinity mask, not the machine's count)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):  # not Linux
-        return max(1, os.cpu_count() or 1)
+    """The CPUs this process's models share (see :mod:`amlpkg.runtime.cpus`)."""
+    return cpus.budget()
 
 
 def intra_op_threads(config: ModelConfig) -> int:

@@ -131,10 +131,25 @@ class ServerSettings(BaseSettings):
     log_level: str = "info"
     """Python logging level name for the server's logs."""
 
+    workers: int = Field(1, ge=1, le=64)
+    """Server processes sharing the HTTP, gRPC and metrics ports (``SO_REUSEPORT``: the
+    kernel spreads connections between them). One event loop decodes, batches and encodes
+    at most a core's worth of requests; more workers use more cores for that, each with
+    its own copy of every model (memory times ``workers``) and its own batcher. Models
+    then cannot be loaded or unloaded through the API (each worker would diverge); shared
+    memory registrations and ``/metrics`` cover all workers."""
+
+    cpus: int | None = Field(None, ge=1, le=4096)
+    """CPUs the server may use, split between workers and model instances for ONNX
+    Runtime's intra-op threads. Default: the container's CPU quota (cgroup ``cpu.max``)
+    if it has one, else the CPUs the process may run on."""
+
     @model_validator(mode="after")
     def _tls_pair(self) -> ServerSettings:
         if (self.tls_certfile is None) != (self.tls_keyfile is None):
             raise ValueError("tls_certfile and tls_keyfile must be given together")
+        if self.cpus is not None and self.cpus < self.workers:
+            raise ValueError(f"cpus ({self.cpus}) must be at least workers ({self.workers})")
         if self.require_signature and self.trust is None:
             raise ValueError("require_signature needs trust (the signer's public key or root)")
         return self

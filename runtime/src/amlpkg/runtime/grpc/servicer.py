@@ -292,14 +292,16 @@ def create_grpc_server(
     ``tls`` is ``(private_key_pem, certificate_chain_pem)``; ``options`` are more gRPC
     channel arguments (keepalive, connection idle/age, metadata size).
     """
-    server = grpc.aio.server(
-        options=[
+    # A later option of the same name wins (``grpc.so_reuseport``: 1 for worker processes).
+    merged = dict(
+        [
             ("grpc.max_receive_message_length", max_message_size),
             ("grpc.max_send_message_length", max_message_size),
             ("grpc.so_reuseport", 0),
             *options,
         ]
     )
+    server = grpc.aio.server(options=list(merged.items()))
     pb_grpc.add_GRPCInferenceServiceServicer_to_server(
         InferenceServicer(dataplane, auth_token=auth_token), server
     )
