@@ -85,6 +85,7 @@ def in_process_files(ref: str, home: Path, source: Path, inputs: Any, batch_rows
     from amlpkg.batch.kernel import score_batches, session_for
     from amlpkg.batch.local import read_batches
     from amlpkg.batch.model import resolve_model
+    from amlpkg.batch.parquet_out import ParquetOut
     from amlpkg.store.workspace import open_workspace
 
     with open_workspace(home) as ws:
@@ -98,8 +99,8 @@ def in_process_files(ref: str, home: Path, source: Path, inputs: Any, batch_rows
         plan = resolved.plan(schema, inputs, None, ["id"])
         writer, rows = None, 0
         for out in score_batches(session, plan, batches, batch_rows):
-            writer = writer or pq.ParquetWriter(target, out.schema)
-            writer.write_batch(out)
+            writer = writer or ParquetOut(target, out.schema)  # as the executors write
+            writer.write(out)
             rows += out.num_rows
         if writer is not None:
             writer.close()

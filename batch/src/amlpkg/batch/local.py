@@ -18,11 +18,11 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.dataset as pads
-import pyarrow.parquet as pq
 
 from amlpkg.batch.kernel import score_batches, session_for
 from amlpkg.batch.lineage import local_dataset_id, record_scoring
 from amlpkg.batch.model import resolve_model
+from amlpkg.batch.parquet_out import ParquetOut
 from amlpkg.batch.plan import InputsSpec, OutputsSpec
 from amlpkg.errors import AlreadyExistsError, InvalidArgumentError, NotFoundError
 from amlpkg.store.workspace import open_workspace
@@ -93,6 +93,19 @@ def _csv_ready(batch: pa.RecordBatch) -> pa.RecordBatch:
     return pa.RecordBatch.from_arrays(columns, names=names)
 
 
+class _CsvOut:
+    """A CSV file written batch by batch (the same calls as :class:`ParquetOut`)."""
+
+    def __init__(self, path: Path, schema: pa.Schema) -> None:
+        self._writer = pacsv.CSVWriter(str(path), schema)
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        self._writer.write_batch(batch)
+
+    def close(self) -> None:
+        self._writer.close()
+
+
 class _Writer:
     """Parquet or CSV writer opened on the first batch (CSV's columns depend on it)."""
 
@@ -104,9 +117,9 @@ class _Writer:
         if self.fmt == "csv":
             batch = _csv_ready(batch)
         if self.inner is None:
-            opener = pq.ParquetWriter if self.fmt == "parquet" else pacsv.CSVWriter
-            self.inner = opener(str(self.path), batch.schema)
-        self.inner.write_batch(batch)
+            opener = ParquetOut if self.fmt == "parquet" else _CsvOut
+            self.inner = opener(self.path, batch.schema)
+        self.inner.write(batch)
 
     def close(self, schema: pa.Schema) -> None:
         if self.inner is None:  # no rows at all: still a valid file, with its header

@@ -31,6 +31,7 @@ import pyarrow.parquet as pq
 
 from amlpkg.batch.kernel import score_batches, session_for
 from amlpkg.batch.model import ResolvedModel
+from amlpkg.batch.parquet_out import ParquetOut
 from amlpkg.batch.plan import InputsSpec, OutputsSpec, ScorePlan
 from amlpkg.errors import InvalidArgumentError, NotFoundError
 from amlpkg.spark.session import call_spark
@@ -123,10 +124,11 @@ def _task(plan: ScorePlan, model: Any, columns: list[str], staging: str, batch_r
         else:
             schema = first.schema
         rows = 0
-        with pq.ParquetWriter(scratch, schema) as writer:
-            for out in itertools.chain([first] if first is not None else [], scored):
-                writer.write_batch(out)
-                rows += out.num_rows
+        writer = ParquetOut(scratch, schema)
+        for out in itertools.chain([first] if first is not None else [], scored):
+            writer.write(out)
+            rows += out.num_rows
+        writer.close()
         os.replace(scratch, part)
         return rows
 
