@@ -140,7 +140,8 @@ export async function runsPage(main, _params, q) {
         scope: "col",
         class: k.startsWith("p:") ? "param" : k.startsWith("m:") ? "metric" : null,
         "aria-sort": state.sort === sortField(k) ? (state.order === "asc" ? "ascending" : "descending") : null,
-      }, sortable(k) ? h("button", { type: "button", class: "sort", onclick: () => sortBy(k) }, label) : label)));
+      }, sortable(k) ? h("button", { type: "button", class: "sort", onclick: () => sortBy(k) }, label,
+        state.sort === sortField(k) ? h("span", { "aria-hidden": "true" }, state.order === "asc" ? " ▲" : " ▼") : null) : label)));
     const rows = state.runs.map((r) => h("tr", { "data-run": r.id },
       h("td", {}, h("input", { type: "checkbox", "aria-label": `select run ${r.name ?? r.id}`,
         checked: state.selected.has(r.id), onchange: (e) => {
