@@ -162,3 +162,28 @@ def test_the_signed_version_reloads_through_the_load_api(
     answer = _load(server, _files(signed.v2))
     assert answer.status_code == 200, answer.text
     _serving_v2(server, signed)
+
+
+def test_a_replay_after_a_restart_is_refused_with_a_state_folder(
+    signed: Signed, tmp_path: Path
+) -> None:
+    """The highest signed version served is kept in the state folder, so a server that
+    restarts on a repository where someone put the older signed v1 refuses it."""
+    repo, state = tmp_path / "repo", tmp_path / "state"
+    shutil.copytree(signed.v2, repo / NAME / "1")
+    args = ["--require-signature", "--trust", str(signed.trusted), "--state-dir", str(state)]
+    first = start_server(repo, tmp_path, *args)
+    try:
+        _serving_v2(first, signed)
+    finally:
+        assert first.stop() == 0
+    assert '"adder": 2' in (state / "signed-floors.json").read_text()
+    shutil.rmtree(repo / NAME / "1")
+    shutil.copytree(signed.v1, repo / NAME / "1")  # the replay, while the server was down
+    second = start_server(repo, tmp_path, *args, "--strict-readiness", "false")
+    try:
+        index = httpx.post(f"{second.base_url}/v2/repository/index", json={}).json()
+        entry = next(m for m in index if m["name"] == NAME)
+        assert entry["state"] == "UNAVAILABLE" and "older than" in entry["reason"]
+    finally:
+        second.stop()

@@ -48,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="load only versions whose model.sig verifies against --trust",
     )
     add("--trust", type=Path, help="signer's PEM public key or PEM root chain")
+    add("--state-dir", type=Path, help="folder kept across restarts (signed version floors)")
     add("--workers", type=int, help="server processes sharing the ports (default 1)")
     add("--cpus", type=int, help="CPUs to use (default: the cgroup quota or affinity)")
     # The token is read from AMLPKG_SERVER_AUTH_TOKEN only: a command line is visible to

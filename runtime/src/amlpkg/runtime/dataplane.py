@@ -32,6 +32,7 @@ from amlpkg.runtime.errors import (
     UnavailableError,
 )
 from amlpkg.runtime.faults import Redactor
+from amlpkg.runtime.floors import Floors
 from amlpkg.runtime.limits import DEFAULT_LIMITS, RequestLimits, check_depth
 from amlpkg.runtime.load_params import (
     check_sequence_parameters,
@@ -152,6 +153,7 @@ class DataPlane:
         trust: Trust | None = None,
         workers: int = 1,
         shared_memory_book: Path | None = None,
+        state_dir: Path | None = None,
     ) -> DataPlane:
         """A data plane over ``path``; call :meth:`start` on the event loop to load models.
 
@@ -174,7 +176,12 @@ class DataPlane:
                 hint="file overrides must not be written into the user's repository",
             )
         repository = ModelRepository(
-            root, metrics, drain_timeout_s, override_root=overrides, trust=trust
+            root,
+            metrics,
+            drain_timeout_s,
+            override_root=overrides,
+            trust=trust,
+            floors=Floors(state_dir) if trust is not None else None,
         )
         plane = cls(
             repository,

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from amlpkg.runtime.errors import ModelLoadError, ModelNotFoundError, ModelNotReadyError
+from amlpkg.runtime.floors import Floors
 from amlpkg.runtime.metrics import RuntimeMetrics
 from amlpkg.runtime.model import LoadedModel
 from amlpkg.runtime.model_config import ModelConfig, load_model_config
@@ -76,12 +77,14 @@ class ModelRepository:
         drain_timeout_s: float = 30.0,
         override_root: Path | None = None,
         trust: Trust | None = None,
+        *,
+        floors: Floors | None = None,
     ) -> None:
         self.root = root
         # With a trust anchor, every version must carry a valid signature to load.
         self._trust = trust
         # Highest signed version each model has served: an older signed one is a replay.
-        self._floor: dict[str, int] = {}
+        self._floors = floors or Floors()
         self._metrics = metrics
         self._drain_timeout_s = drain_timeout_s
         self._table: dict[str, dict[int, VersionState]] = {}
@@ -209,14 +212,14 @@ class ModelRepository:
     def _raise_floor(self, name: str, built: list[VersionState]) -> None:
         signed = [s.model.verified.release.version for s in built if s.model and s.model.verified]
         if signed:
-            self._floor[name] = max(self._floor.get(name, 0), *signed)
+            self._floors.raise_to(name, max(signed))
 
     def _verify(self, name: str, folder: Path) -> Verified | None:
         """Check the version folder's signature (when trust is configured), off the loop."""
         if self._trust is None:
             return None
         verified = self._trust.verify_folder(folder)
-        check_not_older(verified.release, self._floor.get(name), f"model {name!r}")
+        check_not_older(verified.release, self._floors.get(name), f"model {name!r}")
         return verified
 
     async def _build(

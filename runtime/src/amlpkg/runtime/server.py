@@ -162,6 +162,7 @@ async def running(
         trust=Trust(settings.trust) if settings.require_signature and settings.trust else None,
         workers=settings.workers,
         shared_memory_book=worker.book if worker else None,
+        state_dir=settings.state_dir,
     )
     registry = getattr(dp, "metrics_registry", None)
     token = settings.token

@@ -128,6 +128,11 @@ class ServerSettings(BaseSettings):
     """PEM public key of the signer, or a PEM certificate chain (root first or last), that
     ``require_signature`` verifies against. Offline: no Sigstore network access."""
 
+    state_dir: Path | None = None
+    """A folder that outlives the process (a volume) for what must survive a restart: with
+    ``require_signature``, the highest signed version each model served, so a replayed
+    older release is refused after a restart too. None: kept in memory only."""
+
     log_level: str = "info"
     """Python logging level name for the server's logs."""
 
