@@ -96,7 +96,10 @@ def where_sql(query: RunQuery, bind: _Binds) -> str:
                 f"unknown run status {query.status!r}", hint=f"use {', '.join(RUN_STATUSES)}"
             )
         parts.append(f"r.status = {bind(query.status)}")
-    parts += [_clause_sql(c, bind) for c in query.clauses]
+    # Cheap tests first: SQLite checks them in this order, so a run a tag or a param rules
+    # out never has its metrics' final values looked up.
+    ordered = sorted(query.clauses, key=lambda c: isinstance(c, Comparison) and c.kind == "metrics")
+    parts += [_clause_sql(c, bind) for c in ordered]
     return " WHERE " + " AND ".join(parts) if parts else ""
 
 
