@@ -241,7 +241,8 @@ class FakeConfigurationManager:
 def test_iotedge_stages_are_layered_deployments_naming_the_cohort() -> None:
     rollout = SimpleNamespace(
         id="ro-1", model="m:2", stages=[10.0, 100.0],
-        options={"image": "reg/score:1", "agent_image": "reg/agent:1", "priority": 120,
+        options={"image": "reg/score:1", "agent_image": f"reg/agent@sha256:{'a' * 64}",
+                 "priority": 120,
                  "desired": {"name": "m", "version": "2", "sha256": "2" * 64,
                              "url": "https://models/m/2/model.onnx"}},
     )  # fmt: skip

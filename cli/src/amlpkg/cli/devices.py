@@ -1,4 +1,4 @@
-"""`amlpkg devices list|show`: what each device should serve, and what it reports."""
+"""`amlpkg devices list|show|tag`: what each device should serve, what it reports, its tags."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from typing import Annotated
 import typer
 
 from amlpkg.cli.output import console, new_table, print_json, print_table
-from amlpkg.cli.runs import HomeOption, JsonOption, when
+from amlpkg.cli.runs import HomeOption, JsonOption, TrackingUriOption, when
+from amlpkg.trainer.remote.fleet import open_fleet
 
 devices_app = typer.Typer(no_args_is_help=True)
 
@@ -17,13 +18,19 @@ def _sync(in_sync: bool | None) -> str:
 
 
 @devices_app.command("list")
-def list_command(home: HomeOption = None, as_json: JsonOption = False) -> None:
+def list_command(
+    home: HomeOption = None, tracking_uri: TrackingUriOption = None, as_json: JsonOption = False
+) -> None:
     """Every device: desired and reported model, deployment, last telemetry."""
     from amlpkg.collector.devices import list_devices
     from amlpkg.store.workspace import open_workspace
 
-    with open_workspace(home) as ws:
-        rows = [d.to_dict() for d in list_devices(ws)]
+    with open_fleet(home, tracking_uri) as remote:
+        if remote is not None:
+            rows = remote.list_devices()
+        else:
+            with open_workspace(home) as ws:
+                rows = [d.to_dict() for d in list_devices(ws)]
     if as_json:
         print_json(rows)
         return
@@ -44,14 +51,19 @@ def list_command(home: HomeOption = None, as_json: JsonOption = False) -> None:
 def show_command(
     device_id: Annotated[str, typer.Argument(help="Device id.")],
     home: HomeOption = None,
+    tracking_uri: TrackingUriOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """One device's record."""
     from amlpkg.collector.devices import get
     from amlpkg.store.workspace import open_workspace
 
-    with open_workspace(home) as ws:
-        data = get(ws, device_id).to_dict()
+    with open_fleet(home, tracking_uri) as remote:
+        if remote is not None:
+            data = remote.get_device(device_id)
+        else:
+            with open_workspace(home) as ws:
+                data = get(ws, device_id).to_dict()
     if as_json:
         print_json(data)
         return
@@ -66,9 +78,37 @@ def show_command(
         ("first seen", when(data["first_seen"])),
         ("last seen", when(data["last_seen"])),
         ("last telemetry", when(data["last_telemetry"])),
+        ("tags", ", ".join(f"{k}={v}" for k, v in sorted(data["tags"].items())) or "-"),
     ]
     for key, value in lines:
         console.print(f"  {key}: {value}", markup=False, highlight=False)
+
+
+@devices_app.command("tag")
+def tag_command(
+    device_id: Annotated[str, typer.Argument(help="Device id.")],
+    tags: Annotated[
+        list[str] | None, typer.Argument(help="NAME=VALUE to set (nested: site.line=3).")
+    ] = None,
+    remove: Annotated[
+        list[str] | None, typer.Option("--remove", help="Tag NAME to remove (repeatable).")
+    ] = None,
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Set or remove a device's tags (as IoT Hub twin tags; rollouts select on tags.NAME)."""
+    from amlpkg.cli.models import parse_tags
+    from amlpkg.collector.devices import set_tags
+    from amlpkg.store.workspace import open_workspace
+
+    patch: dict[str, str | None] = {**parse_tags(tags or []), **dict.fromkeys(remove or [])}
+    with open_workspace(home) as ws:
+        device = set_tags(ws, device_id, patch)
+    if as_json:
+        print_json(device.to_dict())
+        return
+    text = ", ".join(f"{k}={v}" for k, v in sorted(device.tags.items())) or "-"
+    console.print(f"{device.id}: tags {text}", markup=False, highlight=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -36,6 +36,7 @@ def status_lines(rollout: Any, devices: list[Any]) -> list[str]:
             f" heard {quorum['heard']}/{quorum['of']}; cohort p95 {cohort.get('p95_ms')} ms,"
             f" errors {_rate(cohort.get('error_rate'))}; control p95 {control.get('p95_ms')} ms,"
             f" errors {_rate(control.get('error_rate'))}"
+            + (f"; drift {_drift(cohort['drift'])}" if "drift" in cohort else "")
         )
     by_stage: dict[tuple[int, str], int] = {}
     for device in devices:
@@ -46,6 +47,10 @@ def status_lines(rollout: Any, devices: list[Any]) -> list[str]:
     if rollout.reason:
         lines.append(f"  reason: {rollout.reason}")
     return lines
+
+
+def _drift(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
 
 
 def _rate(value: float | None) -> str:
@@ -77,13 +82,14 @@ def create_command(  # noqa: PLR0917 - Typer maps parameters to CLI options
         str,
         typer.Option(
             help="Devices: FIELD=GLOB[,..] over id, module,"
-            " deployment, model, desired; '*' for all."
+            " deployment, model, desired, tags.NAME; '*' for all."
         ),
     ],
     stages: Annotated[str, typer.Option(help="Cumulative shares, ending at 100%.")] = "5%,25%,100%",
-    gate: Annotated[str, typer.Option(help="Checks on the cohort's telemetry.")] = (
-        "p95_ms<=1.2*control,error_rate<0.01"
-    ),
+    gate: Annotated[
+        str,
+        typer.Option(help="Checks on the cohort's telemetry: p50_ms..avg_ms, error_rate, drift."),
+    ] = ("p95_ms<=1.2*control,error_rate<0.01"),
     soak: Annotated[str, typer.Option(help="Time per stage before its gate (30s, 10m).")] = "10m",
     quorum: Annotated[float, typer.Option(help="Share of a stage's devices to hear from.")] = 0.8,
     max_wait: Annotated[
@@ -97,7 +103,13 @@ def create_command(  # noqa: PLR0917 - Typer maps parameters to CLI options
         str | None, typer.Option(help="Where devices download it (default: the stored file).")
     ] = None,
     image: Annotated[str | None, typer.Option(help="iotedge: scoring image.")] = None,
-    agent_image: Annotated[str | None, typer.Option(help="iotedge: agent image.")] = None,
+    agent_image: Annotated[
+        str | None,
+        typer.Option(help="iotedge: agent image, pinned by digest (default: newest built)."),
+    ] = None,
+    platform: Annotated[
+        str, typer.Option(help="iotedge: platform of the default agent image.")
+    ] = "linux/amd64",
     priority: Annotated[int, typer.Option(help="iotedge: layer priority.")] = 100,
     detach: DetachOption = False,
     poll: PollOption = 2.0,
@@ -108,7 +120,7 @@ def create_command(  # noqa: PLR0917 - Typer maps parameters to CLI options
     from amlpkg.packager import rollout as ro
     from amlpkg.store.workspace import open_workspace
 
-    options: dict[str, Any] = {"priority": priority}
+    options: dict[str, Any] = {"priority": priority, "platform": platform}
     if image:
         options["image"] = image
     if agent_image:

@@ -12,8 +12,10 @@ This module imports only the core: the packager records desired models through i
 
 from __future__ import annotations
 
+import json
+import re
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from amlpkg.errors import InvalidArgumentError, NotFoundError
@@ -25,8 +27,11 @@ DEVICE_KIND = "device"
 DEPLOYMENT_KIND = "deployment"
 _COLUMNS = (
     "id, module, deployment_id, model_ref, first_seen, last_seen, last_telemetry,"
-    " desired_model, desired_sha256, desired_deployment_id, desired_set"
+    " desired_model, desired_sha256, desired_deployment_id, desired_set, tags"
 )
+MAX_TAGS = 64
+MAX_TAG_VALUE = 256
+_TAG_KEY = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
 
 
 @dataclass(frozen=True)
@@ -46,6 +51,8 @@ class Device:
     desired_sha256: str | None
     desired_deployment_id: str | None
     desired_set: float | None
+    tags: dict[str, str] = field(default_factory=dict)
+    """Tags the service side gave the device (IoT Hub twin tags, flattened with dots)."""
 
     @property
     def in_sync(self) -> bool | None:
@@ -61,7 +68,53 @@ class Device:
 
 def _device(row: Any) -> Device:
     values = list(row)
-    return Device(*values)
+    return replace(Device(*values[:-1]), tags=json.loads(values[-1]) if values[-1] else {})
+
+
+def flatten_tags(tags: dict[str, Any], prefix: str = "") -> dict[str, str]:
+    """IoT Hub twin tags (nested JSON) as ``a.b -> "value"``; None values are kept as None."""
+    flat: dict[str, Any] = {}
+    for key, value in tags.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten_tags(value, f"{name}."))
+        else:
+            flat[name] = None if value is None else str(value)
+    return flat
+
+
+def set_tags(
+    ws: Workspace, device_id: str, patch: dict[str, Any], *, replace: bool = False
+) -> Device:
+    """Merge ``patch`` into the device's tags (a None value removes a tag), as a twin
+    tags patch does; ``replace``: the tags become ``patch`` exactly. Creates the record."""
+    if not device_id:
+        raise InvalidArgumentError("tags need a device id")
+    flat = flatten_tags(patch)
+    for key, value in flat.items():
+        if not _TAG_KEY.match(key):
+            raise InvalidArgumentError(
+                f"tag name {key[:70]!r} is not NAME", hint="letters, digits, _ . - (at most 64)"
+            )
+        if value is not None and len(value) > MAX_TAG_VALUE:
+            raise InvalidArgumentError(f"tag {key} is longer than {MAX_TAG_VALUE} characters")
+    now = time.time()
+    with write_tx(ws.conn) as conn:
+        row = conn.execute("SELECT tags FROM devices WHERE id = ?", (device_id,)).fetchone()
+        tags: dict[str, str] = {} if replace or row is None or not row[0] else json.loads(row[0])
+        for key, value in flat.items():
+            if value is None:
+                tags.pop(key, None)
+            else:
+                tags[key] = value
+        if len(tags) > MAX_TAGS:
+            raise InvalidArgumentError(f"device {device_id} would have more than {MAX_TAGS} tags")
+        conn.execute(
+            "INSERT INTO devices (id, first_seen, last_seen, tags) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (id) DO UPDATE SET tags = excluded.tags",
+            (device_id, now, now, json.dumps(tags, sort_keys=True)),
+        )
+    return get(ws, device_id)
 
 
 def set_desired(

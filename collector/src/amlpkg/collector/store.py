@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from amlpkg.collector import devices
+from amlpkg.collector import devices, outputs
 from amlpkg.errors import InvalidArgumentError
 from amlpkg.store.db import write_tx
 from amlpkg.store.lineage_edges import add_edge_in_tx
@@ -45,6 +45,8 @@ class TelemetryRow:
     latency_p95_ms: float | None = None
     latency_p99_ms: float | None = None
     body: str = "{}"
+    outputs: str | None = None
+    """The window's output histogram (validated JSON, see :mod:`.outputs`)."""
 
 
 def _num(value: Any) -> float | None:
@@ -60,6 +62,9 @@ def row_from_device_message(body: dict[str, Any], module: str | None = None) -> 
             "device telemetry needs string 'message_id' and 'device' fields",
             hint="send messages produced by amlpkg-edge-agent (its outbox sets both)",
         )
+    histogram = outputs.validate(body.get("outputs"))
+    if histogram is not None:
+        body = {**body, "outputs": histogram}
     try:
         return TelemetryRow(
             message_id=message_id,
@@ -78,6 +83,7 @@ def row_from_device_message(body: dict[str, Any], module: str | None = None) -> 
             latency_p95_ms=_num(body.get("compute_p95_ms")),
             latency_p99_ms=_num(body.get("compute_p99_ms")),
             body=json.dumps({**body, "module": body.get("module", module)}, sort_keys=True),
+            outputs=None if histogram is None else json.dumps(histogram, sort_keys=True),
         )
     except (TypeError, ValueError) as exc:
         raise InvalidArgumentError(f"device telemetry {message_id} is malformed: {exc}") from None
@@ -102,7 +108,7 @@ class TelemetryStore:
                     "INSERT INTO telemetry (message_id, source, device_id, deployment_id,"
                     " model_name, model_version, seq, produced, received, window_s, requests,"
                     " errors, latency_avg_ms, latency_p50_ms, latency_p95_ms, latency_p99_ms,"
-                    " body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                    " body, outputs) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
                     " ON CONFLICT (message_id) DO NOTHING",
                     (
                         row.message_id,
@@ -122,6 +128,7 @@ class TelemetryStore:
                         row.latency_p95_ms,
                         row.latency_p99_ms,
                         row.body,
+                        row.outputs,
                     ),
                 )
                 if cur.rowcount == 0:

@@ -6,6 +6,7 @@ requests, errors and latency of that window (:mod:`amlpkg.packager.rollout.gate`
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -26,6 +27,8 @@ class DeviceWindow:
     latency_p50_ms: float | None
     latency_p95_ms: float | None
     latency_p99_ms: float | None
+    outputs: dict[str, int] | None = None
+    """Histogram of the window's output summaries (bin -> count), when the device sent one."""
 
 
 def device_windows(
@@ -35,7 +38,7 @@ def device_windows(
     wanted = None if device_ids is None else set(device_ids)
     rows = ws.conn.execute(
         "SELECT device_id, model_name, model_version, received, requests, errors,"
-        " latency_avg_ms, latency_p50_ms, latency_p95_ms, latency_p99_ms FROM telemetry"
+        " latency_avg_ms, latency_p50_ms, latency_p95_ms, latency_p99_ms, outputs FROM telemetry"
         " WHERE source = 'device' AND device_id IS NOT NULL AND received >= ?"
         " ORDER BY received",
         (since,),
@@ -51,6 +54,7 @@ def device_windows(
             latency_p50_ms=r[7],
             latency_p95_ms=r[8],
             latency_p99_ms=r[9],
+            outputs=json.loads(r[10]) if r[10] else None,
         )
         for r in rows
         if wanted is None or r[0] in wanted

@@ -4,7 +4,9 @@ Everything is read from the runtime's metrics (the in-process data plane's regis
 or a scoring module's ``/metrics`` parsed) as deltas since the previous
 sample: request and failure counters, and the queue and compute histograms
 (mean latency = queue + compute time per request; percentiles of compute time by
-bucket interpolation, so as fine as its buckets). Series outlive an unloaded model
+bucket interpolation, so as fine as its buckets), and the served version's output
+summaries per bin (``outputs``, see :mod:`amlpkg.edge_agent.outputs`; absent when the
+scoring server does not count them). Series outlive an unloaded model
 version, so the requests served just before a swap are still counted.
 """
 
@@ -25,6 +27,7 @@ MetricsSource = Callable[[], Awaitable[Iterable["Metric"]]]
 _REQUESTS = "amlpkg_inference_requests"
 _COMPUTE = "amlpkg_inference_compute_seconds"
 _QUEUE = "amlpkg_inference_queue_seconds"
+_OUTPUTS = "amlpkg_output_summary"
 
 
 def percentile(buckets: list[tuple[float, float]], q: float) -> float | None:
@@ -69,14 +72,14 @@ class TelemetrySampler:
         """Every sample we use, keyed by (metric sample name, model, version[, le|outcome])."""
         values: Series = {}
         for family in families:
-            if family.name not in (_REQUESTS, _COMPUTE, _QUEUE):
+            if family.name not in (_REQUESTS, _COMPUTE, _QUEUE, _OUTPUTS):
                 continue
             for sample in family.samples:
                 labels = sample.labels
                 model = labels.get("model", "")
                 if model.startswith(self._hidden):
                     continue
-                extra = labels.get("le") or labels.get("outcome") or ""
+                extra = labels.get("le") or labels.get("outcome") or labels.get("bin") or ""
                 key = (sample.name, model, labels.get("version", ""), extra)
                 values[key] = float(sample.value)
         return values
@@ -90,6 +93,7 @@ class TelemetrySampler:
         success = failure = compute_count = 0.0
         seconds = 0.0
         buckets: defaultdict[float, float] = defaultdict(float)
+        outputs: defaultdict[tuple[str, str], dict[str, int]] = defaultdict(dict)
         models: set[tuple[str, str]] = set()
         answered: set[tuple[str, str]] = set()
         for (name, model, version, extra), value in delta.items():
@@ -107,6 +111,8 @@ class TelemetrySampler:
                 compute_count += value
             elif name == f"{_COMPUTE}_bucket":
                 buckets[float(extra)] += value
+            elif name == f"{_OUTPUTS}_total" and value > 0:
+                outputs[(model, version)][extra] = int(value)
 
         # The served model: the highest version that answered in this window. Series of a
         # version swapped out stay alive, so after a rollback the highest known version
@@ -129,6 +135,9 @@ class TelemetrySampler:
             "errors": int(failure),
             "latency_avg_ms": round(seconds / compute_count * 1e3, 3) if compute_count else None,
         }
+        served_bins = outputs.get((served[0] or "", served[1] or ""))
+        if served_bins:
+            record["outputs"] = served_bins
         ordered = sorted(buckets.items())
         for label, q in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99)):
             quantile = percentile(ordered, q)

@@ -31,6 +31,7 @@ __all__ = [
     "create",
     "drive",
     "fleet",
+    "pinned_agent_image",
     "step",
 ]
 
@@ -77,9 +78,13 @@ def create(
                 hint="the folder of per-device desired-state documents the agents poll",
             )
         opts["desired_dir"] = str(desired_dir.resolve())
-    elif not ({"image", "agent_image"} <= opts.keys()):
-        raise InvalidArgumentError(
-            "an IoT Edge rollout needs --image and --agent-image for its layered deployment"
+    else:
+        if "image" not in opts:
+            raise InvalidArgumentError(
+                "an IoT Edge rollout needs --image for its layered deployment"
+            )
+        opts["agent_image"] = pinned_agent_image(
+            ws, opts.get("agent_image"), str(opts.get("platform") or "linux/amd64")
         )
     members = fleet(ws, fleet_condition)
     if not members:
@@ -99,6 +104,21 @@ def create(
         max_wait_s=parse_duration(max_wait) if max_wait else max(soak_s, 30.0),
         target=target,
         options=opts,
+    )
+
+
+def pinned_agent_image(ws: Workspace, given: str | None, platform: str) -> str:
+    """The agent image every stage's layer names, by digest: ``given`` resolved in its
+    registry, else the newest agent image built and pushed here for ``platform``.
+
+    Pinned once, when the rollout is created, so a tag moved meanwhile cannot put
+    another agent on the later stages' devices.
+    """
+    from amlpkg.packager.deploy.options import IotEdgeOptions
+    from amlpkg.packager.deploy.targets.iotedge import agent_image_for
+
+    return agent_image_for(
+        ws, IotEdgeOptions.model_validate({"agent_image": given, "platform": platform})
     )
 
 

@@ -7,7 +7,8 @@
 - ``iotedge``: one IoT Hub layered deployment per stage whose target condition names
   the stage's devices (``deviceId='a' OR ...``), built by
   :func:`amlpkg.packager.deploy.iotedge_manifest.layered_manifest` at a priority above
-  the base deployment; a rollback deletes the rollout's layers, so the base layer's
+  the base deployment, naming the edge agent image by the digest pinned when the
+  rollout was created; a rollback deletes the rollout's layers, so the base layer's
   model is the devices' desired model again.
 
 Devices that are offline read the decision from their desired state when they return.
@@ -114,6 +115,11 @@ class IotHubApplier:
     def manifest(self, rollout: Rollout) -> dict[str, Any]:
         """The layered manifest: our modules and the agent twin naming the new model."""
         opts = rollout.options
+        if "@sha256:" not in str(opts["agent_image"]):
+            raise InvalidArgumentError(
+                f"the rollout's agent image {opts['agent_image']!r} is not pinned by digest",
+                hint="create the rollout again: it pins --agent-image (or the newest built)",
+            )
         return edge.layered_manifest(
             edge.EdgeOptions(
                 name=str(opts.get("name") or rollout.id),

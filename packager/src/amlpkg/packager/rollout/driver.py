@@ -44,17 +44,11 @@ def fleet(ws: Workspace, condition: str) -> list[str]:
             "deployment": device.deployment_id or device.desired_deployment_id,
             "model": device.reported_model,
             "desired": device.desired_model,
+            **{f"tags.{k}": v for k, v in device.tags.items()},
         }
         if parsed.matches(record):
             found.append(device.id)
     return found
-
-
-def _previous_model(previous: dict[str, Any]) -> str | None:
-    model = previous.get("model")
-    if isinstance(model, dict) and model.get("name") and model.get("version"):
-        return f"{model['name']}:{model['version']}"
-    return None
 
 
 def _apply(ws: Workspace, rollout: Rollout, applier: Applier) -> Rollout:
@@ -125,7 +119,7 @@ def _roll_back(ws: Workspace, rollout: Rollout, applier: Applier) -> None:
     staged = [d for d in records.devices(ws, rollout.id) if d.status == "applied"]
     applier.roll_back(rollout, staged)
     for device in staged:
-        old = _previous_model(device.previous)
+        old = records.previous_model(device.previous)
         if old is not None:
             sha = device.previous["model"].get("sha256")
             device_records.set_desired(ws, device.device_id, old, sha)

@@ -11,8 +11,11 @@ The gate is decided once the soak is over and the share of cohort devices heard
 from reaches the quorum; when ``max_wait_s`` more passes without a quorum, the stage
 fails. Metrics are taken over the windows since the stage was applied: latency
 percentiles as the request-weighted mean of the windows' values, the error rate as
-errors over requests. The control group is the fleet's devices not on the new model;
-with none left (the last stage), the control values of the previous gate are used.
+errors over requests, ``drift`` as the Jensen-Shannon distance between the summed
+output histograms of the cohort (new model) and of the control group, decided only
+once each side has :data:`DRIFT_MIN_OUTPUTS` summarized outputs. The control group
+is the fleet's devices not on the new model; with none left (the last stage), the
+control values of the previous gate are used.
 """
 
 from __future__ import annotations
@@ -21,9 +24,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from amlpkg.collector import outputs
 from amlpkg.collector.windows import DeviceWindow
 from amlpkg.packager.rollout.spec import Check
 
+DRIFT_MIN_OUTPUTS = 20
+"""Output summaries each side needs before ``drift`` is computed (fewer: too noisy)."""
 _LATENCY = {
     "p50_ms": "latency_p50_ms",
     "p95_ms": "latency_p95_ms",
@@ -46,7 +52,17 @@ def metrics(windows: Iterable[DeviceWindow]) -> dict[str, Any]:
         weighted = [(getattr(w, attr), w.requests) for w in rows if getattr(w, attr) is not None]
         weight = sum(n for _, n in weighted)
         out[name] = round(sum(v * n for v, n in weighted) / weight, 3) if weight else None
+    out["output_bins"] = outputs.merge(w.outputs for w in rows)
     return out
+
+
+def drift(cohort_bins: dict[str, int] | None, control_bins: dict[str, int] | None) -> float | None:
+    """Jensen-Shannon distance of two output histograms (None: too few outputs on a side)."""
+    sides = (cohort_bins or {}, control_bins or {})
+    if any(sum(side.values()) < DRIFT_MIN_OUTPUTS for side in sides):
+        return None
+    value = outputs.js_distance(*sides)
+    return None if value is None else round(value, 4)
 
 
 @dataclass(frozen=True)
@@ -120,6 +136,8 @@ def evaluate(
     control_m = metrics(w for w in recent if w.device_id in control_ids)
     if not control_m["requests"] and baseline:
         control_m = {**baseline, "from_previous_stage": True}
+    cohort_m["drift"] = drift(cohort_m["output_bins"], control_m.get("output_bins"))
+    control_m["drift"] = 0.0 if control_m.get("output_bins") else None
     cohort_m["swap_failures"] = len(failed) / len(heard) if heard else 0.0
     verdict.update(cohort=cohort_m, control=control_m, decided=True)
     for check in checks:
@@ -155,12 +173,20 @@ def _check(
         return None if check.passes(float(observed or 0.0), None) else {**base, "devices": failed}
     if observed is None or bound is None:
         what = "cohort" if observed is None else "control group"
-        return {**base, "devices": swapped, "why": f"no requests in the {what}'s telemetry"}
+        why = f"no requests in the {what}'s telemetry"
+        if check.metric == "drift":
+            why = f"fewer than {DRIFT_MIN_OUTPUTS} output summaries from the cohort or control"
+        return {**base, "devices": swapped, "why": why}
     if check.passes(float(observed), control):
         return None
     offenders = []
     for device in swapped:
-        own = metrics(w for w in rows if w.device_id == device).get(check.metric)
+        own_m = metrics(w for w in rows if w.device_id == device)
+        own = (
+            drift(own_m["output_bins"], control_m.get("output_bins"))
+            if check.metric == "drift"
+            else own_m.get(check.metric)
+        )
         if own is not None and not check.passes(float(own), control):
             offenders.append(device)
     return {**base, "devices": offenders or swapped}

@@ -2,9 +2,10 @@
 
 Every change of a rollout's position (stage, phase) is one write transaction, so
 a driver killed at any point leaves a row a new driver continues from. Lineage:
-``model_version --rolled_out--> rollout --staged--> device``; the describer
-(entry point ``amlpkg.lineage``) says which stage put the model on a device and
-whether it was rolled back.
+``model_version --rolled_out--> rollout --staged--> device`` when a stage takes a
+device, and ``rollout --rolled_back--> device`` when a failed gate or an abort puts
+its previous model back; the describer (entry point ``amlpkg.lineage``) says which
+model and stage each edge stands for, in words (``detail``) and as data (``rollout``).
 """
 
 from __future__ import annotations
@@ -189,27 +190,56 @@ def add_device(
 
 
 def mark_device(ws: Workspace, rollout_id: str, device_id: str, status: str) -> None:
-    """Set one device's status (``rolled_back`` after its old desired state is back)."""
-    ws.conn.execute(
-        "UPDATE rollout_devices SET status = ?, updated = ? WHERE rollout_id = ? AND device_id = ?",
-        (status, time.time(), rollout_id, device_id),
-    )
+    """Set one device's status (``rolled_back`` after its old desired state is back, which
+    the lineage records as ``rollout --rolled_back--> device``)."""
+    with write_tx(ws.conn) as conn:
+        conn.execute(
+            "UPDATE rollout_devices SET status = ?, updated = ?"
+            " WHERE rollout_id = ? AND device_id = ?",
+            (status, time.time(), rollout_id, device_id),
+        )
+        if status == "rolled_back":
+            add_edge_in_tx(conn, (ROLLOUT_KIND, rollout_id), (DEVICE_KIND, device_id), status)
+
+
+def previous_model(previous: dict[str, Any]) -> str | None:
+    """``name:version`` of a device's saved desired state (None when it named none)."""
+    model = previous.get("model")
+    if isinstance(model, dict) and model.get("name") and model.get("version"):
+        return f"{model['name']}:{model['version']}"
+    return None
 
 
 def describe_rollout_edges(ws: Workspace, edges: list[dict[str, Any]]) -> None:
-    """``amlpkg lineage``: the stage and model behind each ``rollout --staged--> device``."""
+    """``amlpkg lineage``: the model and stage behind each ``rollout --> device`` edge.
+
+    Sets ``detail`` (words) and ``rollout`` (``id, model, stage, percent, status, state,
+    previous``: the stage is 1-based) on ``staged`` and ``rolled_back`` edges.
+    """
     for edge in edges:
-        if edge.get("src_kind") != ROLLOUT_KIND:
+        if edge.get("src_kind") != ROLLOUT_KIND or edge.get("dst_kind") != DEVICE_KIND:
             continue
         row = ws.conn.execute(
-            "SELECT r.model, r.stages, r.state, d.stage, d.status FROM rollout_devices d"
-            " JOIN rollouts r ON r.id = d.rollout_id WHERE d.rollout_id = ? AND d.device_id = ?",
+            "SELECT r.model, r.stages, r.state, d.stage, d.status, d.previous"
+            " FROM rollout_devices d JOIN rollouts r ON r.id = d.rollout_id"
+            " WHERE d.rollout_id = ? AND d.device_id = ?",
             (edge["src_id"], edge["dst_id"]),
         ).fetchone()
-        if row is None or edge.get("dst_kind") != DEVICE_KIND:
+        if row is None:
             continue
-        percent = json.loads(row[1])[int(row[3])]
-        edge["detail"] = (
-            f"{row[0]} by stage {int(row[3]) + 1} ({percent:g}%), {row[4].replace('_', ' ')};"
-            f" rollout {row[2]}"
-        )
+        stage, percent = int(row[3]) + 1, json.loads(row[1])[int(row[3])]
+        previous = previous_model(json.loads(row[5]) if row[5] else {})
+        edge["rollout"] = {
+            "id": edge["src_id"], "model": row[0], "stage": stage, "percent": percent,
+            "status": row[4], "state": row[2], "previous": previous,
+        }  # fmt: skip
+        if edge.get("relation") == "rolled_back":
+            edge["detail"] = (
+                f"{row[0]} from stage {stage} ({percent:g}%) rolled back to"
+                f" {previous or 'its previous desired state'}; rollout {row[2]}"
+            )
+        else:
+            edge["detail"] = (
+                f"{row[0]} by stage {stage} ({percent:g}%), {row[4].replace('_', ' ')};"
+                f" rollout {row[2]}"
+            )

@@ -20,9 +20,12 @@ from typing import Any
 
 from amlpkg.errors import InvalidArgumentError
 
-METRICS = ("p50_ms", "p95_ms", "p99_ms", "avg_ms", "error_rate", "swap_failures")
-"""Gate metrics: latency percentiles of the cohort's telemetry, its error rate, and the
-share of cohort devices that did not swap (``swap_failures``, 0 allowed by default)."""
+METRICS = ("p50_ms", "p95_ms", "p99_ms", "avg_ms", "error_rate", "drift", "swap_failures")
+"""Gate metrics: latency percentiles of the cohort's telemetry, its error rate, ``drift``
+(the Jensen-Shannon distance, 0..1, between the histograms of the cohort's and the
+control group's output summaries on live traffic: 0 the same outputs, 1 none alike;
+see :mod:`amlpkg.collector.outputs`), and the share of cohort devices that did not
+swap (``swap_failures``, 0 allowed by default)."""
 _OPS: dict[str, Callable[[float, float], bool]] = {
     "<=": operator.le,
     ">=": operator.ge,
@@ -37,6 +40,7 @@ _CHECK = re.compile(
 _DURATION = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m|h)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 FLEET_FIELDS = ("id", "module", "deployment", "model", "desired")
+TAG_PREFIX = "tags."
 
 
 @dataclass(frozen=True)
@@ -131,8 +135,10 @@ class FleetCondition:
     """``FIELD=GLOB`` terms joined by ``,`` or `` AND `` (all must hold; ``!=`` negates).
 
     Fields of the device record: ``id``, ``module``, ``deployment`` (what it reports
-    running under), ``model`` (reported ``name:version``), ``desired``. ``*`` is the
-    whole fleet the workspace knows of.
+    running under), ``model`` (reported ``name:version``), ``desired``, and
+    ``tags.NAME`` (the device's twin tags, nested ones joined by dots:
+    ``tags.site.line=3``; a device without the tag does not match ``=``). ``*`` is
+    the whole fleet the workspace knows of.
     """
 
     terms: tuple[tuple[str, bool, str], ...]
@@ -144,11 +150,14 @@ class FleetCondition:
             return cls(())
         terms: list[tuple[str, bool, str]] = []
         for part in re.split(r",|\s+AND\s+", text):
-            match = re.match(r"^\s*([a-z_]+)\s*(!=|=)\s*'?([^']*)'?\s*$", part)
-            if match is None or match[1] not in FLEET_FIELDS:
+            match = re.match(
+                r"^\s*([a-z_]+|tags\.[A-Za-z0-9_.-]+)\s*(!=|=)\s*'?([^']*)'?\s*$", part
+            )
+            if match is None or not (match[1] in FLEET_FIELDS or match[1].startswith(TAG_PREFIX)):
                 raise InvalidArgumentError(
                     f"fleet term {part.strip()!r} is not FIELD=GLOB",
-                    hint=f"fields: {', '.join(FLEET_FIELDS)}; e.g. --fleet 'id=cam-*'",
+                    hint=f"fields: {', '.join(FLEET_FIELDS)}, tags.NAME;"
+                    " e.g. --fleet 'id=cam-*' or 'tags.region=eu-*'",
                 )
             terms.append((match[1], match[2] == "!=", match[3]))
         return cls(tuple(terms))
