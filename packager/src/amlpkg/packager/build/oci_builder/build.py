@@ -1,0 +1,359 @@
+"""``amlpkg build --builder oci``: a scoring image written and pushed without a Docker engine.
+
+Per platform: the base is pulled by digest (made in the registry when none is given),
+the wheels are installed on the host for that platform, and our three layers (venv,
+amlpkg's runtime, the model) are written reproducibly; the config carries the Docker
+builder's user, environment, command, health check and labels. Several platforms make
+an OCI image index. Each image gets its SBOM and provenance as OCI 1.1 referrers.
+The same inputs and ``SOURCE_DATE_EPOCH`` give the same digest.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from amlpkg.errors import InvalidArgumentError
+from amlpkg.packager.build import api, records
+from amlpkg.packager.build.context import add_model
+from amlpkg.packager.build.errors import BuildError
+from amlpkg.packager.build.flavors import runtime_requirements
+from amlpkg.packager.build.oci_builder import provenance, sbom
+from amlpkg.packager.build.oci_builder.base import BASE_PYTHON, ensure_base
+from amlpkg.packager.build.oci_builder.config import image_config
+from amlpkg.packager.build.oci_builder.elf import foreign_binaries
+from amlpkg.packager.build.oci_builder.layers import Layer, write_layer
+from amlpkg.packager.build.oci_builder.push import (
+    BaseImage,
+    attach,
+    copy_base_layers,
+    index_document,
+    pull_base,
+)
+from amlpkg.packager.build.oci_builder.registry_io import (
+    CONFIG_TYPE,
+    ImageRef,
+    OciRegistry,
+    image_manifest,
+    manifest_bytes,
+)
+from amlpkg.packager.build.oci_builder.site import build_venv
+from amlpkg.packager.build.options import BuildOptions, Hooks, host_platform_name
+from amlpkg.packager.build.recipe import APP, MODELS, VENV, image_labels, model_config
+from amlpkg.packager.build.records import Package
+from amlpkg.packager.build.source import ModelSource, resolve
+from amlpkg.packager.build.wheelhouse import (
+    amlpkg_wheel,
+    extract_runtime,
+    gather_wheelhouse,
+    installed_requires,
+)
+from amlpkg.packager.build.wheelhouse import source_root as checkout_root
+from amlpkg.packager.oci.registry import MANIFEST
+from amlpkg.packager.repository import place_signature
+from amlpkg.store.workspace import Workspace
+
+FALLBACK_EPOCH = 315532800  # 1980-01-01, the oldest time a zip (wheel) can hold
+BASE_NAME = "org.opencontainers.image.base.name"
+BASE_DIGEST = "org.opencontainers.image.base.digest"
+PLATFORMS_LABEL = "ai.amlpkg.oci.platforms"
+
+
+@dataclass(frozen=True)
+class OciOptions:
+    """What ``--builder oci`` adds to :class:`BuildOptions`."""
+
+    platforms: tuple[str, ...] = ()
+    """Default: this host's platform."""
+    base_image: str | None = None
+    """A registry reference (an index is followed to each platform); default: the
+    Debian Python base made in the tag's registry."""
+    base_image_arm64: str | None = None
+    source_date_epoch: int | None = None
+    """Every timestamp; default: ``SOURCE_DATE_EPOCH``, else the checkout's commit time."""
+    revision: str | None = None
+    """amlpkg's revision in the labels; default: the checkout's commit."""
+
+
+@dataclass(frozen=True)
+class PlatformImage:
+    """One platform's pushed image."""
+
+    platform: str
+    digest: str
+    manifest: dict[str, object]
+    base: ImageRef
+    size: int
+
+
+def source_date_epoch(explicit: int | None) -> int:
+    """The build's epoch: explicit, else ``SOURCE_DATE_EPOCH``, else the commit's time."""
+    if explicit is not None:
+        return explicit
+    configured = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    if configured:
+        if not configured.isdigit():
+            raise InvalidArgumentError(
+                f"SOURCE_DATE_EPOCH={configured!r} is not a number of seconds",
+                hint="set it to a Unix time, e.g. $(git log -1 --format=%ct)",
+            )
+        return int(configured)
+    try:
+        done = subprocess.run(  # noqa: S603 - fixed argv, no shell
+            ["git", "-C", str(checkout_root()), "log", "-1", "--format=%ct"],
+            capture_output=True, text=True, timeout=30, check=False,
+        )  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired):
+        return FALLBACK_EPOCH
+    stamp = done.stdout.strip()
+    return int(stamp) if done.returncode == 0 and stamp.isdigit() else FALLBACK_EPOCH
+
+
+def _platforms(oci: OciOptions) -> tuple[str, ...]:
+    chosen = oci.platforms or (host_platform_name(),)
+    if len(set(chosen)) != len(chosen):
+        raise InvalidArgumentError(f"--platform lists a platform twice: {','.join(chosen)}")
+    return tuple(chosen)
+
+
+def _base_for(platform: str, oci: OciOptions, host: str, hooks: Hooks) -> BaseImage:
+    given = oci.base_image_arm64 if platform == "linux/arm64" else None
+    given = given or oci.base_image
+    if given is not None:
+        return pull_base(ImageRef.parse(given, "base image"), platform)
+    return pull_base(ensure_base(host, platform, hooks.on_status), platform)
+
+
+def _common_layers(
+    ws: Workspace, src: ModelSource, opts: BuildOptions, scratch: Path, epoch: int
+) -> tuple[Layer, Layer, Path]:
+    """The platform-independent layers (amlpkg's runtime, the model) and the wheel folder."""
+    wheels = opts.amlpkg_wheel or amlpkg_wheel(api.cache_root(ws))
+    if not wheels.exists():
+        raise InvalidArgumentError(
+            f"no amlpkg wheels at {wheels.name}", hint="check --amlpkg-wheel (a folder of wheels)"
+        )
+    app = extract_runtime(wheels, scratch / "app")
+    config = model_config(
+        opts.flavor_spec(), providers=src.providers, max_batch_size=opts.max_batch_size
+    )
+    models = add_model(scratch / "model", src.model_file, src.facts.name, src.facts.version, config)
+    if src.variant_id is None:
+        place_signature(ws, src.version.ref, models / src.facts.name / str(src.facts.version))
+    app_layer = write_layer({APP: app}, scratch / "app.tar.gz", epoch)
+    model_layer = write_layer({MODELS: models}, scratch / "model.tar.gz", epoch)
+    return app_layer, model_layer, wheels
+
+
+def _labels(src: ModelSource, opts: BuildOptions, oci: OciOptions, epoch: int) -> dict[str, str]:
+    revision = oci.revision
+    if revision is None:
+        revision = api.package_labels(src, opts)["org.opencontainers.image.revision"]
+    return image_labels(
+        src.facts,
+        flavor=opts.flavor,
+        amlpkg_version=api._amlpkg_version(),
+        revision=revision,
+        created=epoch,
+    )
+
+
+def build_oci_image(
+    ws: Workspace,
+    ref: str,
+    options: BuildOptions,
+    oci: OciOptions | None = None,
+    hooks: Hooks | None = None,
+) -> Package:
+    """Build and push the image (or index) of ``ref`` without a Docker engine; record it."""
+    hooks, oci = hooks or Hooks(), oci or OciOptions()
+    if options.tag is None:
+        raise InvalidArgumentError(
+            "--builder oci pushes as it builds: it needs --tag REGISTRY/NAME:TAG",
+            hint="e.g. --tag 127.0.0.1:5000/iris:1",
+        )
+    target = ImageRef.parse(options.tag)
+    platforms = _platforms(oci)
+    opts = BuildOptions(**{**options.__dict__, "platform": platforms[0], "base_image": None})
+    opts = opts.resolved()
+    flavor = opts.flavor_spec()
+    if flavor.installs_python or opts.flavor == "edge-agent":
+        raise InvalidArgumentError(
+            f"--builder oci builds the cpu flavor (and flavors whose base has Python),"
+            f" not {opts.flavor}",
+            hint="use the Docker builder (--builder docker) for this flavor",
+        )
+    python = options.python_version or BASE_PYTHON
+    assert opts.glibc is not None
+    epoch = source_date_epoch(oci.source_date_epoch)
+    started = time.monotonic()
+    src = resolve(ws, ref, opts.flavor, use_variant=opts.use_variant)
+    labels = _labels(src, opts, oci, epoch)
+    requirements = runtime_requirements(installed_requires(), flavor)
+    total = 2 + 3 * len(platforms) + 1
+    done = 0
+
+    def step(text: str) -> None:
+        nonlocal done
+        done += 1
+        hooks.on_step(done, total, text)
+        hooks.on_status(text)
+
+    scratch_parent = api.cache_root(ws) / "build"
+    scratch_parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix="oci-", dir=scratch_parent))
+    images: list[PlatformImage] = []
+    try:
+        step("writing the amlpkg and model layers")
+        app_layer, model_layer, wheels = _common_layers(ws, src, opts, scratch, epoch)
+        with OciRegistry(target) as registry:
+            for layer in (app_layer, model_layer):
+                registry.push_blob_file(layer.path, layer.digest, layer.size)
+            for platform in platforms:
+                step(f"{platform}: base image")
+                base = _base_for(platform, oci, target.host, hooks)
+                copy_base_layers(registry, base)
+                step(f"{platform}: installing wheels for {platform} (no emulation)")
+                wheelhouse = gather_wheelhouse(
+                    requirements, python_version=python, platform=platform, glibc=opts.glibc,
+                    cache_root=api.cache_root(ws), on_status=hooks.on_status,
+                )  # fmt: skip
+                venv = build_venv(wheelhouse, scratch / platform.replace("/", "-") / "venv",
+                                  flavor=flavor, platform=platform, python_version=python,
+                                  glibc=opts.glibc)  # fmt: skip
+                wrong = foreign_binaries(venv, platform)
+                if wrong:
+                    raise BuildError(
+                        f"binaries for another machine in the {platform} image: "
+                        + ", ".join(wrong[:5]),
+                        hint="a wheel without a manylinux build for this platform got in",
+                    )
+                step(f"{platform}: writing and pushing layers")
+                venv_layer = write_layer({VENV: venv}, venv.parent / "venv.tar.gz", epoch)
+                registry.push_blob_file(venv_layer.path, venv_layer.digest, venv_layer.size)
+                images.append(_push_image(
+                    registry, base, platform=platform, opts=opts, python=python, labels=labels,
+                    layers=[venv_layer, app_layer, model_layer], epoch=epoch,
+                    tag=target.tag if len(platforms) == 1 else None))  # fmt: skip
+                site_dirs = [venv / "lib" / f"python{python}" / "site-packages", scratch / "app"]
+                _attach_documents(
+                    registry, target, image=images[-1], src=src, ref=ref, site_dirs=site_dirs,
+                    wheel_dirs=[wheelhouse, wheels if wheels.is_dir() else wheels.parent],
+                    labels=labels, epoch=epoch)  # fmt: skip
+                shutil.rmtree(venv.parent, ignore_errors=True)
+            step("pushing the index" if len(platforms) > 1 else "recording the build")
+            digest = images[0].digest
+            if len(platforms) > 1:
+                index = index_document([(i.platform, i.manifest) for i in images])
+                digest = registry.push_manifest(index, tag=target.tag)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return _record(ws, src, opts=opts, pushed=target.pinned(digest), images=images,
+                   labels=labels, started=started)  # fmt: skip
+
+
+def _push_image(
+    registry: OciRegistry,
+    base: BaseImage,
+    *,
+    platform: str,
+    opts: BuildOptions,
+    python: str,
+    labels: dict[str, str],
+    layers: list[Layer],
+    epoch: int,
+    tag: str | None,
+) -> PlatformImage:
+    config = image_config(
+        base_config=base.config,
+        platform=platform,
+        flavor=opts.flavor_spec(),
+        python_version=python,
+        labels={**labels, BASE_NAME: f"{base.ref.host}/{base.ref.repository}",
+                BASE_DIGEST: str(base.ref.digest)},
+        diff_ids=[layer.diff_id for layer in layers],
+        history=["venv (wheels installed on the host)", "amlpkg runtime", "model"],
+        epoch=epoch,
+    )  # fmt: skip
+    registry.push_blob(config)
+    manifest = image_manifest(
+        CONFIG_TYPE,
+        config,
+        [*base.layers, *(layer.descriptor() for layer in layers)],
+        {BASE_NAME: f"{base.ref.host}/{base.ref.repository}", BASE_DIGEST: str(base.ref.digest)},
+    )
+    digest = registry.push_manifest(manifest, tag=tag)
+    size = sum(int(layer["size"]) for layer in manifest["layers"])
+    return PlatformImage(platform, digest, manifest, base.ref, size)
+
+
+def _attach_documents(
+    registry: OciRegistry,
+    target: ImageRef,
+    *,
+    image: PlatformImage,
+    src: ModelSource,
+    ref: str,
+    site_dirs: list[Path],
+    wheel_dirs: list[Path],
+    labels: dict[str, str],
+    epoch: int,
+) -> None:
+    """The SBOM and the provenance of one platform's image, as its referrers."""
+    subject = {"mediaType": MANIFEST, "digest": image.digest,
+               "size": len(manifest_bytes(image.manifest))}  # fmt: skip
+    version = labels.get("ai.amlpkg.amlpkg.version", "")
+    document = sbom.cyclonedx(
+        image=target, platform=image.platform, site_dirs=site_dirs, wheel_dirs=wheel_dirs,
+        base=image.base, model=src.facts, epoch=epoch, tool_version=version,
+    )  # fmt: skip
+    attach(registry, subject, sbom.MEDIA_TYPE, document)
+    statement = provenance.statement(
+        image=target, digest=image.digest, platform=image.platform, base=image.base,
+        model=src.facts, model_ref=ref, flavor=labels.get("ai.amlpkg.flavor", ""),
+        wheel_dirs=wheel_dirs, revision=labels["org.opencontainers.image.revision"],
+        epoch=epoch, tool_version=version,
+    )  # fmt: skip
+    attach(registry, subject, provenance.MEDIA_TYPE, statement)
+
+
+def _record(
+    ws: Workspace,
+    src: ModelSource,
+    *,
+    opts: BuildOptions,
+    pushed: ImageRef,
+    images: list[PlatformImage],
+    labels: dict[str, str],
+    started: float,
+) -> Package:
+    """The ``packages`` row and its lineage arrows, as the Docker builder records them."""
+    first = images[0]
+    recorded = {
+        **labels,
+        BASE_NAME: f"{first.base.host}/{first.base.repository}",
+        BASE_DIGEST: str(first.base.digest),
+        PLATFORMS_LABEL: ",".join(f"{i.platform}={i.digest}" for i in images),
+    }
+    package = Package(
+        id=records.new_package_id(),
+        model_name=src.facts.name,
+        model_version=src.facts.version,
+        variant_id=src.variant_id,
+        flavor=opts.flavor,
+        platform=",".join(i.platform for i in images),
+        format="image",
+        image_ref=f"{pushed.host}/{pushed.repository}:{pushed.tag}",
+        image_id=str(pushed.digest),
+        repo_digest=pushed.by_digest(),
+        size_bytes=first.size,
+        labels=recorded,
+        build_seconds=round(time.monotonic() - started, 3),
+    )
+    made = ((api.IMAGE_KIND, pushed.by_digest()), api.PUSHED_AS)
+    return records.record_package(ws, package, made)
