@@ -8,7 +8,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from amlpkg.cli.output import console, error_console, new_table, print_json, print_table
-from amlpkg.cli.runs import HomeOption, JsonOption, when
+from amlpkg.cli.runs import HomeOption, JsonOption, TrackingUriOption, when
+from amlpkg.trainer.remote.fleet import open_fleet
+from amlpkg.trainer.remote.guard import require_embedded
 
 if TYPE_CHECKING:
     from amlpkg.packager.deploy.options import DeployOptions
@@ -177,6 +179,7 @@ def register(app: typer.Typer) -> None:
         """Deploy a model version or package; verified, recorded, blue/green on local."""
         from amlpkg.packager.deploy import api
 
+        require_embedded("amlpkg deploy", home)
         options = _typed_options(target, ctx.params)
         if dry_run or output is not None:
             plan = api.plan(source, target=target, name=name, options=options, home=home)
@@ -190,11 +193,17 @@ def register(app: typer.Typer) -> None:
         _print_record(record.to_dict())
 
     @deployments_app.command("list")
-    def list_command(home: HomeOption = None, as_json: JsonOption = False) -> None:
+    def list_command(
+        home: HomeOption = None, tracking_uri: TrackingUriOption = None, as_json: JsonOption = False
+    ) -> None:
         """Every deployment with its newest revision."""
         from amlpkg.packager.deploy import api
 
-        rows = [r.to_dict() for r in api.list_deployments(home=home)]
+        with open_fleet(home, tracking_uri) as remote:
+            if remote is not None:
+                rows = remote.list_deployments()
+            else:
+                rows = [r.to_dict() for r in api.list_deployments(home=home)]
         if as_json:
             print_json(rows)
             return
@@ -218,12 +227,14 @@ def register(app: typer.Typer) -> None:
     def show_command(
         name: Annotated[str, typer.Argument(help="Deployment name.")],
         home: HomeOption = None,
+        tracking_uri: TrackingUriOption = None,
         as_json: JsonOption = False,
     ) -> None:
         """The serving revision, its endpoints and the history of the deployment."""
         from amlpkg.packager.deploy import api
 
-        data = api.show(name, home=home)
+        with open_fleet(home, tracking_uri) as remote:
+            data = api.show(name, home=home) if remote is None else remote.show_deployment(name)
         if as_json:
             print_json(data)
             return
@@ -240,6 +251,7 @@ def register(app: typer.Typer) -> None:
         """The record and what really runs (processes, endpoint readiness, rollout)."""
         from amlpkg.packager.deploy import api
 
+        require_embedded("amlpkg deployments status", home)
         data = api.status(name, home=home)
         if as_json:
             print_json(data)
@@ -260,6 +272,7 @@ def register(app: typer.Typer) -> None:
         """Stop the deployment; its records stay as history."""
         from amlpkg.packager.deploy import api
 
+        require_embedded("amlpkg deployments delete", home)
         record = api.delete(name, home=home)
         console.print(f"{record.id} {record.status}: {record.reason}")
 
@@ -272,6 +285,7 @@ def register(app: typer.Typer) -> None:
         """Return to the revision before the serving one (blue/green on local)."""
         from amlpkg.packager.deploy import api
 
+        require_embedded("amlpkg deployments rollback", home)
         with console.status(f"rolling back {name} ..."):
             record = api.rollback(name, home=home)
         if as_json:

@@ -10,6 +10,7 @@ from rich.table import Table
 
 from amlpkg.cli.output import console, error_console, print_json, print_table
 from amlpkg.cli.runs import HomeOption, JsonOption
+from amlpkg.trainer.remote.guard import require_embedded
 
 
 def _speed_cells(variant: dict[str, Any]) -> tuple[str, str, str]:
@@ -119,6 +120,7 @@ def register(app: typer.Typer) -> None:
         """Make optimized variants of a model version, measure them here, register them."""
         from amlpkg.packager.optimize import Limits, optimize
 
+        require_embedded("amlpkg optimize", home)
         limits = Limits(
             max_abs_error=max_abs_error,
             max_slowdown=max_slowdown,

@@ -43,7 +43,10 @@ def register(app: typer.Typer) -> None:
         result = run_main_job(home, model_name=model_name, build=build, deploy=deploy, on_step=step)
         if result.telemetry:
             console.print()
-            print_summaries("telemetry per deployment (amlpkg telemetry show)", result.telemetry)
+            print_summaries(
+                "telemetry per deployment (amlpkg telemetry show)",
+                [s.to_dict() for s in result.telemetry],
+            )
         console.print()
         print_lineage(result.lineage)
         ref = result.model_ref

@@ -11,7 +11,9 @@ import typer
 from rich.table import Table
 
 from amlpkg.cli.output import console, print_json, print_table
-from amlpkg.cli.runs import HomeOption, JsonOption, when
+from amlpkg.cli.runs import HomeOption, JsonOption, TrackingUriOption, when
+from amlpkg.trainer.remote.fleet import open_fleet
+from amlpkg.trainer.remote.guard import require_embedded
 
 telemetry_app = typer.Typer(help="Collect and show telemetry from runtimes and edge devices.")
 
@@ -20,27 +22,27 @@ def _fmt(value: float | None, digits: int = 2) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
-def print_summaries(title: str, rows: list[Any]) -> None:
-    """One Rich table of :class:`amlpkg.collector.summary.Summary` rows."""
+def print_summaries(title: str, rows: list[dict[str, Any]]) -> None:
+    """One Rich table of :class:`amlpkg.collector.summary.Summary` rows (as dicts)."""
     table = Table(title=title)
     for column in ("", "models", "requests", "req/s", "errors", "avg ms", "p95 ms", "last seen"):
         table.add_column(column, justify="left" if column in ("", "models") else "right")
     for s in rows:
         table.add_row(
-            s.key,
-            ", ".join(s.models) or "-",
-            str(s.requests),
-            _fmt(s.throughput_rps),
-            f"{s.errors} ({s.error_rate:.1%})",
-            _fmt(s.latency_avg_ms, 3),
-            _fmt(s.latency_p95_ms, 3),
-            when(s.last),
+            s["key"],
+            ", ".join(s["models"]) or "-",
+            str(s["requests"]),
+            _fmt(s["throughput_rps"]),
+            f"{s['errors']} ({s['error_rate']:.1%})",
+            _fmt(s["latency_avg_ms"], 3),
+            _fmt(s["latency_p95_ms"], 3),
+            when(s["last"]),
         )
     print_table(table)
 
 
 @telemetry_app.command("show")
-def show(
+def show(  # noqa: PLR0917 - Typer maps parameters to CLI options
     deployment: Annotated[
         str | None, typer.Option("--deployment", help="Only this deployment.")
     ] = None,
@@ -49,6 +51,7 @@ def show(
         str | None, typer.Option("--since", help="Only rows received since: 30s, 15m, 2h, 1d.")
     ] = None,
     home: HomeOption = None,
+    tracking_uri: TrackingUriOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Latency, throughput and errors per deployment and per device."""
@@ -61,10 +64,17 @@ def show(
         groups.append(("deployment", deployment))
     if deployment is None:
         groups.append(("device", device))
-    with open_workspace(home) as ws:
-        results = {by: summarize(ws, by=by, key=key, since=start) for by, key in groups}
+    with open_fleet(home, tracking_uri) as remote:
+        if remote is not None:
+            results = {by: remote.summaries(by, key, start) for by, key in groups}
+        else:
+            with open_workspace(home) as ws:
+                results = {
+                    by: [s.to_dict() for s in summarize(ws, by=by, key=key, since=start)]
+                    for by, key in groups
+                }
     if as_json:
-        print_json({f"{by}s": [s.to_dict() for s in rows] for by, rows in results.items()})
+        print_json({f"{by}s": rows for by, rows in results.items()})
         return
     for by, rows in results.items():
         if rows:
@@ -88,6 +98,7 @@ def serve(
     home: HomeOption = None,
 ) -> None:
     """Receive OTLP traces/metrics and device telemetry into the workspace until Ctrl-C."""
+    require_embedded("amlpkg telemetry serve", home)
     from amlpkg.collector.server import MqttOptions, running_collector
     from amlpkg.store.workspace import open_workspace
 

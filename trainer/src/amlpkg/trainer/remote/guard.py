@@ -1,0 +1,54 @@
+"""Commands that work only on an embedded workspace refuse when a team server is configured.
+
+A user who set ``AMLPKG_TRACKING_URI`` or ran ``amlpkg login`` expects every command
+to work against that server; a command that cannot yet must say so rather than
+read or write ``./.amlpkg`` behind the user's back. The rules are those of
+:mod:`amlpkg.trainer.remote.config` (``--home`` and ``AMLPKG_HOME`` / ``AMLPKG_STORE``
+name a workspace explicitly), but no token is needed to be refused.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from amlpkg.errors import FailedPreconditionError
+from amlpkg.trainer.remote.config import (
+    _EMBEDDED_ENVS,
+    TRACKING_URI_ENV,
+    logged_in,
+    normalize_url,
+)
+
+
+def configured_url(home: str | Path | None = None, tracking_uri: str | None = None) -> str | None:
+    """The team server the settings select, or None for the embedded workspace (no token read)."""
+    if home is not None:
+        return None
+    if tracking_uri:
+        return normalize_url(tracking_uri)
+    from_env = os.environ.get(TRACKING_URI_ENV)
+    if from_env:
+        return normalize_url(from_env)
+    if any(os.environ.get(name) for name in _EMBEDDED_ENVS):
+        return None
+    server = logged_in()
+    return None if server is None else server.url
+
+
+def require_embedded(
+    command: str, home: str | Path | None = None, tracking_uri: str | None = None
+) -> None:
+    """Raise unless ``command`` would use the embedded workspace.
+
+    ``command`` is what the user typed, e.g. ``amlpkg build``.
+    """
+    url = configured_url(home, tracking_uri)
+    if url is None:
+        return
+    raise FailedPreconditionError(
+        f"`{command}` does not work against a team server yet, and a team server ({url})"
+        " is configured",
+        hint="pass --home DIR to use a local workspace explicitly (or set AMLPKG_HOME), or"
+        f" unset {TRACKING_URI_ENV} / run `amlpkg logout`",
+    )
