@@ -4,6 +4,7 @@ both stores: the embedded SQLite folder and PostgreSQL (from ``.ci/services.sh``
 from __future__ import annotations
 
 import math
+import random
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -298,3 +299,28 @@ def test_listing_more_runs_than_one_statement_binds(home: Path, app: FastAPI) ->
         found = queries.list_runs(ws, limit=None)
         assert len(found) == 1200 and found[0].params == {"i": "1199"}
         assert found[-1].name == "b0"
+
+
+PIECES = ["metrics.", "params.", "tags.", "acc", "lr", '"', "'", "`", "=", "!=", "<", ">=", "==",
+          "0.5", "-1e3", "1e309", "nan", "and", " ", "%", "_", "\\", "\x00", "é", "run-0", "--",
+          ";", "*", "(", ")"]  # fmt: skip
+
+
+def test_random_searches_never_fail_the_server(api: dict[str, Api], runs: list[str]) -> None:
+    rng = random.Random(11)
+    reader = api["reader"]
+    for _ in range(150):
+        q = "".join(rng.choice(PIECES) for _ in range(rng.randint(1, 12)))
+        params: dict[str, object] = {"q": q}
+        if rng.random() < 0.3:
+            params["sort"] = rng.choice(["metrics.acc", "params.lr", "name", "metrics.\x00", q])
+        if rng.random() < 0.3:
+            params["tag"] = f"team={q}"
+        if rng.random() < 0.2:
+            params["experiment"] = q
+        answer = reader.get(f"{V1}/runs", params=params)
+        assert answer.status_code in (200, 400), (params, answer.text)
+    nul = reader.get(
+        f"{V1}/runs/{runs[0]}/metrics/a%00b", params={"max_points": 10, "downsample": "minmax"}
+    )
+    assert nul.status_code in (200, 400), nul.text  # never a database error

@@ -21,7 +21,7 @@ from amlpkg.server.bodies import (
 from amlpkg.server.deps import API, READ, WRITE, Caller, WorkspaceDep
 from amlpkg.trainer.store import queries
 from amlpkg.trainer.store import runs as store_runs
-from amlpkg.trainer.store.run_filter import MAX_SEARCH_CHARS
+from amlpkg.trainer.store.run_filter import MAX_SEARCH_CHARS, check_text
 from amlpkg.trainer.store.run_search import MAX_OFFSET, MAX_PAGE, count_runs
 from amlpkg.trainer.store.runs import RunInfo
 from amlpkg.trainer.store.series import downsampled
@@ -72,7 +72,15 @@ def create_run(
     body: RunIn, ws: WorkspaceDep, caller: Caller, request: Request
 ) -> dict[str, object]:
     """Start a run (status ``running``); the token's name is recorded as its user."""
-    run_id = store_runs.create_run(ws, body.experiment, body.name, RunInfo(user=caller.name))
+    info = RunInfo(
+        command=body.command,
+        git_commit=body.git_commit,
+        git_dirty=body.git_dirty,
+        python_version=body.python_version,
+        host=body.host,
+        user=caller.name,
+    )
+    run_id = store_runs.create_run(ws, body.experiment, body.name, info)
     if body.tags:
         store_runs.set_tags(ws, run_id, body.tags)
     request.state.audit_target = run_id
@@ -139,6 +147,7 @@ def metric_history(
     choice for charts.
     """
     run_id = queries.resolve_run_id(ws, run)
+    check_text("metric key", key)
     if max_points is not None and downsample == "minmax":
         series = downsampled(ws, run_id, key, max_points)
         history, logged = series.points, series.logged

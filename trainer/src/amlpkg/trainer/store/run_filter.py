@@ -73,6 +73,14 @@ def _bad(message: str) -> InvalidArgumentError:
     return InvalidArgumentError(message, hint=_HINT)
 
 
+def check_text(what: str, text: str) -> str:
+    """``text`` unless it holds a NUL character (no key, value or name can; PostgreSQL
+    refuses them outright)."""
+    if "\x00" in text:
+        raise InvalidArgumentError(f"the {what} holds a NUL character", hint="remove it")
+    return text
+
+
 def _quoted(text: str, pos: int, quote: str) -> tuple[str, int]:
     """The text inside the quote starting at ``pos`` (``\\"`` escapes a quote), and the end."""
     out: list[str] = []
@@ -128,6 +136,7 @@ def parse_search(text: str | None) -> list[Clause]:
         return []
     if len(text) > MAX_SEARCH_CHARS:
         raise _bad(f"the search has {len(text)} characters; at most {MAX_SEARCH_CHARS}")
+    check_text("search", text)
     clauses: list[Clause] = []
     pos = _skip_spaces(text, 0)
     while pos < len(text):
@@ -154,7 +163,7 @@ def parse_search(text: str | None) -> list[Clause]:
 
 def parse_tag(text: str) -> Comparison:
     """A tag filter ``KEY=VALUE`` (exact value); ``KEY`` alone is not accepted."""
-    key, sep, value = text.partition("=")
+    key, sep, value = check_text("tag filter", text).partition("=")
     if not sep or not key or len(key) > KEY_MAX:
         raise InvalidArgumentError(
             f"tag filter {text[:60]!r} is not KEY=VALUE", hint="e.g. tag=team=vision"
@@ -168,7 +177,7 @@ def parse_sort(text: str | None, order: str | None = None) -> Sort:
     if order not in (None, "asc", "desc"):
         raise InvalidArgumentError(f"order {order!r} is not asc or desc", hint="order=asc|desc")
     descending = order != "asc"
-    field = (text or "start_time").strip()
+    field = check_text("sort", (text or "start_time").strip())
     if field in ATTRIBUTE_SORTS:
         return Sort(field, None, descending)
     kind, dot, key = field.partition(".")

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from amlpkg.errors import InvalidArgumentError
 from amlpkg.store.workspace import Workspace
-from amlpkg.trainer.store.run_filter import Clause, Comparison, Sort, Word
+from amlpkg.trainer.store.run_filter import Clause, Comparison, Sort, Word, check_text
 from amlpkg.trainer.store.runs import RUN_STATUSES
 
 MAX_PAGE = 1000
@@ -89,7 +89,7 @@ def where_sql(query: RunQuery, bind: _Binds) -> str:
     """`` WHERE ...`` for the query's filters ("" when there are none)."""
     parts: list[str] = []
     if query.experiment is not None:
-        parts.append(f"e.name = {bind(query.experiment)}")
+        parts.append(f"e.name = {bind(check_text('experiment', query.experiment))}")
     if query.status is not None:
         if query.status not in RUN_STATUSES:
             raise InvalidArgumentError(

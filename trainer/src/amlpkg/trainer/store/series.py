@@ -23,6 +23,7 @@ from typing import Any
 from amlpkg.errors import InvalidArgumentError
 from amlpkg.store.workspace import Workspace
 from amlpkg.trainer.store import runs as store_runs
+from amlpkg.trainer.store.run_filter import check_text
 
 Point = tuple[int, float, float]  # step, value, timestamp
 CACHED_SERIES = 64  # thinned series kept (each at most max_points points)
@@ -128,6 +129,7 @@ def downsampled(ws: Workspace, run_id: str, key: str, max_points: int) -> Series
     the lowest and highest of each bucket of steps, with the true first and last points."""
     if max_points < 4:
         raise InvalidArgumentError("max_points must be at least 4 to keep lows and highs")
+    check_text("metric key", key)
     binds = {"run": run_id, "key": key}
     cache_key = (ws.conn.url, run_id, key, max_points)
     kept = _RECENT.get(cache_key)
