@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import platform
+import socket
+import subprocess
 import time
 from pathlib import Path
 
@@ -56,9 +59,22 @@ def _history(team: TeamServer, run_id: str, key: str) -> list[tuple[int, float]]
     return [(p["step"], p["value"]) for p in answer.json()["points"]]
 
 
+def _git_commit(folder: Path) -> str:
+    """Make ``folder`` a git repository with one commit; its id."""
+    git = ["git", "-C", str(folder), "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    (folder / "train.txt").write_text("tracked")
+    subprocess.run([*git, "add", "train.txt"], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "one"], check=True)
+    return subprocess.run(
+        [*git, "rev-parse", "HEAD"], check=True, capture_output=True, text=True
+    ).stdout.strip()
+
+
 def test_a_script_logs_params_metrics_artifacts_and_its_onnx_export(
     team: TeamServer, tmp_path: Path
 ) -> None:
+    commit = _git_commit(tmp_path)
     done = run_script(TRAIN, tmp_path, team.env())
     out, err = done.communicate()
     assert done.returncode == 0, err
@@ -70,6 +86,11 @@ def test_a_script_logs_params_metrics_artifacts_and_its_onnx_export(
         artifacts = {a["path"] for a in api.get(f"/runs/{run_id}/artifacts").json()}
         notes = api.get(f"/runs/{run_id}/artifacts/docs/notes.txt").content
     assert run["status"] == "completed" and run["user"] == "test-contributor"
+    # Where it ran, as the embedded workspace records it (the user is the token's name).
+    assert run["git_commit"] == commit and run["git_dirty"] is True  # the script is untracked
+    assert run["host"] == socket.gethostname()
+    assert run["python_version"] == platform.python_version()
+    assert "script_" in run["command"]
     assert run["params"] == {"C": "0.5", "max_iter": "200"}
     assert run["metrics"]["loss"] == pytest.approx(1 / 20)
     assert run["metrics"]["acc"] == 0.9 and run["metrics"]["onnx_parity_max_abs_err"] >= 0

@@ -36,11 +36,17 @@ class ExperimentOut(BaseModel):
 
 
 class RunIn(Body):
-    """A new run (its experiment is made if it does not exist)."""
+    """A new run (its experiment is made if it does not exist), with where it runs: the
+    client's command, git commit, Python and host (the user is the token's name)."""
 
     experiment: Name | None = None
     name: Name | None = None
     tags: dict[Key, Text] = Field(default_factory=dict, max_length=100)
+    command: Text | None = None
+    git_commit: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{7,64}$")] | None = None
+    git_dirty: bool | None = None
+    python_version: Annotated[str, StringConstraints(max_length=64)] | None = None
+    host: Annotated[str, StringConstraints(max_length=255)] | None = None
 
 
 class RunOut(BaseModel):

@@ -32,6 +32,7 @@ from amlpkg.errors import (
     UnavailableError,
 )
 from amlpkg.trainer.remote.config import Server
+from amlpkg.trainer.store.runs import RunInfo
 
 API = "/api/v1"
 _CHUNK = 1024 * 1024
@@ -186,10 +187,18 @@ class TeamClient:
 
     # -- runs -----------------------------------------------------------------
     def create_run(
-        self, experiment: str | None, name: str | None, tags: dict[str, str] | None = None
+        self,
+        experiment: str | None,
+        name: str | None,
+        tags: dict[str, str] | None = None,
+        info: RunInfo | None = None,
     ) -> Json:
-        """A new run (status running); its experiment is made if needed."""
-        body = {"experiment": experiment, "name": name, "tags": tags or {}}
+        """A new run (status running); its experiment is made if needed. ``info``: where it
+        runs (command, git commit, Python, host); the server records the token's user."""
+        body: dict[str, Any] = {"experiment": experiment, "name": name, "tags": tags or {}}
+        if info is not None:
+            fields = ("command", "git_commit", "git_dirty", "python_version", "host")
+            body.update({k: getattr(info, k) for k in fields if getattr(info, k) is not None})
         return dict(self._json("POST", "/runs", json=body))
 
     def get_run(self, ref: str) -> Json:

@@ -17,6 +17,7 @@ from types import TracebackType
 from typing import Any
 
 from amlpkg.errors import InvalidArgumentError, NotFoundError, UnavailableError
+from amlpkg.trainer import provenance
 from amlpkg.trainer.remote.client import TeamClient
 from amlpkg.trainer.remote.config import Server, cache_dir
 from amlpkg.trainer.remote.spool import DEFAULT_MAX_BYTES, Record, Sender, Spool
@@ -71,7 +72,8 @@ class RemoteRun:
     def create(cls, server: Server, experiment: str | None, name: str | None) -> RemoteRun:
         """A new run on the server, owned by this process."""
         with TeamClient(server) as client:
-            made = client.create_run(experiment, name)
+            info = provenance.collect(provenance.current_command(), Path.cwd())
+            made = client.create_run(experiment, name, info=info)
         return cls(server, str(made["id"]), owned=True)
 
     @classmethod

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import IO
 
 from amlpkg.errors import AmlpkgError
-from amlpkg.trainer import snapshot
+from amlpkg.trainer import provenance, snapshot
 from amlpkg.trainer.provenance import git
 from amlpkg.trainer.remote.client import TeamClient
 from amlpkg.trainer.remote.config import TRACKING_TOKEN_ENV, TRACKING_URI_ENV, Server, cache_dir
@@ -96,7 +96,8 @@ def run_tracked_remote(
     launch: Launch | None = None
     with TeamClient(server, retries=5) as client, tempfile.TemporaryDirectory() as temp:
         folder = Path(temp)
-        run_id = str(client.create_run(experiment, name, {**where, **(tags or {})})["id"])
+        info = provenance.collect(words, cwd)
+        run_id = str(client.create_run(experiment, name, {**where, **(tags or {})}, info)["id"])
         status, returncode = "failed", None
         try:
             _snapshots(client, run_id, cwd, snapshot_max_bytes, folder)
