@@ -35,6 +35,7 @@ def _seed(team: TeamServer) -> None:
         records.create(ws, name="edge", target="iotedge", config={}, model="iris:1")
         devices.set_desired(ws, "plant-7", "iris:1", "ab" * 32, deployment_id="edge:1")
         devices.set_desired(ws, "plant-9", "iris:2")
+        devices.set_tags(ws, "plant-7", {"site": "north"})
     now = time.time()
     messages = [
         {"message_id": f"m{i}", "device": "plant-7", "deployment": "edge:1", "model": "iris",
@@ -89,6 +90,7 @@ def test_read_commands_print_the_same_rows_remote_and_embedded(team: TeamServer)
     assert summaries["devices"][0]["requests"] == sum(600 + 40 * i for i in range(5))
     listed = json.loads(_cli("devices", "list", "--json", env=env))
     assert [(d["id"], d["in_sync"]) for d in listed] == [("plant-7", True), ("plant-9", None)]
+    assert listed[0]["tags"] == {"site": "north"}
     assert "iris:1 (sha256 " + "ab" * 32 in _cli("devices", "show", "plant-7", env=env)
 
 

@@ -16,7 +16,6 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from amlpkg.collector import devices as device_store
 from amlpkg.collector.summary import parse_since, summarize
 from amlpkg.errors import NotFoundError
 from amlpkg.server.deps import API, READ, WorkspaceDep, require
@@ -70,38 +69,6 @@ def device(device: str, ws: WorkspaceDep, since: Since = None) -> Any:
     if not found:
         raise NotFoundError(f"no telemetry from device {device!r}")
     return found[0].to_dict()
-
-
-class DeviceOut(BaseModel):
-    """What a device should serve (its desired model) and what it reports serving."""
-
-    # Fields the device record gains (e.g. its tags) are passed on as the store gives them.
-    model_config = ConfigDict(extra="allow")
-
-    id: str
-    module: str | None
-    deployment_id: str | None
-    reported_model: str | None
-    first_seen: float
-    last_seen: float
-    last_telemetry: float | None
-    desired_model: str | None
-    desired_sha256: str | None
-    desired_deployment_id: str | None
-    desired_set: float | None
-    in_sync: bool | None
-
-
-@router.get("/device-records", response_model=list[DeviceOut], tags=["devices"])
-def device_records(ws: WorkspaceDep) -> list[Any]:
-    """Every device amlpkg heard of: desired and reported model, deployment, last telemetry."""
-    return [d.to_dict() for d in device_store.list_devices(ws)]
-
-
-@router.get("/device-records/{device}", response_model=DeviceOut, tags=["devices"])
-def device_record(device: str, ws: WorkspaceDep) -> Any:
-    """One device's record (``amlpkg devices show``)."""
-    return device_store.get(ws, device).to_dict()
 
 
 class Delegate(Response):

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from amlpkg.collector import devices as device_records
 from amlpkg.collector.summary import GROUPS, parse_since
@@ -45,6 +45,7 @@ class DeviceRecordOut(BaseModel):
     desired_sha256: str | None
     desired_deployment_id: str | None
     desired_set: float | None
+    tags: dict[str, str] = Field(default_factory=dict)
     in_sync: bool | None
 
 
