@@ -184,3 +184,56 @@ def test_an_iotedge_rollout_pins_the_agent_image_by_digest(tmp_path: Path) -> No
         )
         with pytest.raises(InvalidArgumentError, match="not pinned"):
             ro.IotHubApplier(None).manifest(unpinned)
+
+
+class FakeRegistry:
+    """Stands in for azure-iot-hub's IoTHubRegistryManager (no IoT Hub reachable from CI):
+    answers the twin query in pages, with the models' Twin objects."""
+
+    def __init__(self, twins: list[Any]) -> None:
+        self.twins = twins
+        self.queries: list[tuple[str, str | None]] = []
+
+    def query_iot_hub(self, spec: Any, token: str | None, count: int) -> Any:
+        from azure.iot.hub.models import QueryResult
+
+        self.queries.append((spec.query, token))
+        start = int(token or 0)
+        rest = self.twins[start + count :]
+        return QueryResult(
+            type="twin",
+            items=self.twins[start : start + count],
+            continuation_token=str(start + count) if rest else None,
+        )
+
+
+def test_twin_tags_come_from_the_hub_before_the_fleet_is_chosen(tmp_path: Path) -> None:
+    from azure.iot.hub.models import Twin
+
+    from amlpkg.packager.rollout.twins import import_twin_tags
+
+    twins = [
+        Twin(device_id="cam-1", tags={"region": "eu-west", "site": {"line": 3}}),
+        Twin(device_id="cam-2", tags={"region": "us-east"}),
+        Twin(device_id="cam-3", tags={"bad name": "x"}),
+        Twin(device_id="cam-4", tags=None),
+    ]
+    with open_workspace(tmp_path / "ws") as ws:
+        set_tags(ws, "cam-2", {"old": "gone"})
+        paged = FakeRegistry(twins)
+        done = import_twin_tags(ws, paged, page=2)
+        assert [token for _, token in paged.queries] == [None, "2"]
+        assert done.imported == ["cam-1", "cam-2", "cam-4"] and list(done.refused) == ["cam-3"]
+        assert get_device(ws, "cam-1").tags == {"region": "eu-west", "site.line": "3"}
+        assert get_device(ws, "cam-2").tags == {"region": "us-east"}  # the hub's, exactly
+        path = tmp_path / "m1.onnx"
+        path.write_bytes(add_model(1.0))
+        register("m", path, workspace=ws)
+        twins[1] = Twin(device_id="cam-2", tags={"region": "eu-north"})
+        registry = FakeRegistry(twins)
+        created = ro.create(
+            ws, "m:1", fleet_condition="tags.region=eu-*", desired_dir=tmp_path / "d",
+            registry=registry,
+        )  # fmt: skip
+        assert registry.queries == [("SELECT * FROM devices", None)]
+        assert ro.fleet(ws, created.fleet) == ["cam-1", "cam-2"]

@@ -111,6 +111,22 @@ def tag_command(
     console.print(f"{device.id}: tags {text}", markup=False, highlight=False)
 
 
+@devices_app.command("import-tags")
+def import_tags_command(home: HomeOption = None, as_json: JsonOption = False) -> None:
+    """Copy the IoT Hub twins' tags into the device records (AMLPKG_IOTHUB_CONNECTION_STRING)."""
+    from amlpkg.packager.rollout.twins import import_twin_tags, registry_from_env
+    from amlpkg.store.workspace import open_workspace
+
+    with open_workspace(home) as ws:
+        done = import_twin_tags(ws, registry_from_env())
+    if as_json:
+        print_json({"imported": done.imported, "refused": done.refused})
+        return
+    console.print(f"tags of {len(done.imported)} devices imported", highlight=False)
+    for device_id, why in sorted(done.refused.items()):
+        console.print(f"  {device_id}: not imported: {why}", markup=False, highlight=False)
+
+
 def register(app: typer.Typer) -> None:
     """Add the `devices` command group to the root app."""
     app.add_typer(devices_app, name="devices", help="Devices: desired and reported models.")

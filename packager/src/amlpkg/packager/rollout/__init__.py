@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from amlpkg.errors import FailedPreconditionError, InvalidArgumentError
-from amlpkg.packager.rollout import records
+from amlpkg.packager.rollout import records, twins
 from amlpkg.packager.rollout.appliers import Applier, IotHubApplier, StandaloneApplier
 from amlpkg.packager.rollout.driver import abort, drive, fleet, step
 from amlpkg.packager.rollout.records import Rollout
@@ -20,7 +20,7 @@ from amlpkg.packager.rollout.spec import gate_text, parse_duration, parse_gate, 
 from amlpkg.store.workspace import Workspace
 
 TARGETS = ("standalone", "iotedge")
-CONNECTION_ENV = "AMLPKG_IOTHUB_CONNECTION_STRING"
+CONNECTION_ENV = twins.CONNECTION_ENV
 
 __all__ = [
     "TARGETS",
@@ -50,12 +50,16 @@ def create(
     model_url: str | None = None,
     desired_dir: Path | None = None,
     options: dict[str, Any] | None = None,
+    registry: Any = None,
 ) -> Rollout:
     """Check the plan against the workspace and record it (the driver applies it).
 
     ``model_url``: where devices download the model (default: the registry's stored
     file as a ``file://`` URL, for devices sharing this machine's disk).
     ``max_wait``: how long past the soak a stage waits for a quorum (default: the soak).
+    ``registry``: an IoT Hub registry client; when given (or, for an ``iotedge``
+    rollout, when the connection string is set) the twins' tags are imported first,
+    so ``tags.NAME`` terms see the hub's tags.
     """
     from amlpkg.trainer.registry import resolve_model_file
 
@@ -86,6 +90,10 @@ def create(
         opts["agent_image"] = pinned_agent_image(
             ws, opts.get("agent_image"), str(opts.get("platform") or "linux/amd64")
         )
+    if registry is None and target == "iotedge" and os.environ.get(CONNECTION_ENV):
+        registry = twins.registry_from_env()
+    if registry is not None:
+        twins.import_twin_tags(ws, registry)
     members = fleet(ws, fleet_condition)
     if not members:
         raise FailedPreconditionError(
