@@ -10,6 +10,7 @@ URL is refused, see the last test). Nothing is mounted into the container.
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import json
 import os
@@ -63,19 +64,21 @@ def docker_host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str
         yield f"ssh://{getpass.getuser()}@127.0.0.1:{port}"
 
 
-@pytest.fixture
-def team(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[httpx.Client]:
-    """A team server on the bridge gateway; its URL and a contributor token in the env."""
-    store = tmp_path / "team"
+@contextlib.contextmanager
+def _team_server(
+    folder: Path, host: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[httpx.Client]:
+    """A real `amlpkg server` on ``host``; its URL and a contributor token in the env."""
+    store = folder / "team"
     made = subprocess.run(
         [CLI, "server", "--store", str(store), "token", "create", "--role", "contributor",
          "--name", "ci", "--json"],
         capture_output=True, text=True, timeout=60, check=True,
     )  # fmt: skip
     token = json.loads(made.stdout)["token"]
-    url = f"http://{_gateway()}:{free_port()}"
-    host, port = url.removeprefix("http://").split(":")
-    log = (tmp_path / "server.log").open("w")
+    port = str(free_port())
+    url = f"http://{host}:{port}"
+    log = (folder / "server.log").open("w")
     server = subprocess.Popen(
         [CLI, "server", "--store", f"sqlite:///{store}/amlpkg.db", "--host", host, "--port", port],
         stdout=log,
@@ -89,7 +92,7 @@ def team(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[httpx.Clie
                     break
             except httpx.TransportError:
                 pass
-            assert server.poll() is None, (tmp_path / "server.log").read_text()
+            assert server.poll() is None, (folder / "server.log").read_text()
             assert time.monotonic() < deadline, "the server did not start"
             time.sleep(0.2)
         for name in ("AMLPKG_HOME", "AMLPKG_STORE", "AMLPKG_ARTIFACTS"):
@@ -103,6 +106,13 @@ def team(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[httpx.Clie
         server.terminate()
         server.wait(20)
         log.close()
+
+
+@pytest.fixture
+def team(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[httpx.Client]:
+    """A team server on the Docker bridge's gateway, which containers reach."""
+    with _team_server(tmp_path, _gateway(), monkeypatch) as client:
+        yield client
 
 
 def _containers() -> list[str]:
@@ -148,6 +158,26 @@ def test_a_run_on_a_remote_engine_is_recorded_on_the_team_server_and_reproduces(
     assert failed.returncode == 3 and "bye" in failed.stdout
     assert {r["status"] for r in team.get("/runs").json()} == {"completed", "failed"}
     assert set(_containers()) == before  # every run's container was removed
+
+
+@pytest.mark.slow
+def test_a_local_docker_run_records_on_a_team_server_on_this_machines_loopback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--target docker` with a server at 127.0.0.1: the container shares the host's network."""
+    require(docker_available(), "a Docker engine is needed")
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "train.py").write_text(SCRIPT)
+    (code / "helper.py").write_text("GREETING = 'hello from the mounted code'\n")
+    (code / "requirements.txt").write_text("six==1.16.0\n")
+    with _team_server(tmp_path, "127.0.0.1", monkeypatch) as team:
+        done = _amlpkg("run", "--target", "docker", "--", "python", "train.py", "3", cwd=code)
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert "hello from the mounted code six 1.16.0" in done.stdout
+        (run,) = team.get("/runs").json()
+    assert run["status"] == "completed" and run["params"] == {"seed": "3"}
+    assert run["tags"]["target"] == "docker" and "score" in run["metrics"]
 
 
 def test_a_remote_target_refuses_a_workspace_on_this_machine_before_a_run_starts(

@@ -9,8 +9,9 @@ runs the same bytes again.
 The container sees the working directory and the workspace at their host paths (bind
 mounts), runs as the caller's uid/gid (files it writes stay the caller's) and gets
 ``AMLPKG_RUN_ID`` and the workspace's variables (``AMLPKG_HOME``, ...) or the team
-server's (``AMLPKG_TRACKING_URI``/``_TOKEN``, passed by name so no value is in an argv):
-the script's ``amlpkg.log_*`` land in this run. The
+server's (``AMLPKG_TRACKING_URI``/``_TOKEN``, passed by name so no value is in an argv;
+on the host's network when the server's URL is a loopback one): the script's
+``amlpkg.log_*`` land in this run. The
 runner's child is the ``docker run`` client, attached, so output is teed and a Ctrl-C
 is forwarded like for a local command; the container is removed afterwards whatever
 happened to the client.
@@ -30,7 +31,7 @@ from amlpkg.errors import FailedPreconditionError, NotFoundError
 from amlpkg.packager.build.errors import BuildError
 from amlpkg.packager.build.image import inspect_image
 from amlpkg.packager.targets.env_image import ensure_env_image, read_requirements
-from amlpkg.trainer.remote.config import TRACKING_TOKEN_ENV, TRACKING_URI_ENV
+from amlpkg.trainer.remote.config import TRACKING_TOKEN_ENV, TRACKING_URI_ENV, is_loopback
 from amlpkg.trainer.targets import Launch, RunContext
 from amlpkg.trainer.tracking import RUN_ID_ENV
 
@@ -123,6 +124,9 @@ class DockerTarget:
             # The folder store: the container opens the same files.
             home = run.workspace.home
             argv += ["--volume", f"{home}:{home}"]
+        if is_loopback(env.get(TRACKING_URI_ENV, "http://remote")):
+            # A team server on this machine's loopback: the container shares its network.
+            argv += ["--network", "host"]
         for key in PASSED_ENV:
             if key in env:
                 argv += ["--env", key]  # the value from the client's environment, not argv
