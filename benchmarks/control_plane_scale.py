@@ -293,7 +293,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     add("--runs", type=int, default=10_000, help="runs to seed")
     add("--big-points", type=int, default=1_000_000, help="metric points of the big run")
     add("--repeat", type=int, default=20, help="calls per API request")
-    add("--page-repeat", type=int, default=5, help="loads per page")
+    add("--page-repeat", type=int, default=20, help="loads per page")
     add("--backends", default="sqlite,postgres", help="sqlite, postgres (when available)")
     add("--no-browser", action="store_true", help="API latency only")
     add("--write", action="store_true", help=f"write the section into {RESULTS.name}")
@@ -310,6 +310,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     console = Console() if Console().is_terminal else Console(width=160)
     started = dt.datetime.now(dt.UTC)
+    load_start = os.getloadavg()[0]
     skipped: list[str] = []
     if not args.no_browser and not CHROMIUM.exists():
         args.no_browser = True
@@ -338,7 +339,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.write:
         command = "python -m benchmarks.control_plane_scale " + " ".join(argv or sys.argv[1:])
         meta = {"date (UTC)": started.strftime("%Y-%m-%d %H:%M"), "command": command,
-                "load average (1 min) at end": f"{os.getloadavg()[0]:.2f}",
+                # Other work on the machine shows here: numbers from a busy one are slow.
+                "load average (1 min) at start / end": f"{load_start:.2f} / "
+                f"{os.getloadavg()[0]:.2f}",
                 **{f"machine: {k}": v for k, v in machine().items()},
                 **{f"version: {k}": v for k, v in versions(admin).items()},
                 "platform": platform.platform()}  # fmt: skip

@@ -37,7 +37,7 @@ const sortField = (key) => (key.startsWith("p:") ? `params.${key.slice(2)}` : ke
 
 export async function runsPage(main, _params, q) {
   const state = { ...stateFrom(q), selected: new Set(), runs: [], total: 0 };
-  const experiments = await get("/experiments");
+  let asked = 0; // answers of load() are drawn only when they are the newest one asked for
   const body = h("div", { id: "runs-body" });
   const count = h("p", { class: "count", id: "runs-count", "aria-live": "polite" });
   const problem = h("div", { id: "search-problem" });
@@ -64,6 +64,8 @@ export async function runsPage(main, _params, q) {
       clearTimeout(typing);
       change({ text: e.target.value.trim() });
     } });
+  // The experiments (for the menu) and the first page in one round trip, not two.
+  const [experiments] = await Promise.all([get("/experiments"), load()]);
   add(main,
     h("h1", {}, "Runs"),
     h("div", { class: "toolbar", role: "search" },
@@ -163,7 +165,6 @@ export async function runsPage(main, _params, q) {
   }
 
   // Only the newest answer is drawn: a slow one for an older search must not win.
-  let asked = 0;
   async function load() {
     const mine = ++asked;
     const { experiment, status, text, sort, order, limit, offset } = state;
@@ -185,7 +186,6 @@ export async function runsPage(main, _params, q) {
     }
     draw();
   }
-  await load();
   // Runs in progress change their metrics and status: refresh while any is on the page.
   const timer = setInterval(() => {
     if (state.runs.some((r) => r.status === "running")) load();
