@@ -17,7 +17,7 @@ import time
 from typing import Any
 
 from amlpkg.collector.windows import deployment_windows
-from amlpkg.errors import FailedPreconditionError
+from amlpkg.errors import FailedPreconditionError, InvalidArgumentError
 from amlpkg.packager.deploy import records
 from amlpkg.packager.deploy.records import DeploymentRecord
 from amlpkg.packager.deploy.targets.kubernetes import KubernetesTarget, object_path
@@ -41,6 +41,13 @@ def pending_canary(ws: Workspace, name: str) -> DeploymentRecord:
 def evaluate(ws: Workspace, name: str, gate: str, since: float | None = None) -> dict[str, Any]:
     """The gate's verdict on the canary against the serving revision (``decided`` False: no
     canary requests yet)."""
+    checks = parse_gate(gate)
+    if any(c.metric == "drift" for c in checks):
+        raise InvalidArgumentError(
+            "a canary gate cannot use drift: the runtimes' telemetry carries no output"
+            " summaries (edge agents send them)",
+            hint="gate a canary on p50_ms..avg_ms and error_rate",
+        )
     canary = pending_canary(ws, name)
     stable_id = canary.state["canary"]["stable"]
     windows = deployment_windows(
@@ -54,7 +61,7 @@ def evaluate(ws: Workspace, name: str, gate: str, since: float | None = None) ->
     }  # fmt: skip
     if not verdict["decided"]:
         return verdict
-    for check in parse_gate(gate):
+    for check in checks:
         if check.metric == "swap_failures":
             continue  # a canary has no devices to swap: its pods are ready or not at all
         observed, bound = cohort.get(check.metric), check.bound(control.get(check.metric))
