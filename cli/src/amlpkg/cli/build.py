@@ -83,6 +83,42 @@ def _report(package: dict[str, object], as_json: bool) -> None:
     )
 
 
+def _build_oci(
+    ref: str,
+    home: Path | None,
+    as_json: bool,
+    *,
+    tag: str | None,
+    flavor: str,
+    platforms: str | None,
+    base_image: str | None,
+    base_image_arm64: str | None,
+    python_version: str | None,
+    max_batch_size: int,
+    original: bool,
+    wheel: Path | None,
+) -> None:
+    """``amlpkg build --builder oci``: parse, then delegate to the library."""
+    from amlpkg.packager.build.oci_builder.build import OciOptions, build_oci_image
+    from amlpkg.packager.build.options import BuildOptions, Hooks
+    from amlpkg.store.workspace import open_workspace
+
+    chosen = tuple(p.strip() for p in (platforms or "").split(",") if p.strip())
+    options = BuildOptions(
+        flavor=flavor,
+        tag=tag,
+        push=True,
+        python_version=python_version,
+        max_batch_size=max_batch_size,
+        use_variant=not original,
+        amlpkg_wheel=wheel,
+    )
+    oci = OciOptions(platforms=chosen, base_image=base_image, base_image_arm64=base_image_arm64)
+    with _progress(as_json) as (on_status, on_step), open_workspace(home) as ws:
+        package = build_oci_image(ws, ref, options, oci, Hooks(on_status, on_step))
+    _report(package.to_dict(), as_json)
+
+
 def register(app: typer.Typer) -> None:
     """Add ``build`` and ``package`` to the root app."""
 
@@ -139,6 +175,23 @@ def register(app: typer.Typer) -> None:
                 " built from the checkout.",
             ),
         ] = None,
+        builder: Annotated[
+            str,
+            typer.Option(
+                "--builder",
+                help="docker: the Docker engine builds (default). oci: no daemon; layers"
+                " written here, reproducibly, and pushed to --tag's registry; --platform may"
+                " list several (linux/amd64,linux/arm64) for a multi-arch index.",
+            ),
+        ] = "docker",
+        base_image_arm64: Annotated[
+            str | None,
+            typer.Option(
+                "--base-image-arm64",
+                help="--builder oci: the linux/arm64 base (REGISTRY/NAME:TAG; default: a"
+                " Debian Python base made in the tag's registry).",
+            ),
+        ] = None,
         home: HomeOption = None,
         as_json: JsonOption = False,
     ) -> None:
@@ -149,6 +202,22 @@ def register(app: typer.Typer) -> None:
         from amlpkg.packager.build.package_dir import make_package
         from amlpkg.store.workspace import open_workspace
 
+        if builder not in ("docker", "oci"):
+            raise InvalidArgumentError(
+                f"unknown builder {builder!r}", hint="use --builder docker or --builder oci"
+            )
+        if builder == "oci":
+            if local_base or output_format != "image" or ref is None:
+                raise InvalidArgumentError(
+                    "--builder oci builds a model's image on a base in a registry",
+                    hint="amlpkg build NAME:VERSION --builder oci --tag REGISTRY/NAME:TAG"
+                    " [--platform linux/amd64,linux/arm64] [--base-image REF]",
+                )
+            _build_oci(ref, home, as_json, tag=tag, flavor=flavor, platforms=platform,
+                       base_image=base_image, base_image_arm64=base_image_arm64,
+                       python_version=python_version, max_batch_size=max_batch_size,
+                       original=original, wheel=wheel)  # fmt: skip
+            return
         with _progress(as_json) as (on_status, on_step):
             hooks = Hooks(on_status=on_status, on_step=on_step)
             if local_base:
