@@ -17,7 +17,6 @@ __all__ = ["_isolated_user"]  # own config folder, no AMLPKG_* from outside
 URL = "http://127.0.0.1:9"  # nothing listens there: a refusal must not need the server
 
 COMMANDS = {
-    "amlpkg optimize": ["optimize", "iris:1"],
     "amlpkg build": ["build", "iris:1"],
     "amlpkg package": ["package", "iris:1", "--output", "pkg"],
     "amlpkg deploy": ["deploy", "iris:1", "--name", "shop"],

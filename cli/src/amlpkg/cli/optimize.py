@@ -9,8 +9,8 @@ import typer
 from rich.table import Table
 
 from amlpkg.cli.output import console, error_console, print_json, print_table
-from amlpkg.cli.runs import HomeOption, JsonOption
-from amlpkg.trainer.remote.guard import require_embedded
+from amlpkg.cli.runs import HomeOption, JsonOption, TrackingUriOption
+from amlpkg.trainer.remote.config import tracking_server
 
 
 def _speed_cells(variant: dict[str, Any]) -> tuple[str, str, str]:
@@ -115,29 +115,32 @@ def register(app: typer.Typer) -> None:
             float, typer.Option(help="Largest allowed drop of label agreement or accuracy.")
         ] = 0.01,
         home: HomeOption = None,
+        tracking_uri: TrackingUriOption = None,
         as_json: JsonOption = False,
     ) -> None:
-        """Make optimized variants of a model version, measure them here, register them."""
-        from amlpkg.packager.optimize import Limits, optimize
+        """Make optimized variants of a model version, measure them here, register them.
 
-        require_embedded("amlpkg optimize", home)
+        With a team server the model is downloaded, optimized and measured on this
+        machine, and the variants are recorded on the server.
+        """
+        from amlpkg.packager.optimize import Limits, optimize
+        from amlpkg.packager.optimize.remote import optimize_on_server
+
+        server = tracking_server(home, tracking_uri)
         limits = Limits(
             max_abs_error=max_abs_error,
             max_slowdown=max_slowdown,
             max_accuracy_drop=max_accuracy_drop,
         )
         with error_console.status("optimizing") as status:
-            report = optimize(
-                ref,
-                target=target,
-                precision=precision,
-                auto=auto,
-                validation=validation,
-                calibration=calibration,
-                limits=limits,
-                home=home,
-                on_step=status.update,
-            )
+            options: dict[str, Any] = {
+                "target": target, "precision": precision, "auto": auto, "validation": validation,
+                "calibration": calibration, "limits": limits, "on_step": status.update,
+            }  # fmt: skip
+            if server is None:
+                report = optimize(ref, home=home, **options)
+            else:
+                report = optimize_on_server(server, ref, **options)
         if as_json:
             print_json(report.to_dict())
             return

@@ -7,7 +7,6 @@ transaction at the end, so a bad input or a failure stores nothing.
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 import time
 from collections.abc import Callable
@@ -20,15 +19,11 @@ from amlpkg.packager.optimize import data, measure
 from amlpkg.packager.optimize.judge import Limits, choose, decide
 from amlpkg.packager.optimize.recipe import GRAPH, ORT_PROVIDERS, VariantSpec, plan
 from amlpkg.packager.optimize.report import OptimizeReport
-from amlpkg.packager.optimize.store import Variant, insert_variants, new_variant_id
+from amlpkg.packager.optimize.store import Variant, new_variant_id
+from amlpkg.packager.optimize.stores import OptimizeStore, WorkspaceStore
 from amlpkg.packager.optimize.transform import VariantNotApplicable, make_variant
 from amlpkg.store.workspace import Workspace
-from amlpkg.trainer.registry import (
-    ModelVersion,
-    get_model_version,
-    resolve_model_file,
-    using_workspace,
-)
+from amlpkg.trainer.registry import ModelVersion, using_workspace
 
 CPU = ORT_PROVIDERS["cpu"]
 ORIGINAL = "original"
@@ -49,7 +44,7 @@ class _Plan:
 
 
 def _prepare(
-    ws: Workspace,
+    store: OptimizeStore,
     ref: str,
     specs: list[VariantSpec],
     *,
@@ -59,7 +54,7 @@ def _prepare(
     budget_s: float,
 ) -> _Plan:
     """Resolve the model and read the samples: every refusal happens here, before any work."""
-    version = get_model_version(ref, workspace=ws)
+    version = store.model_version(ref)
     signature = version.signature
     for spec_input in signature["inputs"]:
         data.input_dtype(spec_input)
@@ -74,7 +69,7 @@ def _prepare(
             calib = data.load_npz(Path(calibration), signature, role="calibration")
         else:
             # A sample the run kept beats the validation file; synthetic comes last.
-            calib = data.sample_from_run(ws, version) or sample
+            calib = store.run_sample(version) or sample
     fixed = data.fixed_batch(signature)
     provider = specs[0].measured_provider
     return _Plan(
@@ -123,87 +118,116 @@ def optimize(
     for labels); without them the sample is synthetic (said in the report).
     ``auto`` marks the best accepted variant as chosen for ``target``.
     """
+    with using_workspace(workspace, home) as ws:
+        return optimize_in(
+            WorkspaceStore(ws),
+            ref,
+            target=target,
+            precision=precision,
+            auto=auto,
+            validation=validation,
+            calibration=calibration,
+            limits=limits,
+            batch_sizes=batch_sizes,
+            budget_s=budget_s,
+            on_step=on_step,
+        )
+
+
+def optimize_in(
+    store: OptimizeStore,
+    ref: str,
+    *,
+    target: str = "cpu",
+    precision: str | None = None,
+    auto: bool = False,
+    validation: Path | None = None,
+    calibration: Path | None = None,
+    limits: Limits | None = None,
+    batch_sizes: tuple[int, ...] = measure.DEFAULT_BATCH_SIZES,
+    budget_s: float = 0.25,
+    on_step: Callable[[str], None] | None = None,
+) -> OptimizeReport:
+    """:func:`optimize` reading the model from ``store`` and recording the variants there."""
     limits = limits or Limits()
     specs = plan(target, precision)
     step = on_step or (lambda _text: None)
-    with using_workspace(workspace, home) as ws:
-        p = _prepare(
-            ws,
-            ref,
-            specs,
-            validation=validation,
-            calibration=calibration,
-            batch_sizes=batch_sizes,
-            budget_s=budget_s,
-        )
-        note = None if p.measured else _not_measurable(p.provider, target)
-        report = OptimizeReport(
-            model=p.version.ref,
-            target=target,
-            provider=p.provider,
-            measured=p.measured,
-            measure_note=note,
-            validation=p.sample.source,
-            synthetic_validation=p.sample.synthetic,
-            calibration=None if p.calibration is None else p.calibration.source,
-            baseline={},
-        )
-        with tempfile.TemporaryDirectory(prefix="amlpkg-optimize-") as tmp:
-            original = Path(tmp) / "original.onnx"
-            _, stored = resolve_model_file(p.version.ref, workspace=ws)
-            shutil.copyfile(stored, original)
-            step("running the original on the validation sample")
-            session, _ = measure.open_session(original, CPU)
-            reference = measure.run_sample(session, p.sample, p.chunk)
-            _check_labels(p.sample, reference)
-            spec_of: dict[str, VariantSpec] = {}
-            paths: dict[str, Path] = {}
-            timings: dict[str, dict[str, Any]] = {}
-            for spec in specs:
-                step(f"making {spec.kind} {spec.precision} and checking its accuracy")
-                made = _make_one(ws, spec, p, original, Path(tmp))
-                if isinstance(made, dict):
-                    report.skipped.append(made)
-                    continue
-                variant, path = made
-                paths[variant.id], spec_of[variant.id] = path, spec
-                variant.accuracy = _accuracy(path, spec, reference, p.sample, p.chunk)
-                report.variants.append(variant)
-            if report.measured:
-                step(f"measuring the original and {len(paths)} variants on {p.provider}")
-                try:
-                    timings = _measure_all(original, paths, p)
-                except measure.ProviderUnavailable as exc:
-                    report.measured = False
-                    report.measure_note = note = _not_measurable(p.provider, target, exc.message)
-            if report.measured:
-                report.baseline = timings[ORIGINAL]
-                own = measure.compare(reference, reference, p.sample.labels)
-                if "accuracy_original" in own:
-                    report.baseline["accuracy"] = own["accuracy_original"]
-        for variant in report.variants:
-            if report.measured:
-                variant.measurements = timings[variant.id]
-                variant.measurements["speedup"] = round(
-                    measure.speedup(report.baseline["batches"], variant.measurements["batches"]),
-                    4,
-                )
-            else:
-                variant.measurements = {"provider": p.provider, "not_measured": note}
-            variant.accepted, variant.reason = decide(
-                spec_of[variant.id], variant, limits, None if report.measured else p.provider
+    p = _prepare(
+        store,
+        ref,
+        specs,
+        validation=validation,
+        calibration=calibration,
+        batch_sizes=batch_sizes,
+        budget_s=budget_s,
+    )
+    note = None if p.measured else _not_measurable(p.provider, target)
+    report = OptimizeReport(
+        model=p.version.ref,
+        target=target,
+        provider=p.provider,
+        measured=p.measured,
+        measure_note=note,
+        validation=p.sample.source,
+        synthetic_validation=p.sample.synthetic,
+        calibration=None if p.calibration is None else p.calibration.source,
+        baseline={},
+    )
+    with tempfile.TemporaryDirectory(prefix="amlpkg-optimize-") as tmp:
+        original = Path(tmp) / "original.onnx"
+        store.copy_model_file(p.version, original)
+        step("running the original on the validation sample")
+        session, _ = measure.open_session(original, CPU)
+        reference = measure.run_sample(session, p.sample, p.chunk)
+        _check_labels(p.sample, reference)
+        spec_of: dict[str, VariantSpec] = {}
+        paths: dict[str, Path] = {}
+        timings: dict[str, dict[str, Any]] = {}
+        for spec in specs:
+            step(f"making {spec.kind} {spec.precision} and checking its accuracy")
+            made = _make_one(store, spec, p, original, Path(tmp))
+            if isinstance(made, dict):
+                report.skipped.append(made)
+                continue
+            variant, path = made
+            paths[variant.id], spec_of[variant.id] = path, spec
+            variant.accuracy = _accuracy(path, spec, reference, p.sample, p.chunk)
+            report.variants.append(variant)
+        if report.measured:
+            step(f"measuring the original and {len(paths)} variants on {p.provider}")
+            try:
+                timings = _measure_all(original, paths, p)
+            except measure.ProviderUnavailable as exc:
+                report.measured = False
+                report.measure_note = note = _not_measurable(p.provider, target, exc.message)
+        if report.measured:
+            report.baseline = timings[ORIGINAL]
+            own = measure.compare(reference, reference, p.sample.labels)
+            if "accuracy_original" in own:
+                report.baseline["accuracy"] = own["accuracy_original"]
+    for variant in report.variants:
+        if report.measured:
+            variant.measurements = timings[variant.id]
+            variant.measurements["speedup"] = round(
+                measure.speedup(report.baseline["batches"], variant.measurements["batches"]),
+                4,
             )
-        if auto:
-            report.chosen, report.choice = choose(report.variants, target)
-            if report.chosen is not None:
-                # The row keeps why it was chosen, not only that it was.
-                report.chosen.chosen = True
-                report.chosen.reason = f"chosen by --auto: {report.choice}"
-        now = time.time()
-        for variant in report.variants:
-            variant.created = now
-        insert_variants(ws, report.variants)
-        return report
+        else:
+            variant.measurements = {"provider": p.provider, "not_measured": note}
+        variant.accepted, variant.reason = decide(
+            spec_of[variant.id], variant, limits, None if report.measured else p.provider
+        )
+    if auto:
+        report.chosen, report.choice = choose(report.variants, target)
+        if report.chosen is not None:
+            # The row keeps why it was chosen, not only that it was.
+            report.chosen.chosen = True
+            report.chosen.reason = f"chosen by --auto: {report.choice}"
+    now = time.time()
+    for variant in report.variants:
+        variant.created = now
+    store.record(report.variants)
+    return report
 
 
 def _not_measurable(provider: str, target: str, why: str | None = None) -> str:
@@ -236,7 +260,7 @@ def _check_labels(sample: data.Sample, reference: dict[str, Any]) -> None:
 
 
 def _make_one(
-    ws: Workspace, spec: VariantSpec, p: _Plan, original: Path, tmp: Path
+    store: OptimizeStore, spec: VariantSpec, p: _Plan, original: Path, tmp: Path
 ) -> tuple[Variant, Path] | dict[str, str]:
     """Make one variant's file and store it; a dict saying why when it does not apply."""
     path = tmp / f"{spec.kind}-{spec.precision}.onnx"
@@ -244,7 +268,7 @@ def _make_one(
         recipe = make_variant(spec, original, path, p.calibration, p.chunk)
     except VariantNotApplicable as exc:
         return {"kind": spec.kind, "precision": spec.precision, "reason": exc.message}
-    digest, size = ws.artifacts.put_file(path)
+    digest, size = store.put_file(path)
     variant = Variant(
         id=new_variant_id(p.version.ref, spec.target, spec.kind, spec.precision),
         parent=p.version.ref,

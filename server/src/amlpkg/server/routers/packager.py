@@ -1,21 +1,32 @@
-"""Variants, packages and deployments: read through the packager's record functions.
+"""Variants, packages and deployments: read and written through the packager's record functions.
 
-Deployments are only listed and shown here (and rolled back or deleted by
-contributors); deploying from the server comes with remote clients.
+``amlpkg optimize --tracking-uri`` downloads a version's file here, makes and
+measures variants on the user's machine, then uploads their files and records
+the rows (:mod:`amlpkg.server.variants` checks them). Deployments are only listed
+and shown here (and rolled back or deleted by contributors).
 """
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import FileResponse
 from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
 
 from amlpkg.packager.build.records import get_package, list_packages
 from amlpkg.packager.deploy import records as deployments
-from amlpkg.packager.optimize.store import get_variant, list_variants
-from amlpkg.server.deps import API, READ, WRITE, WorkspaceDep
+from amlpkg.packager.optimize.store import get_variant, insert_variants, list_variants
+from amlpkg.server import uploads
+from amlpkg.server.deps import API, READ, WRITE, State, WorkspaceDep
+from amlpkg.server.routers.artifacts import FILE_ANSWER, UPLOAD_BODY
 from amlpkg.server.routers.registry import VersionNumber
+from amlpkg.server.variants import VariantsIn, checked
+from amlpkg.trainer import registry
+from amlpkg.trainer.signature import inspect_onnx
 
 router = APIRouter(prefix=API, dependencies=READ)
 
@@ -92,6 +103,77 @@ def version_variants(
 ) -> list[dict[str, Any]]:
     """The optimized variants of a model version, oldest first."""
     return [v.to_dict() for v in list_variants(ws, f"{name}:{version}", target)]
+
+
+@router.get(
+    "/models/{name}/versions/{version}/file",
+    response_class=FileResponse,
+    responses=FILE_ANSWER,
+    tags=["variants"],
+)
+def version_file(name: str, version: VersionNumber, ws: WorkspaceDep) -> FileResponse:
+    """The version's ONNX file, checked against its sha256 first (to optimize it elsewhere)."""
+    found = registry.get_model_version(f"{name}:{version}", workspace=ws)
+    blob = ws.artifacts.verified_path(found.sha256)  # a corrupt blob is refused, never served
+    return FileResponse(blob, media_type="application/octet-stream", filename="model.onnx")
+
+
+class FileOut(BaseModel):
+    """A file the server keeps by content."""
+
+    sha256: str
+    size: int
+
+
+@router.put(
+    "/models/{name}/versions/{version}/variant-files",
+    response_model=FileOut,
+    status_code=201,
+    dependencies=WRITE,
+    openapi_extra=UPLOAD_BODY,
+    tags=["variants"],
+)
+async def upload_variant_file(
+    *,
+    name: str,
+    version: VersionNumber,
+    sha256: Annotated[str, Query(pattern="^[0-9a-f]{64}$", description="sha256 of the body")],
+    request: Request,
+    ws: WorkspaceDep,
+    state: State,
+) -> FileOut:
+    """Keep a variant's ONNX file (streamed, bounded, sha256 checked) before its row is sent."""
+    ref = f"{name}:{version}"
+    await run_in_threadpool(lambda: registry.get_model_version(ref, workspace=ws))
+    limit = state.settings.max_model_bytes
+    temp, _ = await uploads.receive(request, state.uploads, limit=limit, sha256=sha256)
+    try:
+        with uploads.named(temp, "variant.onnx") as named:
+            # An ONNX model, or 400 (named as the client's file, never as a server path).
+            await run_in_threadpool(lambda: inspect_onnx(named, shown_as=Path("variant.onnx")))
+            digest, size = await run_in_threadpool(ws.artifacts.put_file, named)
+    finally:
+        temp.unlink(missing_ok=True)
+    request.state.audit_target = f"{ref}/variant-files/{digest}"
+    return FileOut(sha256=digest, size=size)
+
+
+@router.post(
+    "/models/{name}/versions/{version}/variants",
+    response_model=list[VariantOut],
+    status_code=201,
+    dependencies=WRITE,
+    tags=["variants"],
+)
+def record_variants(
+    name: str, version: VersionNumber, body: VariantsIn, ws: WorkspaceDep, request: Request
+) -> list[dict[str, Any]]:
+    """Record variants made elsewhere (files uploaded first) with their lineage edges."""
+    parent = registry.get_model_version(f"{name}:{version}", workspace=ws).ref
+    variants = checked(ws, parent, body, time.time())
+    insert_variants(ws, variants)
+    request.state.audit_target = ",".join(v.id for v in variants)[:1000] or parent
+    return [get_variant(ws, v.id).to_dict() for v in variants]
 
 
 @router.get("/variants/{variant_id:path}", response_model=VariantOut, tags=["variants"])

@@ -13,6 +13,7 @@ import hashlib
 import random
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -108,7 +109,8 @@ def file_sha256(path: Path) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
-def _chunks(path: Path) -> Iterator[bytes]:
+def file_chunks(path: Path) -> Iterator[bytes]:
+    """A file's bytes in 1 MiB chunks (a streamed request body)."""
     with path.open("rb") as source:
         yield from iter(lambda: source.read(_CHUNK), b"")
 
@@ -169,6 +171,21 @@ class TeamClient:
                 raise error_from(response)
             return response
         raise AssertionError("unreachable")  # the loop returns or raises
+
+    @contextmanager
+    def stream(self, method: str, path: str, **kwargs: Any) -> Iterator[httpx.Response]:
+        """An answer read as it arrives (large files); errors as :meth:`request`, not retried."""
+        try:
+            with self._http.stream(method, path, **kwargs) as response:
+                if response.is_error:
+                    response.read()
+                    raise error_from(response)
+                yield response
+        except httpx.TransportError as exc:
+            raise UnavailableError(
+                f"lost the team server at {self.server.url}: {type(exc).__name__}",
+                hint="check the URL and that the server runs (amlpkg server)",
+            ) from None
 
     def _json(self, method: str, path: str, **kwargs: Any) -> Any:
         return self.request(method, path, **kwargs).json()
@@ -248,7 +265,7 @@ class TeamClient:
                         "PUT",
                         url,
                         params={"sha256": digest},
-                        content=_chunks(file),
+                        content=file_chunks(file),
                         headers={
                             "Content-Length": str(size),
                             "Content-Type": "application/octet-stream",
@@ -303,7 +320,7 @@ class TeamClient:
                 "POST",
                 f"/models/{quote(name, safe='')}/versions/upload",
                 params=params,
-                content=_chunks(file),
+                content=file_chunks(file),
                 headers={"Content-Length": str(size), "Content-Type": "application/octet-stream"},
             )
         )
