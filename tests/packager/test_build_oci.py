@@ -8,7 +8,10 @@ The arm64 side needs the arm64 base, made here from Debian's packages without em
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
+import shutil
+import subprocess
 import tarfile
 import uuid
 from dataclasses import dataclass
@@ -240,3 +243,31 @@ def test_cli_builds_with_the_oci_builder(trained_model: TrainedModel) -> None:
     with _registry(tag) as registry:
         manifest, _ = registry.manifest(ImageRef.parse(tag).target)
     assert manifest["mediaType"] == MANIFEST  # one platform: a manifest, no index
+
+
+def test_skopeo_reads_the_index_and_each_platform(oci_build: OciBuild) -> None:
+    """A second client (containers/image, as crane or oras would) sees the same image."""
+    require(shutil.which("skopeo") is not None, "skopeo is needed (apt-get install skopeo)")
+    where = f"docker://{oci_build.tag}"
+
+    def skopeo(*args: str) -> bytes:
+        return subprocess.run(
+            ["skopeo", "inspect", "--tls-verify=false", *args, where],
+            capture_output=True, check=True, timeout=120,
+        ).stdout  # fmt: skip
+
+    raw = skopeo("--raw")
+    index_digest = (oci_build.package.repo_digest or "").split("@")[1]
+    assert "sha256:" + hashlib.sha256(raw).hexdigest() == index_digest
+    assert json.loads(raw)["mediaType"] == INDEX
+    manifests = _platform_manifests(oci_build.tag)
+    for arch in ("amd64", "arm64"):
+        shown = json.loads(skopeo("--override-arch", arch, "--override-os", "linux"))
+        assert shown["Architecture"] == arch and shown["Os"] == "linux"
+        assert shown["Created"] == "2023-11-14T22:13:20Z"
+        _, manifest = manifests[f"linux/{arch}"]
+        assert (
+            shown["Labels"]["org.opencontainers.image.base.digest"]
+            == (manifest["annotations"]["org.opencontainers.image.base.digest"])
+        )
+        assert shown["Layers"] == [layer["digest"] for layer in manifest["layers"]]
