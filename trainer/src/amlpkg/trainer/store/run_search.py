@@ -103,36 +103,35 @@ def where_sql(query: RunQuery, bind: _Binds) -> str:
     return " WHERE " + " AND ".join(parts) if parts else ""
 
 
-def _sort_sql(sort: Sort, bind: _Binds) -> tuple[str, bool]:
-    """The expression runs are ordered by, and whether it can be NULL."""
+def _sort_sql(sort: Sort, bind: _Binds) -> str:
+    """The expression runs are ordered by."""
     if sort.field == "metrics":
-        return final_metric_sql("r.id", bind(sort.key)), True
+        return final_metric_sql("r.id", bind(sort.key))
     if sort.field == "params":
         key = bind(sort.key)
-        return f"(SELECT p.value FROM params p WHERE p.run_id = r.id AND p.key = {key})", True
+        return f"(SELECT p.value FROM params p WHERE p.run_id = r.id AND p.key = {key})"
     if sort.field == "duration":
-        return f"(COALESCE(r.end_time, {bind(time.time())}) - r.start_time)", False
-    column = {"start_time": "r.start_time", "end_time": "r.end_time", "name": "r.name",
-              "status": "r.status"}[sort.field]  # fmt: skip
-    return column, sort.field in ("end_time", "name")
+        return f"(COALESCE(r.end_time, {bind(time.time())}) - r.start_time)"
+    if sort.field not in ("start_time", "end_time", "name", "status"):  # never into the SQL
+        raise InvalidArgumentError(f"cannot sort runs by {sort.field[:60]!r}")
+    return f"r.{sort.field}"
 
 
 def page_sql(query: RunQuery) -> tuple[str, dict[str, object]]:
     """The SELECT of one page of run rows (``r.*`` and ``experiment``), with its binds."""
     bind = _Binds()
     where = where_sql(query, bind)
-    expr, nullable = _sort_sql(query.sort, bind)
+    expr = _sort_sql(query.sort, bind)
     direction = "DESC" if query.sort.descending else "ASC"
-    # Ties (and runs without the sort value, always last) in a fixed order, so pages
-    # neither repeat nor skip a run.
-    tail = f"start_time {direction}, id {direction}"
+    # Ties, and runs without the sort value (always last), in a fixed order, so pages
+    # neither repeat nor skip a run. NULLS LAST on the output column (SQLite 3.30+,
+    # PostgreSQL) keeps the value computed once per run.
+    tail = f"r.start_time {direction}, r.id {direction}"
     if query.sort.field == "start_time":
-        sql = f"SELECT r.*, e.name AS experiment {FROM}{where}"
-        sql += f" ORDER BY r.start_time {direction}, r.id {direction}"
+        sql = f"SELECT r.*, e.name AS experiment {FROM}{where} ORDER BY {tail}"
     else:
-        inner = f"SELECT r.*, e.name AS experiment, {expr} AS sort_value {FROM}{where}"
-        nulls = "(sort_value IS NULL), " if nullable else ""
-        sql = f"SELECT * FROM ({inner}) AS page ORDER BY {nulls}sort_value {direction}, {tail}"
+        sql = f"SELECT r.*, e.name AS experiment, {expr} AS sort_value {FROM}{where}"
+        sql += f" ORDER BY sort_value {direction} NULLS LAST, {tail}"
     if query.limit is not None:
         sql += f" LIMIT {bind(int(query.limit))}"
     if query.offset:
