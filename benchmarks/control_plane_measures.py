@@ -38,9 +38,9 @@ class Plan:
     """How much each measure does."""
 
     clients: int = 16
-    script_points: int = 300  # per client: one log_metric call each
+    script_points: int = 200  # per client: one log_metric call each
     sync_points: int = 50  # per client, MLflow's synchronous log_metric
-    rest_points: int = 5000  # per client, through the batch endpoint
+    rest_points: int = 2000  # per client, through the batch endpoint
     batch: int = 1000  # points per REST request (MLflow's largest)
     runs: int = 10_000  # in the searched experiment
     queries: int = 100

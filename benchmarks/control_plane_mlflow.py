@@ -15,8 +15,8 @@ the same PostgreSQL cluster with a local artifact folder, and measures side by s
 3. model-version registration latency p50/p99, one call at a time.
 
 Prints a Rich table with the ratios amlpkg/MLflow and writes the
-``control-plane-mlflow`` section of ``RESULTS.md``. Default: about 4 minutes on 2
-cores; ``--quick``: a smoke run of well under a minute after the servers are up.
+``control-plane-mlflow`` section of ``RESULTS.md``. Default: 9 minutes on 2 cores shared
+with other work (load average 20-50), less on a quiet machine; ``--quick``: a smoke run.
 """
 
 from __future__ import annotations
@@ -202,7 +202,8 @@ def notes(ctx: cpm.Context, asked: list[str]) -> list[str]:
         f" end - first start). Per-point clients log {plan.script_points} points each;"
         f" REST clients {plan.rest_points} each. amlpkg.log_metric spools to a file and a"
         " thread sends batches; end_run() returns once all are stored. MLflow's"
-        " synchronous=False queues and batches in a thread; flush_async_logging() waits.",
+        " synchronous=False queues values for a pool of sender threads (here about one"
+        " request per point); flush_async_logging() waits for them.",
         "Search: " + "; ".join(asked) + f"; {plan.queries} queries after 3 warm-ups.",
         f"Registration: {plan.registrations} versions of one model, one at a time (3 warm-ups)."
         " amlpkg registers runs:/RUN/model.onnx and reads and validates that ONNX file"
