@@ -72,6 +72,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         help="emptied, then holds the generated repositories and server logs",
     )
     add("--no-write", action="store_true", help="print only, write no file")
+    add(
+        "--control-plane",
+        action="store_true",
+        help="then the team server beside MLflow (benchmarks.control_plane_mlflow, ~5 min)",
+    )
     args = parser.parse_args(argv)
     levels = split(args.concurrency)
     if not levels or not all(level.isdigit() and int(level) > 0 for level in levels):
@@ -207,7 +212,13 @@ def main(argv: list[str] | None = None) -> int:
         args.output.write_text(text, encoding="utf-8")
         console.print(f"wrote {args.output}")
     ours_failed = [r for r in rows if r.category == "ours" and r.result is None]
-    return 1 if ours_failed else 0
+    code = 1 if ours_failed else 0
+    if args.control_plane:  # its own section of the same file, after the serving rows
+        from benchmarks import control_plane_mlflow
+
+        more = ["--output", str(args.output)] + (["--no-write"] if args.no_write else [])
+        code = max(code, control_plane_mlflow.main(more))
+    return code
 
 
 if __name__ == "__main__":

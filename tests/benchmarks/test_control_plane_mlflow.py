@@ -102,3 +102,10 @@ def test_quick_amlpkg_half_stores_every_point_and_writes_its_section(tmp_path: P
     assert "Points lost (sent but not in the database): none." in text
     search = next(line for line in text.splitlines() if line.startswith("| run search p99"))
     assert search.split("|")[3].strip() != "-"
+
+
+def test_a_full_run_can_include_it() -> None:
+    from benchmarks.run import parse as run_parse
+
+    assert run_parse(["--control-plane"]).control_plane is True
+    assert run_parse([]).control_plane is False
