@@ -9,7 +9,13 @@ from pathlib import Path
 import pytest
 
 from amlpkg.errors import InvalidArgumentError
-from amlpkg.packager.build.oci_builder.elf import EM_AARCH64, EM_X86_64, elf_machine
+from amlpkg.packager.build.oci_builder.build import source_date_epoch
+from amlpkg.packager.build.oci_builder.elf import (
+    EM_AARCH64,
+    EM_X86_64,
+    elf_machine,
+    foreign_binaries,
+)
 from amlpkg.packager.build.oci_builder.layers import write_layer
 from amlpkg.packager.build.oci_builder.registry_io import ImageRef
 
@@ -83,3 +89,24 @@ def test_image_references_need_a_registry_host() -> None:
         ImageRef.parse("iris:1")
     with pytest.raises(InvalidArgumentError):
         ImageRef.parse("127.0.0.1:5000/Iris:1")
+
+
+def test_foreign_binaries_are_found_by_their_header(tmp_path: Path) -> None:
+    header = b"\x7fELF\x02\x01\x01" + b"\0" * 11
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "x86.so").write_bytes(header + EM_X86_64.to_bytes(2, "little") + b"..")
+    (tmp_path / "lib" / "arm.so").write_bytes(header + EM_AARCH64.to_bytes(2, "little") + b"..")
+    (tmp_path / "lib" / "text.py").write_text("print('hi')\n")
+    assert foreign_binaries(tmp_path, "linux/arm64") == ["lib/x86.so"]
+    assert foreign_binaries(tmp_path, "linux/amd64") == ["lib/arm.so"]
+
+
+def test_source_date_epoch_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1234567890")
+    assert source_date_epoch(None) == 1234567890
+    assert source_date_epoch(42) == 42
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "yesterday")
+    with pytest.raises(InvalidArgumentError, match="SOURCE_DATE_EPOCH"):
+        source_date_epoch(None)
+    monkeypatch.delenv("SOURCE_DATE_EPOCH")
+    assert source_date_epoch(None) > 315532800  # the checkout's last commit
