@@ -22,7 +22,7 @@ from amlpkg.errors import InvalidArgumentError
 from amlpkg.packager.build import api, records
 from amlpkg.packager.build.context import add_model
 from amlpkg.packager.build.errors import BuildError
-from amlpkg.packager.build.flavors import runtime_requirements
+from amlpkg.packager.build.flavors import check_platform, runtime_requirements
 from amlpkg.packager.build.oci_builder import provenance, sbom
 from amlpkg.packager.build.oci_builder.base import BASE_PYTHON, ensure_base
 from amlpkg.packager.build.oci_builder.config import image_config
@@ -188,6 +188,8 @@ def build_oci_image(
             f" not {opts.flavor}",
             hint="use the Docker builder (--builder docker) for this flavor",
         )
+    for platform in platforms[1:]:
+        check_platform(flavor, platform)
     python = options.python_version or BASE_PYTHON
     assert opts.glibc is not None
     epoch = source_date_epoch(oci.source_date_epoch)
