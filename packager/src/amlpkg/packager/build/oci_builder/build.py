@@ -150,6 +150,15 @@ def _common_layers(
     return app_layer, model_layer, wheels
 
 
+def _amlpkg_version() -> str:
+    import importlib.metadata
+
+    try:
+        return importlib.metadata.version("amlpkg")
+    except importlib.metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
 def _labels(src: ModelSource, opts: BuildOptions, oci: OciOptions, epoch: int) -> dict[str, str]:
     revision = oci.revision
     if revision is None:
@@ -157,7 +166,7 @@ def _labels(src: ModelSource, opts: BuildOptions, oci: OciOptions, epoch: int) -
     return image_labels(
         src.facts,
         flavor=opts.flavor,
-        amlpkg_version=api._amlpkg_version(),
+        amlpkg_version=_amlpkg_version(),
         revision=revision,
         created=epoch,
     )

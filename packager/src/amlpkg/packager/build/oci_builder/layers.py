@@ -21,7 +21,6 @@ from pathlib import Path, PurePosixPath
 
 LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
 COMPRESS_LEVEL = 6
-_BLOCK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -133,23 +132,3 @@ def write_layer(trees: dict[str, Path], dest: Path, epoch: int) -> Layer:
         diff_id="sha256:" + inner.hasher.hexdigest(),
         size=outer.count,
     )
-
-
-def layer_members(path: Path) -> Iterator[tuple[tarfile.TarInfo, bytes]]:
-    """Each regular file of a gzip layer with its first 64 bytes (headers, magic numbers)."""
-    with tarfile.open(path, mode="r|gz") as archive:
-        for info in archive:
-            if not info.isreg():
-                yield info, b""
-                continue
-            handle = archive.extractfile(info)
-            yield info, handle.read(64) if handle is not None else b""
-
-
-def file_digest(path: Path) -> str:
-    """``sha256:<hex>`` of a file, read in blocks."""
-    hasher = hashlib.sha256()
-    with path.open("rb") as handle:
-        while block := handle.read(_BLOCK):
-            hasher.update(block)
-    return "sha256:" + hasher.hexdigest()
