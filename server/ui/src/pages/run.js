@@ -79,29 +79,34 @@ export async function runPage(main, { id }) {
   // The charts' series are asked for at once, beside the rest, not after it.
   const firstSeries = histories(run0.id, Object.keys(run0.metrics).sort());
   firstSeries.catch(() => {}); // a failure is reported where it is awaited, in draw()
-  const [artifacts, lineage, logs, environment] = await Promise.all([
-    get(`/runs/${seg(run0.id)}/artifacts`),
-    get(`/lineage/run/${seg(run0.id)}`),
-    text(`/runs/${seg(run0.id)}/logs`),
-    text(`/runs/${seg(run0.id)}/environment`),
-  ]);
   const header = h("div");
   const charts = h("div", { class: "charts", id: "charts" });
   const metricsBox = h("div");
-  add(main, 
+  // The other sections fill in as their answers come: the charts do not wait for them.
+  const [modelBox, artifactsBox, logsBox, envBox] = [0, 1, 2, 3].map(() => h("div", {}, empty("Loading…")));
+  add(main,
     header,
     h("section", { "aria-labelledby": "h-metrics" }, h("h2", { id: "h-metrics" }, "Metrics"), metricsBox, charts),
     h("section", { "aria-labelledby": "h-params" }, h("h2", { id: "h-params" }, "Parameters"),
       Object.keys(run0.params).length
         ? table(null, ["Param", "Value"], Object.entries(run0.params).map(([k, v]) => h("tr", {}, h("td", {}, k), h("td", {}, v))))
         : empty("No params.")),
-    h("section", { "aria-labelledby": "h-model" }, h("h2", { id: "h-model" }, "Exported model"), modelSection(run0, lineage)),
-    h("section", { "aria-labelledby": "h-artifacts" }, h("h2", { id: "h-artifacts" }, "Artifacts"), artifactsSection(run0.id, artifacts)),
-    h("section", { "aria-labelledby": "h-logs" }, h("h2", { id: "h-logs" }, "Logs"),
-      logs === null ? empty("No captured output (runs started with `amlpkg run` have it).") : h("pre", { class: "log", tabindex: 0 }, logs)),
-    h("section", { "aria-labelledby": "h-env" }, h("h2", { id: "h-env" }, "Environment"),
-      environment === null ? empty("No environment recorded.") : h("pre", { class: "log", tabindex: 0 }, environment)),
+    h("section", { "aria-labelledby": "h-model" }, h("h2", { id: "h-model" }, "Exported model"), modelBox),
+    h("section", { "aria-labelledby": "h-artifacts" }, h("h2", { id: "h-artifacts" }, "Artifacts"), artifactsBox),
+    h("section", { "aria-labelledby": "h-logs" }, h("h2", { id: "h-logs" }, "Logs"), logsBox),
+    h("section", { "aria-labelledby": "h-env" }, h("h2", { id: "h-env" }, "Environment"), envBox),
   );
+  const rest = Promise.all([
+    get(`/runs/${seg(run0.id)}/artifacts`),
+    get(`/lineage/run/${seg(run0.id)}`),
+    text(`/runs/${seg(run0.id)}/logs`),
+    text(`/runs/${seg(run0.id)}/environment`),
+  ]).then(([artifacts, lineage, logs, environment]) => {
+    fill(modelBox, modelSection(run0, lineage));
+    fill(artifactsBox, artifactsSection(run0.id, artifacts));
+    fill(logsBox, logs === null ? empty("No captured output (runs started with `amlpkg run` have it).") : h("pre", { class: "log", tabindex: 0 }, logs));
+    fill(envBox, environment === null ? empty("No environment recorded.") : h("pre", { class: "log", tabindex: 0 }, environment));
+  });
 
   async function draw(run, pending = null) {
     fill(header,
@@ -121,7 +126,7 @@ export async function runPage(main, { id }) {
     // One chart per metric with more than one point; single values are in the table above.
     fill(charts, keys.filter((k) => series[k].length > 1).map((k) => lineChart(k, [{ label: k, points: series[k] }])));
   }
-  await draw(run0, firstSeries);
+  await Promise.all([draw(run0, firstSeries), rest]);
   if (run0.status !== "running") return undefined;
   // A person watching a run in progress sees new points without reloading.
   let busy = false;
