@@ -60,6 +60,8 @@ def _build(trained: TrainedModel, tag: str, oci: OciOptions) -> tuple[Package, B
 @pytest.fixture(scope="module")
 def oci_build(trained_model: TrainedModel) -> OciBuild:
     require(registry_available(), f"an OCI registry on {REGISTRY} is needed")
+    # Both bases are made in the registry from Debian's packages when it lacks them.
+    require(shutil.which("debootstrap") is not None, "debootstrap is needed")
     tag = f"{REGISTRY}/amlpkg-test/oci-iris:{uuid.uuid4().hex[:8]}"
     oci = OciOptions(platforms=PLATFORMS, source_date_epoch=EPOCH, revision="test-revision")
     package, options = _build(trained_model, tag, oci)
@@ -195,9 +197,10 @@ def test_referrers_carry_the_sbom_and_the_provenance(oci_build: OciBuild) -> Non
 
 
 def test_docker_pulls_the_index_and_the_amd64_image_serves(
-    oci_build: OciBuild, trained_model: TrainedModel, run_image: Any
+    oci_build: OciBuild, trained_model: TrainedModel, request: pytest.FixtureRequest
 ) -> None:
     require(docker_available(), "a Docker engine is needed")
+    run_image = request.getfixturevalue("run_image")  # after the check: it opens a client
     import tritonclient.http as httpclient
 
     running = run_image(oci_build.package.repo_digest)
