@@ -11,7 +11,9 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from amlpkg.cli.output import console, error_console, print_json
-from amlpkg.cli.runs import HomeOption, JsonOption
+from amlpkg.cli.runs import HomeOption, JsonOption, TrackingUriOption
+from amlpkg.trainer.remote.config import tracking_server
+from amlpkg.trainer.remote.guard import require_embedded
 
 RefArgument = Annotated[str, typer.Argument(help="NAME:VERSION, NAME@ALIAS or NAME (latest).")]
 FlavorOption = Annotated[
@@ -193,13 +195,18 @@ def register(app: typer.Typer) -> None:
             ),
         ] = None,
         home: HomeOption = None,
+        tracking_uri: TrackingUriOption = None,
         as_json: JsonOption = False,
     ) -> None:
-        """Build a scoring image (or a folder, tarball or Triton repository) of a model."""
+        """Build a scoring image (or a folder, tarball or Triton repository) of a model.
+
+        With a team server the build runs here and is recorded on the server.
+        """
         from amlpkg.errors import InvalidArgumentError
         from amlpkg.packager.build.api import build_image
         from amlpkg.packager.build.options import BuildOptions, Hooks
         from amlpkg.packager.build.package_dir import make_package
+        from amlpkg.packager.build.remote import build_on_server
         from amlpkg.store.workspace import open_workspace
 
         if builder not in ("docker", "oci"):
@@ -207,6 +214,7 @@ def register(app: typer.Typer) -> None:
                 f"unknown builder {builder!r}", hint="use --builder docker or --builder oci"
             )
         if builder == "oci":
+            require_embedded("amlpkg build --builder oci", home, tracking_uri)
             if local_base or output_format != "image" or ref is None:
                 raise InvalidArgumentError(
                     "--builder oci builds a model's image on a base in a registry",
@@ -247,6 +255,12 @@ def register(app: typer.Typer) -> None:
                     hint="amlpkg build NAME:VERSION [--flavor cpu|...], or amlpkg build"
                     " --flavor edge-agent",
                 )
+            if agent:
+                require_embedded("amlpkg build --flavor edge-agent", home, tracking_uri)
+            elif (server := tracking_server(home, tracking_uri)) is not None:
+                assert ref is not None
+                _report(build_on_server(server, ref, options, hooks).to_dict(), as_json)
+                return
             with open_workspace(home) as ws:
                 if agent:
                     from amlpkg.packager.build.agent_image import build_agent_image
@@ -272,13 +286,16 @@ def register(app: typer.Typer) -> None:
         max_batch_size: BatchOption = 0,
         original: NoVariantOption = False,
         home: HomeOption = None,
+        tracking_uri: TrackingUriOption = None,
         as_json: JsonOption = False,
     ) -> None:
         """Write a model's server as a folder (or tarball) with run.sh, for hosts without Docker."""
         from amlpkg.packager.build.options import BuildOptions, Hooks
         from amlpkg.packager.build.package_dir import make_package
+        from amlpkg.packager.build.remote import build_on_server
         from amlpkg.store.workspace import open_workspace
 
+        server = tracking_server(home, tracking_uri)
         with _progress(as_json) as (on_status, on_step):
             hooks = Hooks(on_status=on_status, on_step=on_step)
             options = BuildOptions(
@@ -290,8 +307,11 @@ def register(app: typer.Typer) -> None:
                 max_batch_size=max_batch_size,
                 use_variant=not original,
             )
-            with open_workspace(home) as ws:
-                package = make_package(ws, ref, options, hooks)
+            if server is not None:
+                package = build_on_server(server, ref, options, hooks)
+            else:
+                with open_workspace(home) as ws:
+                    package = make_package(ws, ref, options, hooks)
         _report(package.to_dict(), as_json)
         if not as_json and not tar:
             console.print(f"start it with: [bold]{package.path}/run.sh --http-port 8000[/]")

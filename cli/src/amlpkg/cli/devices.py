@@ -9,6 +9,7 @@ import typer
 from amlpkg.cli.output import console, new_table, print_json, print_table
 from amlpkg.cli.runs import HomeOption, JsonOption, TrackingUriOption, when
 from amlpkg.trainer.remote.fleet import open_fleet
+from amlpkg.trainer.remote.guard import require_embedded
 
 devices_app = typer.Typer(no_args_is_help=True)
 
@@ -101,6 +102,7 @@ def tag_command(
     from amlpkg.collector.devices import set_tags
     from amlpkg.store.workspace import open_workspace
 
+    require_embedded("amlpkg devices tag", home)
     patch: dict[str, str | None] = {**parse_tags(tags or []), **dict.fromkeys(remove or [])}
     with open_workspace(home) as ws:
         device = set_tags(ws, device_id, patch)
@@ -117,6 +119,7 @@ def import_tags_command(home: HomeOption = None, as_json: JsonOption = False) ->
     from amlpkg.packager.rollout.twins import import_twin_tags, registry_from_env
     from amlpkg.store.workspace import open_workspace
 
+    require_embedded("amlpkg devices import-tags", home)
     with open_workspace(home) as ws:
         done = import_twin_tags(ws, registry_from_env())
     if as_json:

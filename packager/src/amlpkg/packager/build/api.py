@@ -27,7 +27,8 @@ from amlpkg.packager.build.recipe import (
     render_dockerfile,
 )
 from amlpkg.packager.build.records import Package
-from amlpkg.packager.build.source import ModelSource, resolve
+from amlpkg.packager.build.sites import BuildSite, WorkspaceSite
+from amlpkg.packager.build.source import ModelSource
 from amlpkg.packager.build.wheelhouse import amlpkg_wheel, gather_wheelhouse, installed_requires
 from amlpkg.packager.build.wheelhouse import source_root as checkout_root
 from amlpkg.packager.repository import place_signature
@@ -106,10 +107,19 @@ def package_labels(src: ModelSource, opts: BuildOptions) -> dict[str, str]:
 
 
 def build_image(
-    ws: Workspace, ref: str, options: BuildOptions, hooks: Hooks | None = None
+    ws: Workspace,
+    ref: str,
+    options: BuildOptions,
+    hooks: Hooks | None = None,
+    *,
+    site: BuildSite | None = None,
 ) -> Package:
-    """Build (and with ``push`` push) the scoring image of ``ref``; record it."""
+    """Build (and with ``push`` push) the scoring image of ``ref``; record it.
+
+    ``site`` is where the model comes from and the package is recorded (default: ``ws``).
+    """
     hooks = hooks or Hooks()
+    site = site or WorkspaceSite(ws)
     opts = options.resolved()
     if opts.format != "image":
         raise InvalidArgumentError(f"build_image makes images, not {opts.format!r}")
@@ -120,7 +130,7 @@ def build_image(
         )
     assert opts.base_image is not None and opts.python_version is not None
     started = time.monotonic()
-    src = resolve(ws, ref, opts.flavor, use_variant=opts.use_variant)
+    src = site.resolve(ref, opts.flavor, use_variant=opts.use_variant)
     tag = opts.tag or default_tag(src.facts, opts.flavor)
     image.split_ref(tag)  # a bad tag fails before minutes of work
     scratch_parent = cache_root(ws) / "build"
@@ -168,4 +178,4 @@ def build_image(
         made = ((IMAGE_KIND, built.repo_digest), PUSHED_AS)
     else:
         made = ((IMAGE_KIND, f"{tag} ({built.id[:19]}, not pushed)"), BUILT_AS)
-    return records.record_package(ws, package, made)
+    return site.record(package, made)

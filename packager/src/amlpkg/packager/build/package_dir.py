@@ -18,7 +18,8 @@ from amlpkg.packager.build import records
 from amlpkg.packager.build.api import lay_out, package_labels
 from amlpkg.packager.build.options import BuildOptions, Hooks
 from amlpkg.packager.build.records import Package
-from amlpkg.packager.build.source import ModelSource, resolve
+from amlpkg.packager.build.sites import BuildSite, WorkspaceSite
+from amlpkg.packager.build.source import ModelSource
 from amlpkg.packager.build.triton import config_pbtxt, write_repository
 from amlpkg.store.workspace import Workspace
 from amlpkg.trainer.registry import using_workspace
@@ -81,9 +82,17 @@ def _write_dir(
 
 
 def make_package(
-    ws: Workspace, ref: str, options: BuildOptions, hooks: Hooks | None = None
+    ws: Workspace,
+    ref: str,
+    options: BuildOptions,
+    hooks: Hooks | None = None,
+    *,
+    site: BuildSite | None = None,
 ) -> Package:
-    """Write a package folder (``dir``), tarball (``tar``) or Triton repo; record it."""
+    """Write a package folder (``dir``), tarball (``tar``) or Triton repo; record it.
+
+    ``site`` is where the model comes from and the package is recorded (default: ``ws``).
+    """
     hooks = hooks or Hooks()
     opts = options.resolved()
     if opts.format not in ("dir", "tar", "triton"):
@@ -91,7 +100,8 @@ def make_package(
     if opts.output is None:
         raise InvalidArgumentError(f"--format {opts.format} needs --output PATH")
     started = time.monotonic()
-    src = resolve(ws, ref, opts.flavor, use_variant=opts.use_variant)
+    site = site or WorkspaceSite(ws)
+    src = site.resolve(ref, opts.flavor, use_variant=opts.use_variant)
     if opts.format == "triton":
         output = opts.output.expanduser().resolve()
         config = config_pbtxt(
@@ -135,7 +145,7 @@ def make_package(
         labels=package_labels(src, opts),
         build_seconds=round(time.monotonic() - started, 3),
     )
-    return records.record_package(ws, package, ((FOLDER_KIND, str(written)), "written_to"))
+    return site.record(package, ((FOLDER_KIND, str(written)), "written_to"))
 
 
 def build_package_dir(

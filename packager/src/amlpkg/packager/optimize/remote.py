@@ -28,6 +28,7 @@ from amlpkg.trainer.remote.model_files import (
     download_artifact,
     download_version_file,
     record_variants,
+    require_contributor,
     upload_variant_file,
 )
 
@@ -109,6 +110,7 @@ def optimize_on_server(
     }  # fmt: skip
     backend = RemoteBackend(server)
     try:
+        require_contributor(backend.client, "amlpkg optimize")
         with tempfile.TemporaryDirectory(prefix="amlpkg-remote-optimize-") as scratch:
             return optimize_in(ServerStore(backend, Path(scratch)), ref, **options)
     finally:

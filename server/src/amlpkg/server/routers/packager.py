@@ -17,11 +17,15 @@ from fastapi.responses import FileResponse
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
+from amlpkg.errors import InvalidArgumentError
+from amlpkg.packager.build import records
 from amlpkg.packager.build.records import get_package, list_packages
 from amlpkg.packager.deploy import records as deployments
 from amlpkg.packager.optimize.store import get_variant, insert_variants, list_variants
 from amlpkg.server import uploads
 from amlpkg.server.deps import API, READ, WRITE, State, WorkspaceDep
+from amlpkg.server.packages import PackageIn
+from amlpkg.server.packages import checked as checked_package
 from amlpkg.server.routers.artifacts import FILE_ANSWER, UPLOAD_BODY
 from amlpkg.server.routers.registry import VersionNumber
 from amlpkg.server.variants import VariantsIn, checked
@@ -111,10 +115,22 @@ def version_variants(
     responses=FILE_ANSWER,
     tags=["variants"],
 )
-def version_file(name: str, version: VersionNumber, ws: WorkspaceDep) -> FileResponse:
-    """The version's ONNX file, checked against its sha256 first (to optimize it elsewhere)."""
+def version_file(
+    name: str,
+    version: VersionNumber,
+    ws: WorkspaceDep,
+    variant: Annotated[str | None, Query(max_length=400, description="a variant's file")] = None,
+) -> FileResponse:
+    """The version's (or one of its variants') ONNX file, sha256 checked first, to build or
+    optimize it on another machine."""
     found = registry.get_model_version(f"{name}:{version}", workspace=ws)
-    blob = ws.artifacts.verified_path(found.sha256)  # a corrupt blob is refused, never served
+    digest = found.sha256
+    if variant is not None:
+        chosen = get_variant(ws, variant)
+        if chosen.parent != found.ref:
+            raise InvalidArgumentError(f"variant {variant!r} is not one of {found.ref}")
+        digest = chosen.sha256
+    blob = ws.artifacts.verified_path(digest)  # a corrupt blob is refused, never served
     return FileResponse(blob, media_type="application/octet-stream", filename="model.onnx")
 
 
@@ -188,6 +204,17 @@ def packages(
 ) -> list[dict[str, Any]]:
     """Packages, newest first, optionally of one model."""
     return [p.to_dict() for p in list_packages(ws, model)]
+
+
+@router.post("/packages", response_model=PackageOut, status_code=201, dependencies=WRITE,
+             tags=["packages"])  # fmt: skip
+def record_package(body: PackageIn, ws: WorkspaceDep, request: Request) -> dict[str, Any]:
+    """Record a package built elsewhere (``amlpkg build``) with its lineage edges."""
+    package = checked_package(ws, body, time.time())
+    made = None if body.made is None else ((body.made.kind, body.made.id), body.made.relation)
+    records.record_package(ws, package, made)
+    request.state.audit_target = package.id
+    return get_package(ws, package.id).to_dict()
 
 
 @router.get("/packages/{package_id}", response_model=PackageOut, tags=["packages"])

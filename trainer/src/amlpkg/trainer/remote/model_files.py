@@ -13,9 +13,25 @@ from typing import Any
 from urllib.parse import quote
 
 from amlpkg.errors import IntegrityError
-from amlpkg.trainer.remote.client import TeamClient, file_chunks, file_sha256
+from amlpkg.trainer.remote.client import (
+    PermissionDeniedError,
+    TeamClient,
+    file_chunks,
+    file_sha256,
+)
 
 Json = dict[str, Any]
+
+
+def require_contributor(client: TeamClient, command: str) -> None:
+    """Refuse a reader token before minutes of work whose result it may not record."""
+    role = client.request("GET", "/whoami").json().get("role")
+    if role == "reader":
+        raise PermissionDeniedError(
+            f"a reader token may not record what `{command}` makes on {client.server.url}",
+            hint="use a contributor token (amlpkg login URL --token ...), or --home DIR to"
+            " work in a local workspace",
+        )
 
 
 def _version_path(name: str, version: int) -> str:
@@ -78,3 +94,21 @@ def record_variants(client: TeamClient, name: str, version: int, rows: list[Json
     body = {"variants": rows}
     url = f"{_version_path(name, version)}/variants"
     return list(client.request("POST", url, json=body, idempotent=False).json())
+
+
+def list_variants(client: TeamClient, name: str, version: int, target: str) -> list[Json]:
+    """The variants of a version for one target, oldest first."""
+    url = f"{_version_path(name, version)}/variants"
+    return list(client.request("GET", url, params={"target": target}).json())
+
+
+def download_variant_file(client: TeamClient, variant: Json, dest: Path) -> int:
+    """Write a variant's ONNX file (as :func:`list_variants` lists it) to ``dest``, checked."""
+    name, _, version = str(variant["parent"]).rpartition(":")
+    url = f"{_version_path(name, int(version))}/file?variant={quote(str(variant['id']), safe='')}"
+    return download(client, url, str(variant["sha256"]), dest, f"variant {variant['id']}")
+
+
+def record_package(client: TeamClient, package: Json) -> Json:
+    """Record a package built here (with ``made``: the node it made) and its lineage edges."""
+    return dict(client.request("POST", "/packages", json=package, idempotent=False).json())

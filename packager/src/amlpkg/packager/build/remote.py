@@ -1,0 +1,100 @@
+"""``amlpkg build`` / ``amlpkg package`` against a team server: built here, recorded there.
+
+The image or folder is made on the user's machine (their Docker engine, their
+registry, their caches); :class:`ServerSite` fetches the version, or the variant
+``amlpkg optimize --auto`` chose on the server, sha256 checked, and records the
+package row and its lineage edges on the server.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from amlpkg.packager.build.options import BuildOptions, Hooks
+from amlpkg.packager.build.recipe import ModelFacts
+from amlpkg.packager.build.records import Package
+from amlpkg.packager.build.sites import Made
+from amlpkg.packager.build.source import ModelSource
+from amlpkg.store.workspace import open_workspace
+from amlpkg.trainer.remote.backend import RemoteBackend
+from amlpkg.trainer.remote.config import Server, cache_dir
+from amlpkg.trainer.remote.model_files import (
+    download_variant_file,
+    download_version_file,
+    list_variants,
+    record_package,
+    require_contributor,
+)
+
+
+class ServerSite:
+    """A team server as the model source and package record of a build."""
+
+    def __init__(self, backend: RemoteBackend, scratch: Path) -> None:
+        self.backend = backend
+        self.client = backend.client
+        self.scratch = scratch
+
+    def resolve(self, ref: str, target: str, *, use_variant: bool) -> ModelSource:
+        version = self.backend.get_model_version(ref)
+        variant = None
+        if use_variant:
+            # The rule of optimize.best_variant: the newest chosen, accepted one.
+            found = list_variants(self.client, version.name, version.version, target)
+            chosen = [v for v in found if v["chosen"] and v["accepted"]]
+            variant = max(chosen, key=lambda v: (v["created"], v["id"])) if chosen else None
+        model_file = self.scratch / "model.onnx"
+        if variant is None:
+            download_version_file(
+                self.client, version.name, version.version, version.sha256, model_file
+            )
+            sha256, variant_id, providers = version.sha256, None, None
+        else:
+            download_variant_file(self.client, variant, model_file)
+            sha256, variant_id = str(variant["sha256"]), str(variant["id"])
+            providers = tuple(variant["providers"]) or None
+        run = None if version.run_id is None else self.backend.get_run(version.run_id)
+        facts = ModelFacts(
+            name=version.name,
+            version=version.version,
+            sha256=sha256,
+            run_id=version.run_id,
+            variant=variant_id,
+            git_commit=None if run is None else run.info.git_commit,
+            description=version.description,
+        )
+        return ModelSource(version, model_file, facts, variant_id, providers)
+
+    def record(self, package: Package, made: Made | None) -> Package:
+        body = {k: v for k, v in package.to_dict().items() if k not in ("model_ref", "created")}
+        if made is not None:
+            body["made"] = {"kind": made[0][0], "id": made[0][1], "relation": made[1]}
+        package.created = float(record_package(self.client, body)["created"])
+        return package
+
+
+def build_on_server(
+    server: Server, ref: str, options: BuildOptions, hooks: Hooks | None = None
+) -> Package:
+    """Build ``ref`` of the team server here (image, dir, tar or triton); record it there.
+
+    The build's caches (wheels, contexts) live in a workspace in the user's cache
+    folder, which holds no model or package rows.
+    """
+    from amlpkg.packager.build.api import build_image
+    from amlpkg.packager.build.package_dir import make_package
+
+    backend = RemoteBackend(server)
+    try:
+        require_contributor(backend.client, "amlpkg build")
+        with (
+            open_workspace(cache_dir() / "build-workspace") as ws,
+            tempfile.TemporaryDirectory(prefix="amlpkg-remote-build-") as scratch,
+        ):
+            site = ServerSite(backend, Path(scratch))
+            if options.format == "image":
+                return build_image(ws, ref, options, hooks, site=site)
+            return make_package(ws, ref, options, hooks, site=site)
+    finally:
+        backend.close()
