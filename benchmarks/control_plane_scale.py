@@ -280,7 +280,8 @@ def markdown(
         " included. The series is the server's min/max downsampling to at most 1,000 points;"
         " the server keeps the last thinned series while the metric's count and step range"
         " stay the same, so only its first call (its own row) pays for reading the million"
-        " values."
+        " values. Verdicts are on p95, where a busy machine shows first: the load average"
+        " above is of the whole machine (2 cores shared with other work), not of this run."
     )
     return "\n".join(parts)
 
