@@ -9,6 +9,7 @@ import typer
 
 from amlpkg.cli.output import console, print_json
 from amlpkg.cli.runs import HomeOption, JsonOption
+from amlpkg.trainer.remote.guard import require_embedded
 
 
 def push_command(
@@ -20,6 +21,7 @@ def push_command(
     """Push a model version as a ModelPack artifact; its signature and provenance as referrers."""
     from amlpkg.packager.oci.modelpack import push_model_version
 
+    require_embedded("amlpkg push", home)
     pushed = push_model_version(ref, target, home=home)
     if as_json:
         print_json(pushed.__dict__)

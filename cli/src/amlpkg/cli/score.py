@@ -15,6 +15,7 @@ import typer
 from amlpkg.cli.output import console, print_json
 from amlpkg.cli.runs import HomeOption, JsonOption
 from amlpkg.errors import FailedPreconditionError, InvalidArgumentError
+from amlpkg.trainer.remote.guard import require_embedded
 
 
 class Engine(StrEnum):
@@ -93,6 +94,7 @@ def register(app: typer.Typer) -> None:
         as_json: JsonOption = False,
     ) -> None:
         """Score a dataset with a registered model; lineage records which version scored it."""
+        require_embedded("amlpkg score", home)
         try:
             if engine is Engine.spark:
                 from amlpkg.spark.files import score_on_spark

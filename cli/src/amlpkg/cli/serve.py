@@ -18,6 +18,7 @@ from amlpkg.cli.output import console
 from amlpkg.cli.runs import HomeOption
 from amlpkg.errors import InvalidArgumentError
 from amlpkg.packager.repository import materialize
+from amlpkg.trainer.remote.guard import require_embedded
 
 
 def register(app: typer.Typer) -> None:
@@ -92,6 +93,7 @@ def register(app: typer.Typer) -> None:
             )
         with ExitStack() as cleanup:
             if model:
+                require_embedded("amlpkg serve --model", home)
                 if model_repository is not None:
                     raise InvalidArgumentError(
                         "--model and --model-repository exclude each other",

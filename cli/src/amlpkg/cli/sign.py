@@ -10,6 +10,7 @@ import typer
 
 from amlpkg.cli.output import console, print_json
 from amlpkg.cli.runs import HomeOption, JsonOption
+from amlpkg.trainer.remote.guard import require_embedded
 
 KeyOption = Annotated[
     Path | None,
@@ -31,6 +32,7 @@ def sign_command(
     from amlpkg.errors import InvalidArgumentError
     from amlpkg.trainer.signing import configured_key, sign_model_version
 
+    require_embedded("amlpkg models sign", home)
     key = key or configured_key()
     if key is None:
         raise InvalidArgumentError(
@@ -60,6 +62,7 @@ def verify_command(
     from amlpkg.runtime.signing import Trust
     from amlpkg.trainer.signing import export_signed, record_verification
 
+    require_embedded("amlpkg models verify", home)
     checker = Trust(trust)
     with tempfile.TemporaryDirectory(prefix="amlpkg-verify-") as tmp:
         folder = Path(tmp) / "version"
