@@ -14,7 +14,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -196,15 +196,26 @@ def seed(ctx: Context, side: str, experiment: str) -> None:
     ctx.seed_seconds[side] = bulk.seed(side, server.database, experiment, ctx.plan.runs)
 
 
-def timed(call: Callable[[], object], count: int, warmup: int = 3) -> list[float]:
-    """Milliseconds of ``count`` calls, one at a time, after ``warmup`` untimed ones."""
-    for _ in range(warmup):
-        call()
-    samples = []
+def timed_turns(
+    calls: Mapping[str, Callable[[], object]], count: int, warmup: int = 3
+) -> dict[str, list[float]]:
+    """Milliseconds of ``count`` calls per side, the sides taking turns call by call.
+
+    Other work on the machine then weighs on both sides alike (on a shared machine a
+    burst of load lands on whichever side runs at the time); the order flips every
+    round, so neither always follows the other. ``warmup`` untimed calls each first.
+    """
+    for call in calls.values():
+        for _ in range(warmup):
+            call()
+    samples: dict[str, list[float]] = {side: [] for side in calls}
+    order = list(calls)
     for _ in range(count):
-        started = time.perf_counter()
-        call()
-        samples.append(1000 * (time.perf_counter() - started))
+        for side in order:
+            started = time.perf_counter()
+            calls[side]()
+            samples[side].append(1000 * (time.perf_counter() - started))
+        order.reverse()
     return samples
 
 
@@ -233,38 +244,34 @@ def our_search_params(openapi: dict[str, Any]) -> dict[str, Any]:
     return params
 
 
-def search_latency(ctx: Context, side: str) -> tuple[list[float], str]:
-    """Measure 2 on ``side``: ms per first page of the seeded experiment, and what was asked."""
+def search_call(ctx: Context, side: str, http: httpx.Client) -> tuple[Callable[[], None], str]:
+    """Measure 2's call on ``side`` (a first page of the seeded experiment), and its text."""
     server = ctx.servers[side]
     name = "search"
-    with httpx.Client(base_url=server.url, timeout=120) as http:
-        if side == "amlpkg":
-            http.headers["Authorization"] = f"Bearer {server.token}"
-            _checked(http.post("/api/v1/experiments", json={"name": name}))
-            seed(ctx, side, name)
-            params = {"experiment": name, **our_search_params(_checked(http.get("/openapi.json")))}
+    if side == "amlpkg":
+        _checked(http.post("/api/v1/experiments", json={"name": name}))
+        seed(ctx, side, name)
+        params = {"experiment": name, **our_search_params(_checked(http.get("/openapi.json")))}
 
-            def call() -> None:
-                page = _checked(http.get("/api/v1/runs", params=params))
-                ctx.first_page[side] = [run["name"] for run in page]
+        def ours() -> None:
+            page = _checked(http.get("/api/v1/runs", params=params))
+            ctx.first_page[side] = [run["name"] for run in page]
 
-            asked = "GET /api/v1/runs?" + "&".join(f"{k}={v}" for k, v in params.items())
-        else:
-            experiment = mlflow_experiment(server.url, name)
-            seed(ctx, side, experiment)
-            body = {
-                "experiment_ids": [experiment],
-                "filter": SEARCH_FILTER,
-                "order_by": ["metrics.acc DESC"],
-                "max_results": SEARCH_PAGE,
-            }
+        return ours, "GET /api/v1/runs?" + "&".join(f"{k}={v}" for k, v in params.items())
+    experiment = mlflow_experiment(server.url, name)
+    seed(ctx, side, experiment)
+    body = {
+        "experiment_ids": [experiment],
+        "filter": SEARCH_FILTER,
+        "order_by": ["metrics.acc DESC"],
+        "max_results": SEARCH_PAGE,
+    }
 
-            def call() -> None:
-                runs = _checked(http.post("/api/2.0/mlflow/runs/search", json=body))["runs"]
-                ctx.first_page[side] = [run["info"]["run_name"] for run in runs]
+    def theirs() -> None:
+        runs = _checked(http.post("/api/2.0/mlflow/runs/search", json=body))["runs"]
+        ctx.first_page[side] = [run["info"]["run_name"] for run in runs]
 
-            asked = f"POST runs/search {json.dumps(body)}"
-        return timed(call, ctx.plan.queries), asked
+    return theirs, f"POST runs/search {json.dumps(body)}"
 
 
 def onnx_model() -> bytes:
@@ -282,33 +289,28 @@ def onnx_model() -> bytes:
     return bytes(model.SerializeToString())
 
 
-def register_latency(ctx: Context, side: str) -> list[float]:
-    """Measure 3 on ``side``: ms per model-version registration from one run's artifact."""
+def register_call(ctx: Context, side: str, http: httpx.Client) -> Callable[[], None]:
+    """Measure 3's call on ``side``: register one run's model artifact as the next version."""
     import hashlib
 
-    server = ctx.servers[side]
-    with httpx.Client(base_url=server.url, timeout=120) as http:
-        if side == "amlpkg":
-            http.headers["Authorization"] = f"Bearer {server.token}"
-            run = _checked(http.post("/api/v1/runs", json={"experiment": "registry"}))["id"]
-            model = onnx_model()
-            digest = hashlib.sha256(model).hexdigest()
-            path = f"/api/v1/runs/{run}/artifacts/model.onnx"
-            _checked(http.put(path, params={"sha256": digest}, content=model))
-            body = {"source": f"runs:/{run}/model.onnx"}
+    if side == "amlpkg":
+        run = _checked(http.post("/api/v1/runs", json={"experiment": "registry"}))["id"]
+        model = onnx_model()
+        digest = hashlib.sha256(model).hexdigest()
+        path = f"/api/v1/runs/{run}/artifacts/model.onnx"
+        _checked(http.put(path, params={"sha256": digest}, content=model))
+        body = {"source": f"runs:/{run}/model.onnx"}
+        return lambda: _checked(http.post("/api/v1/models/bench/versions", json=body))
+    api = "/api/2.0/mlflow"
+    experiment = mlflow_experiment(ctx.servers[side].url, "registry")
+    made = _checked(http.post(f"{api}/runs/create", json={"experiment_id": experiment}))
+    run = made["run"]["info"]["run_id"]
+    _checked(http.post(f"{api}/registered-models/create", json={"name": "bench"}))
+    mlflow_body = {"name": "bench", "source": f"runs:/{run}/model", "run_id": run}
+    return lambda: _checked(http.post(f"{api}/model-versions/create", json=mlflow_body))
 
-            def call() -> None:
-                _checked(http.post("/api/v1/models/bench/versions", json=body))
 
-        else:
-            api = "/api/2.0/mlflow"
-            experiment = mlflow_experiment(server.url, "registry")
-            made = _checked(http.post(f"{api}/runs/create", json={"experiment_id": experiment}))
-            run = made["run"]["info"]["run_id"]
-            _checked(http.post(f"{api}/registered-models/create", json={"name": "bench"}))
-            body = {"name": "bench", "source": f"runs:/{run}/model", "run_id": run}
-
-            def call() -> None:
-                _checked(http.post(f"{api}/model-versions/create", json=body))
-
-        return timed(call, ctx.plan.registrations)
+def client(server: srv.Server) -> httpx.Client:
+    """An httpx client of ``server`` (with our token on our side)."""
+    headers = {"Authorization": f"Bearer {server.token}"} if server.token else {}
+    return httpx.Client(base_url=server.url, headers=headers, timeout=120)

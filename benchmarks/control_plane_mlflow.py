@@ -26,7 +26,7 @@ import contextlib
 import datetime as dt
 import os
 import platform
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -161,7 +161,7 @@ def rows_from(
 
 
 def run_measures(ctx: cpm.Context, console: Console) -> tuple[list[cpr.Row], list[str]]:
-    """Every measure, MLflow then amlpkg each time; the rows and what was asked."""
+    """Every measure (logging: MLflow then amlpkg; search and registration: in turns)."""
     logs: dict[tuple[str, str], tuple[cpr.LogResult, float]] = {}
     for side, variant, argv in cpm.variants(ctx):
         with console.status(f"logging: {side} {variant}, {ctx.plan.clients} clients..."):
@@ -175,17 +175,24 @@ def run_measures(ctx: cpm.Context, console: Console) -> tuple[list[cpr.Row], lis
             f"  logging {side} {variant}: {result.stored:,}/{result.sent:,} points stored in"
             f" {result.seconds:.2f} s = {result.per_second:,.0f}/s"
         )
-    search: dict[str, list[float]] = {}
-    register: dict[str, list[float]] = {}
     asked: list[str] = []
-    for side in sorted(ctx.servers, reverse=True):  # mlflow first
-        with console.status(f"search: seeding {ctx.plan.runs:,} runs on {side}, then queries..."):
-            search[side], question = cpm.search_latency(ctx, side)
-        asked.append(f"{side}: `{question}`")
-        console.print(f"  search {side}: p50 {cpr.percentile(search[side], 50):.1f} ms")
-        with console.status(f"registration on {side}..."):
-            register[side] = cpm.register_latency(ctx, side)
-        console.print(f"  register {side}: p50 {cpr.percentile(register[side], 50):.1f} ms")
+    with contextlib.ExitStack() as stack:
+        http = {side: stack.enter_context(cpm.client(s)) for side, s in ctx.servers.items()}
+        searches: dict[str, Callable[[], None]] = {}
+        for side in sorted(ctx.servers, reverse=True):  # mlflow first
+            with console.status(f"seeding {ctx.plan.runs:,} runs on {side}..."):
+                searches[side], question = cpm.search_call(ctx, side, http[side])
+            asked.append(f"{side}: `{question}`")
+        with console.status("search: the sides in turns..."):
+            search = cpm.timed_turns(searches, ctx.plan.queries)
+        registers = {side: cpm.register_call(ctx, side, http[side]) for side in ctx.servers}
+        with console.status("registration: the sides in turns..."):
+            register = cpm.timed_turns(registers, ctx.plan.registrations)
+    for side in sorted(ctx.servers, reverse=True):
+        console.print(
+            f"  {side}: search p50 {cpr.percentile(search[side], 50):.1f} ms,"
+            f" registration p50 {cpr.percentile(register[side], 50):.1f} ms"
+        )
     return rows_from(logs, search, register, ctx.plan), asked
 
 
@@ -195,7 +202,9 @@ def notes(ctx: cpm.Context, asked: list[str]) -> list[str]:
     found = [server.note for server in ctx.servers.values()]
     found += [
         "Both servers run at once on 127.0.0.1 and share the cores with the clients and"
-        " PostgreSQL; the measures take turns (MLflow, then amlpkg). Artifacts: a local"
+        " PostgreSQL. Logging variants run one after another; search and registration"
+        " calls alternate between the sides call by call (order flipped every round), so"
+        " load from other work on the machine weighs on both alike. Artifacts: a local"
         " folder on each side.",
         f"Logging: {plan.clients} client processes per variant start, import and make their"
         " run, then go at once; points/s = points found in the database afterwards / (last"
@@ -204,7 +213,7 @@ def notes(ctx: cpm.Context, asked: list[str]) -> list[str]:
         " thread sends batches; end_run() returns once all are stored. MLflow's"
         " synchronous=False queues values for a pool of sender threads (here about one"
         " request per point); flush_async_logging() waits for them.",
-        "Search: " + "; ".join(asked) + f"; {plan.queries} queries after 3 warm-ups.",
+        "Search: " + "; ".join(asked) + f"; {plan.queries} queries per side after 3 warm-ups.",
         f"Registration: {plan.registrations} versions of one model, one at a time (3 warm-ups)."
         " amlpkg registers runs:/RUN/model.onnx and reads and validates that ONNX file"
         " (signature, opset) each time; MLflow records the source URI it is given"

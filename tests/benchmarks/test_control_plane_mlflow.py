@@ -109,3 +109,11 @@ def test_a_full_run_can_include_it() -> None:
 
     assert run_parse(["--control-plane"]).control_plane is True
     assert run_parse([]).control_plane is False
+
+
+def test_turns_alternate_the_sides_and_flip_the_order() -> None:
+    seen: list[str] = []
+    calls = {"mlflow": lambda: seen.append("m"), "amlpkg": lambda: seen.append("a")}
+    samples = cpm.timed_turns(calls, count=3, warmup=1)
+    assert seen == ["m", "a", *["m", "a", "a", "m", "m", "a"]]  # warm-ups, then 3 rounds
+    assert [len(v) for v in samples.values()] == [3, 3] and min(samples["amlpkg"]) >= 0
