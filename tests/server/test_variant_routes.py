@@ -1,5 +1,7 @@
-"""The routes `amlpkg optimize --tracking-uri` uses: a version's file down, variant files and rows
-up. Bad input is a 4xx saying what to fix; nothing is recorded unless every row is right."""
+"""The routes `amlpkg optimize` and `amlpkg build` use against a server: a version's file down,
+variant files, variant rows and package rows up, on both stores (the embedded SQLite folder and
+PostgreSQL from ``.ci/services.sh``). Bad input is a 4xx saying what to fix; nothing is recorded
+unless every row is right."""
 
 from __future__ import annotations
 
@@ -8,6 +10,9 @@ from typing import Any
 import pytest
 
 from tests.server.conftest import Api, onnx_bytes, sha256
+from tests.server.test_runs_search import app
+
+__all__ = ["app"]  # the server over each store
 
 V = "/api/v1/models/net/versions/1"
 
@@ -100,3 +105,24 @@ def test_uploads_are_checked(api_with_version: dict[str, Api]) -> None:
         f"{V}/variant-files", params={"sha256": sha256(model)}, content=model
     )
     assert reader.status_code == 403
+
+
+def test_a_package_row_is_recorded_with_its_lineage(api_with_version: dict[str, Api]) -> None:
+    api = api_with_version
+    model = onnx_bytes()
+    api["contributor"].put(f"{V}/variant-files", params={"sha256": sha256(model)}, content=model)
+    variant = _row(sha256(model), len(model))
+    api["contributor"].post(f"{V}/variants", json={"variants": [variant]}).raise_for_status()
+    row = {"id": "pkg-20260101000000-abcdef", "model_name": "net", "model_version": 1,
+           "variant_id": variant["id"], "flavor": "cpu", "platform": "linux/amd64",
+           "format": "image", "image_ref": "registry/net:1", "labels": {"a": "b"},
+           "made": {"kind": "image", "id": "registry/net@sha256:" + "1" * 64,
+                    "relation": "pushed_as"}}  # fmt: skip
+    made = api["contributor"].post("/api/v1/packages", json=row)
+    assert made.status_code == 201, made.text
+    assert made.json()["variant_id"] == variant["id"] and made.json()["labels"] == {"a": "b"}
+    lineage = api["reader"].get(f"/api/v1/lineage/package/{row['id']}").json()
+    assert [(e["relation"], e["dst_id"]) for e in lineage["downstream"]] == [
+        ("pushed_as", "registry/net@sha256:" + "1" * 64)
+    ]
+    assert api["contributor"].post("/api/v1/packages", json=row).status_code == 409
