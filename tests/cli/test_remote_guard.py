@@ -31,6 +31,10 @@ COMMANDS = {
     "amlpkg models sign": ["models", "sign", "iris:1"],
     "amlpkg models verify": ["models", "verify", "iris:1", "--trust", "key.pem"],
     "amlpkg push": ["push", "iris:1", "oci://127.0.0.1:5000/iris:1"],
+    "amlpkg rollout create": ["rollout", "create", "iris:2", "--fleet", "id=cam-*"],
+    "amlpkg rollout status": ["rollout", "status", "r1"],
+    "amlpkg rollout list": ["rollout", "list"],
+    "amlpkg rollout abort": ["rollout", "abort", "r1"],
 }
 
 

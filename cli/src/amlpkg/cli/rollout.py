@@ -9,6 +9,7 @@ import typer
 
 from amlpkg.cli.output import console, new_table, print_json, print_table
 from amlpkg.cli.runs import HomeOption, JsonOption, when
+from amlpkg.trainer.remote.guard import require_embedded
 
 rollout_app = typer.Typer(no_args_is_help=True)
 
@@ -125,6 +126,7 @@ def create_command(  # noqa: PLR0917 - Typer maps parameters to CLI options
         options["image"] = image
     if agent_image:
         options["agent_image"] = agent_image
+    require_embedded("amlpkg rollout create", home)
     with open_workspace(home) as ws:
         created = ro.create(
             ws, model, fleet_condition=fleet, stages=stages, gate=gate, soak=soak,
@@ -149,6 +151,7 @@ def status_command(
     from amlpkg.packager.rollout import records
     from amlpkg.store.workspace import open_workspace
 
+    require_embedded("amlpkg rollout status", home)
     with open_workspace(home) as ws:
         rollout = records.get(ws, rollout_id)
         devices = records.devices(ws, rollout_id)
@@ -165,6 +168,7 @@ def list_command(home: HomeOption = None, as_json: JsonOption = False) -> None:
     from amlpkg.packager.rollout import records
     from amlpkg.store.workspace import open_workspace
 
+    require_embedded("amlpkg rollout list", home)
     with open_workspace(home) as ws:
         rollouts = records.list_rollouts(ws)
     if as_json:
@@ -185,6 +189,7 @@ def pause_command(
     from amlpkg.packager.rollout import records
     from amlpkg.store.workspace import open_workspace
 
+    require_embedded("amlpkg rollout pause", home)
     with open_workspace(home) as ws:
         records.set_state(ws, rollout_id, "paused", allowed=("running",))
     console.print(f"paused {rollout_id}", highlight=False)
@@ -201,6 +206,7 @@ def resume_command(
     from amlpkg.packager.rollout import records
     from amlpkg.store.workspace import open_workspace
 
+    require_embedded("amlpkg rollout resume", home)
     with open_workspace(home) as ws:
         records.set_state(ws, rollout_id, "running", allowed=("running", "paused"))
     if not detach:
@@ -215,6 +221,7 @@ def abort_command(
     from amlpkg.packager import rollout as ro
     from amlpkg.store.workspace import open_workspace
 
+    require_embedded("amlpkg rollout abort", home)
     with open_workspace(home) as ws:
         aborted = ro.abort(ws, rollout_id, ro.applier_for(ro.records.get(ws, rollout_id)))
     console.print(f"aborted {aborted.id}; its devices' desired state is back", highlight=False)
@@ -234,6 +241,7 @@ def canary_command(
     from amlpkg.packager.deploy.targets.kubernetes import KubernetesTarget
     from amlpkg.store.workspace import open_workspace
 
+    require_embedded("amlpkg rollout canary", home)
     with open_workspace(home) as ws:
         verdict, record = canary.decide(ws, KubernetesTarget(), name, gate)
     if as_json:
