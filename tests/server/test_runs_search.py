@@ -4,6 +4,7 @@ both stores: the embedded SQLite folder and PostgreSQL (from ``.ci/services.sh``
 from __future__ import annotations
 
 import math
+import os
 import random
 import time
 from collections.abc import Iterator
@@ -324,3 +325,24 @@ def test_random_searches_never_fail_the_server(api: dict[str, Api], runs: list[s
         f"{V1}/runs/{runs[0]}/metrics/a%00b", params={"max_points": 10, "downsample": "minmax"}
     )
     assert nul.status_code in (200, 400), nul.text  # never a database error
+
+
+def test_values_the_database_cannot_store_are_a_clear_400(api: dict[str, Api]) -> None:
+    """A NUL character is valid JSON but PostgreSQL text cannot hold it: 400, never 500."""
+    contributor = api["contributor"]
+    made = contributor.post(f"{V1}/runs", json={"experiment": "nul", "name": "ok"})
+    assert made.status_code == 201, made.text
+    run = made.json()["id"]
+    for path, body in (
+        (f"{V1}/runs", {"experiment": "nul", "name": "a\x00b"}),
+        (f"{V1}/runs/{run}/log-batch", {"params": {"k\x00": "v"}}),
+        (f"{V1}/runs/{run}/log-batch", {"tags": {"k": "v\x00"}}),
+    ):
+        answer = contributor.post(path, json=body)
+        if not os.environ.get("AMLPKG_STORE", "").startswith("postgresql"):
+            assert answer.status_code in (200, 201), answer.text  # SQLite stores it
+            continue
+        assert answer.status_code == 400, answer.text
+        assert answer.json()["error"] == "a value in the request cannot be stored"
+        assert "NUL" in answer.json()["hint"]
+    assert contributor.get(f"{V1}/runs/{run}").status_code == 200

@@ -91,6 +91,15 @@ def install(app: FastAPI, redact: Redactor) -> None:
         # parameters may hold token hashes or user data.
         reason = getattr(exc, "orig", None) or type(exc).__name__
         log.warning("%s %s: database error: %s", request.method, request.url.path, reason)
+        if isinstance(exc, sa_exc.DataError):
+            # A value the database cannot store (PostgreSQL text cannot hold a NUL
+            # character; a number out of a column's range): the caller's to fix.
+            return _answer(
+                400,
+                "a value in the request cannot be stored",
+                "invalid_argument",
+                "remove NUL characters from names, keys and values, and keep numbers in range",
+            )
         busy = isinstance(exc, sa_exc.OperationalError)
         if busy:
             error = UnavailableError("the workspace database is busy", hint="retry shortly")
