@@ -10,13 +10,14 @@ the same PostgreSQL cluster with a local artifact folder, and measures side by s
    ``log_metric`` with ``synchronous=False`` and, fewer points, its synchronous default),
    and the raw REST batch endpoint of each through one shared httpx client; the points
    in each database are counted afterwards, so a lost point shows;
-2. run-search latency p50/p99 with ``--runs`` runs in the experiment (seeded through
-   each REST API, not timed): the first page of 100 runs;
-3. model-version registration latency p50/p99, one call at a time.
+2. run-search latency p50/p99 with ``--runs`` runs in the experiment (written in bulk
+   into each database, not timed): the first page of 100 runs, filtered and sorted;
+3. model-version registration latency p50/p99, one call at a time; the search and
+   registration calls of the two sides take turns.
 
 Prints a Rich table with the ratios amlpkg/MLflow and writes the
-``control-plane-mlflow`` section of ``RESULTS.md``. Default: 9 minutes on 2 cores shared
-with other work (load average 20-50), less on a quiet machine; ``--quick``: a smoke run.
+``control-plane-mlflow`` section of ``RESULTS.md``. Default: 3.5 minutes on 2 cores (9
+with other work at load average 20-50); ``--quick``: a smoke run.
 """
 
 from __future__ import annotations
