@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from amlpkg.errors import IntegrityError, NotFoundError
+from amlpkg.errors import IntegrityError, InvalidArgumentError, NotFoundError
 from amlpkg.store.lineage_edges import add_edge, downstream, edges_from, edges_to
 from amlpkg.store.workspace import Workspace
 from amlpkg.trainer.store import queries
@@ -51,6 +51,26 @@ def test_runs_params_metrics_tags_and_artifacts_round_trip(ws: Workspace, tmp_pa
     assert [r.id for r in queries.list_runs(ws, experiment="exp")] == [other, run]
     assert [r.id for r in queries.list_runs(ws, status="completed")] == [run]
     assert queries.best_run(ws, "acc").id == run
+
+
+def test_a_batch_of_points_keeps_its_order_and_continues_each_keys_steps(ws: Workspace) -> None:
+    run = store_runs.create_run(ws, "exp", "batch")
+    store_runs.log_metrics(ws, run, {"loss": 1.0}, 10)
+    store_runs.log_metric_points(
+        ws,
+        run,
+        [("loss", 0.9, 3), ("loss", 0.8, None), ("acc", 0.1, None), ("acc", 0.2, None),
+         ("loss", 0.7, 12), ("loss", 0.6, None)],
+    )  # fmt: skip
+    # An implicit step continues from the highest step stored or earlier in the batch.
+    steps = [(s, v) for s, v, _ in store_runs.metric_history(ws, run, "loss")]
+    assert sorted(steps) == [(3, 0.9), (10, 1.0), (11, 0.8), (12, 0.7), (13, 0.6)]
+    assert [(s, v) for s, v, _ in store_runs.metric_history(ws, run, "acc")] == [
+        (0, 0.1), (1, 0.2)
+    ]  # fmt: skip
+    with pytest.raises(InvalidArgumentError):
+        store_runs.log_metric_points(ws, run, [("ok", 1.0, None), ("bad", float("nan"), None)])
+    assert store_runs.metric_history(ws, run, "ok") == []  # nothing of a refused batch
 
 
 def test_artifacts_are_deduplicated_and_verified(ws: Workspace, tmp_path: Path) -> None:

@@ -101,17 +101,9 @@ def log_batch(run: RunRef, body: LogBatchIn, ws: WorkspaceDep) -> LogBatchOut:
     run_id = queries.resolve_run_id(ws, run)
     if body.params:
         store_runs.log_params(ws, run_id, body.params)
-    # The store takes one step per call: log runs of same-step values together, in order.
-    chunk: dict[str, float] = {}
-    step: int | None = None
-    for metric in body.metrics:
-        if chunk and (metric.step != step or metric.key in chunk):
-            store_runs.log_metrics(ws, run_id, chunk, step)
-            chunk = {}
-        step = metric.step
-        chunk[metric.key] = metric.value
-    if chunk:
-        store_runs.log_metrics(ws, run_id, chunk, step)
+    if body.metrics:
+        points = [(m.key, m.value, m.step) for m in body.metrics]
+        store_runs.log_metric_points(ws, run_id, points)
     if body.tags:
         store_runs.set_tags(ws, run_id, body.tags)
     return LogBatchOut(params=len(body.params), metrics=len(body.metrics), tags=len(body.tags))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -158,23 +159,48 @@ def log_metrics(ws: Workspace, run_id: str, metrics: dict[str, float], step: int
 
     Without a step, each key continues from its own last step + 1 (0 for the first).
     """
-    rows: list[tuple[str, str, float, int, float]] = []
-    for key, raw in metrics.items():
-        value = metric_value(check_key("metric", key), raw)
-        rows.append((run_id, key, value, -1 if step is None else int(step), time.time()))
+    log_metric_points(ws, run_id, [(key, value, step) for key, value in metrics.items()])
+
+
+def log_metric_points(
+    ws: Workspace, run_id: str, points: Sequence[tuple[str, float, int | None]]
+) -> None:
+    """Append ``(key, value, step)`` points in order, in one transaction.
+
+    A point without a step continues its key from the key's last step + 1, counting the
+    points before it in ``points`` (0 for a key's first).
+    """
+    checked = [
+        (check_key("metric", key), metric_value(key, raw), step) for key, raw, step in points
+    ]
+    if not checked:
+        return
     _require_run(ws, run_id)
+    now = time.time()
     with write_tx(ws.conn) as conn:
-        for run, key, value, given_step, ts in rows:
-            s = given_step
-            if s < 0:
-                last = conn.execute(
-                    "SELECT MAX(step) FROM metrics WHERE run_id = ? AND key = ?", (run, key)
-                ).fetchone()[0]
-                s = 0 if last is None else int(last) + 1
-            conn.execute(
-                "INSERT INTO metrics (run_id, key, value, step, timestamp) VALUES (?, ?, ?, ?, ?)",
-                (run, key, value, s, ts),
-            )
+        stored: dict[str, int | None] = {}  # a key's highest stored step, read when needed
+        batch: dict[str, int] = {}  # a key's highest step in this batch so far
+        rows: list[tuple[str, str, float, int, float]] = []
+        for key, value, step in checked:
+            if step is None:
+                if key not in stored:
+                    found = conn.execute(
+                        "SELECT MAX(step) FROM metrics WHERE run_id = ? AND key = ?",
+                        (run_id, key),
+                    ).fetchone()[0]
+                    stored[key] = None if found is None else int(found)
+                highest = max(
+                    (s for s in (stored[key], batch.get(key)) if s is not None), default=-1
+                )
+                given = highest + 1
+            else:
+                given = int(step)
+            batch[key] = max(batch.get(key, given), given)
+            rows.append((run_id, key, value, given, now))
+        conn.executemany(
+            "INSERT INTO metrics (run_id, key, value, step, timestamp) VALUES (?, ?, ?, ?, ?)",
+            rows,
+        )
 
 
 def set_tags(ws: Workspace, run_id: str, tags: dict[str, Any]) -> None:
