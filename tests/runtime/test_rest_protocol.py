@@ -1,84 +1,14 @@
-"""The HTTP protocol sends each response in one write, and every HTTP/1.1 form still works.
-
-The unit tests record what :class:`OneWriteResponse` hands its transport (a recording
-stand-in: the write boundaries are what is checked, and a kernel socket does not keep
-them). The server tests speak raw HTTP/1.1 to a real server: HEAD (no body write),
-``Expect: 100-continue`` (an interim answer that must not be held), pipelined requests and
-keep-alive.
-"""
+"""Every HTTP/1.1 form works through the guarded protocol, spoken raw to a real server:
+HEAD (headers only), ``Expect: 100-continue`` (the interim answer comes before the body is
+sent), pipelined requests and keep-alive."""
 
 from __future__ import annotations
 
 import socket
-from types import SimpleNamespace
-from typing import Any
 
 import orjson
 
-from amlpkg.runtime.rest.protocol import OneWriteResponse
 from tests.runtime.conftest import ServerProcess
-
-
-class _Recorder:
-    def __init__(self) -> None:
-        self.writes: list[bytes] = []
-        self.closed = False
-
-    def write(self, data: bytes) -> None:
-        self.writes.append(data)
-
-    def close(self) -> None:
-        self.closed = True
-
-    def is_closing(self) -> bool:
-        return self.closed
-
-    def get_extra_info(self, name: str) -> Any:
-        return ("127.0.0.1", 1) if name == "peername" else None
-
-
-def _wrapped() -> tuple[_Recorder, Any, list[str], OneWriteResponse]:
-    transport = _Recorder()
-    events: list[str] = []
-    cycle = SimpleNamespace(response_started=False, on_response=lambda: events.append("done"))
-    return transport, cycle, events, OneWriteResponse(transport, cycle)  # type: ignore[arg-type]
-
-
-def test_head_and_body_go_out_in_one_write() -> None:
-    transport, cycle, events, wrapped = _wrapped()
-    cycle.response_started = True
-    wrapped.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n")
-    assert transport.writes == []
-    wrapped.write(b"{}")
-    cycle.on_response()
-    assert transport.writes == [b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}"]
-    assert events == ["done"]
-
-
-def test_interim_answer_is_not_held() -> None:
-    transport, _cycle, _, wrapped = _wrapped()
-    wrapped.write(b"HTTP/1.1 100 Continue\r\n\r\n")  # before the response started
-    assert transport.writes == [b"HTTP/1.1 100 Continue\r\n\r\n"]
-
-
-def test_a_response_without_a_body_write_is_sent_when_it_completes() -> None:
-    transport, cycle, events, wrapped = _wrapped()
-    cycle.response_started = True
-    wrapped.write(b"HTTP/1.1 204 No Content\r\n\r\n")
-    cycle.on_response()
-    assert transport.writes == [b"HTTP/1.1 204 No Content\r\n\r\n"]
-    assert events == ["done"]
-
-
-def test_close_and_other_uses_release_the_head_first() -> None:
-    transport, cycle, _, wrapped = _wrapped()
-    cycle.response_started = True
-    wrapped.write(b"HEAD")
-    assert wrapped.get_extra_info("peername") == ("127.0.0.1", 1)
-    assert transport.writes == [b"HEAD"]
-    wrapped.write(b"more")
-    wrapped.close()
-    assert transport.writes == [b"HEAD", b"more"] and transport.closed
 
 
 def _exchange(server: ServerProcess, data: bytes, *, expect_responses: int) -> bytes:

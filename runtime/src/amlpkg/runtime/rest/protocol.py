@@ -11,11 +11,6 @@ subclass adds, per connection:
   closed after the same time;
 - a body read timeout: no byte for ``read_timeout`` while a body is incomplete closes
   the connection (the request handler then sees a disconnect).
-
-It also sends each response in one write: uvicorn writes the status line and headers,
-then the body, as two ``send`` calls; on a small inference answer each is a whole trip
-through the kernel's TCP stack, and under load the second one was about an eighth of
-the event loop's time. :class:`OneWriteResponse` holds the head until the body comes.
 """
 
 from __future__ import annotations
@@ -37,65 +32,6 @@ def _plain_response(status: bytes, message: bytes) -> bytes:
         + b"\r\nconnection: close\r\n\r\n"
         + message
     )
-
-
-class OneWriteResponse:
-    """The transport one request/response cycle writes to: the response head is held
-    and sent together with the first body write.
-
-    Only a write made after the response started is held (a ``100 Continue`` interim
-    answer goes out at once: the client waits for it). The head is released by the next
-    write, by the end of the response (a HEAD request or a 204 has no body write), by
-    ``close`` and by any other use of the transport.
-    """
-
-    __slots__ = ("_cycle", "_done", "_head", "_on_response", "_transport")
-
-    def __init__(self, transport: asyncio.Transport, cycle: Any) -> None:
-        self._transport = transport
-        self._cycle = cycle
-        self._head: bytes | None = None
-        self._done = False  # the head was seen: later writes pass straight through
-        self._on_response = cycle.on_response
-        cycle.on_response = self._response_complete
-
-    def write(self, data: bytes) -> None:
-        """Hold the response head; send it with the next write."""
-        head = self._head
-        if head is not None:
-            self._head = None
-            self._transport.write(head + data)
-        elif not self._done and self._cycle.response_started:
-            self._done = True
-            self._head = data
-        else:
-            self._transport.write(data)
-
-    def flush(self) -> None:
-        """Send a held head now."""
-        head = self._head
-        if head is not None:
-            self._head = None
-            self._transport.write(head)
-
-    def close(self) -> None:
-        """Send what is held, then close."""
-        self.flush()
-        self._transport.close()
-
-    def is_closing(self) -> bool:
-        """Whether the connection is closing."""
-        return self._transport.is_closing()
-
-    def _response_complete(self) -> None:
-        self.flush()
-        self._on_response()
-
-    def __getattr__(self, name: str) -> Any:
-        # Anything else (pause_reading, get_extra_info, ...) sees the real transport,
-        # after what is held has been sent.
-        self.flush()
-        return getattr(self._transport, name)
 
 
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
@@ -187,11 +123,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         """Headers are in: from now on only the body read timeout applies."""
         self._phase = _BODY
         self._arm(self.read_timeout)
-        before = self.cycle
         super().on_headers_complete()
-        cycle = self.cycle
-        if cycle is not None and cycle is not before:  # not an upgrade: a new request
-            cycle.transport = OneWriteResponse(self.transport, cycle)  # type: ignore[assignment]
 
     def on_message_complete(self) -> None:
         """The whole request is in: the app has it, no timer until the next request."""
