@@ -98,11 +98,16 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        """Count header bytes and keep the body read timeout fresh, then parse."""
-        if self._phase == _IDLE:
-            self._phase, self._head_bytes = _HEAD, 0
-            self._arm(self.header_timeout)
-        if self._phase == _HEAD:
+        """Count header bytes, parse, then give what is still incomplete its deadline.
+
+        A request that arrives whole in one read (the common case) touches no timer: the
+        deadlines are set after parsing, only for a head or body left incomplete.
+        """
+        phase = self._phase
+        if phase == _IDLE:
+            self._phase = phase = _HEAD
+            self._head_bytes = 0
+        if phase == _HEAD:
             end = data.find(_HEAD_END)
             self._head_bytes += len(data) if end < 0 else end + len(_HEAD_END)
             if self._head_bytes > self.max_header_size:
@@ -115,20 +120,23 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
                 )
                 self.transport.close()
                 return
-        elif self._phase == _BODY:
-            self._arm(self.read_timeout)
         super().data_received(data)
+        phase = self._phase
+        if phase == _HEAD:
+            if self._deadline is None:  # from the request's first byte, not moved by later ones
+                self._arm(self.header_timeout)
+        elif phase == _BODY:
+            self._arm(self.read_timeout)  # each read of an incomplete body renews it
 
     def on_headers_complete(self) -> None:
         """Headers are in: from now on only the body read timeout applies."""
         self._phase = _BODY
-        self._arm(self.read_timeout)
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
         """The whole request is in: the app has it, no timer until the next request."""
         self._phase = _IDLE
-        self._disarm()
+        self._deadline = None  # the pending timer, if any, sees it and stops
         super().on_message_complete()
 
 
