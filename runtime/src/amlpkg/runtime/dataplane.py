@@ -411,6 +411,11 @@ class DataPlane:
     def _write_shared_memory(self, request: InferRequest, outputs: list[InferOutput]) -> None:
         """Put the outputs the client asked for in shared memory there; the encoders then
         send only their parameters."""
+        for asked in request.outputs or ():
+            if SHM_REGION in asked.parameters:
+                break
+        else:
+            return  # the common case: no output in shared memory, nothing built
         wanted = {o.name: o.parameters for o in request.outputs or () if SHM_REGION in o.parameters}
         for out in outputs:
             params = wanted.get(out.name)

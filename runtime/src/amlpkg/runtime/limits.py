@@ -45,16 +45,18 @@ def check_shape(shape: tuple[int, ...], name: str, limits: RequestLimits) -> int
         raise InvalidInputError(
             f"input {name!r}: shape has {len(shape)} dims; at most {MAX_RANK} are accepted"
         )
-    if any(d < 0 for d in shape):
+    if shape and min(shape) < 0:
         raise InvalidInputError(f"input {name!r}: shape {list(shape)} has a negative dimension")
-    nonzero = math.prod(d for d in shape if d)
+    count = math.prod(shape)
+    # Without a zero dim the count is the product of the non-zero dims (the common case).
+    nonzero = count if count else math.prod(d for d in shape if d)
     if nonzero > limits.max_elements:
         raise PayloadTooLargeError(
             f"input {name!r}: shape {_fmt(shape)} declares more than the limit of "
             f"{limits.max_elements} elements",
             hint="send smaller batches, or raise AMLPKG_SERVER_MAX_ELEMENTS",
         )
-    return math.prod(shape)
+    return count
 
 
 def check_total(count: int, limits: RequestLimits) -> None:
