@@ -171,6 +171,11 @@ async def running(
     if settings.tls_certfile and settings.tls_keyfile:
         tls = (settings.tls_keyfile.read_bytes(), settings.tls_certfile.read_bytes())
 
+    if worker is not None:
+        # A worker joins the shared ports only once its models are loaded: the kernel
+        # hands connections to any listening worker, and one still loading would answer
+        # them "not ready" while its siblings serve (a worker restarted after a crash too).
+        await dp.start()
     http_sock = _bind(settings.host, settings.http_port, "HTTP", reuse_port=reuse_port)
     servers: list[tuple[_Uvicorn, asyncio.Task[None]]] = []
     try:
@@ -215,7 +220,8 @@ async def running(
             log.info("listening: %s://%s:%d/metrics", scheme, settings.host, metrics_port)
         # Listeners first, so liveness answers while the models load; readiness
         # turns true only when the data plane has tried every model.
-        await dp.start()
+        if worker is None:
+            await dp.start()
         log.info("ready")
         yield RunningServer(settings.host, http_port, grpc_port, metrics_port, dp)
     finally:
