@@ -34,7 +34,7 @@ from benchmarks.targets import OURS, PATHS, Row, check_targets
 BENCH_DIR = Path(__file__).resolve().parent
 CONCURRENCY = (1, 4, 16)
 DEFAULT_DURATION_S = 10.0
-DEFAULT_SERVERS = ("amlpkg", "amlpkg-workers", "pytriton")  # what perf_analyzer can measure
+DEFAULT_SERVERS = ("amlpkg", "pytriton")  # the servers perf_analyzer can measure
 
 
 def _positive(text: str) -> float:
