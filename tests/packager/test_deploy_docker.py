@@ -13,10 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import getpass
-import shutil
-import socket
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -33,7 +29,7 @@ from amlpkg.trainer.lineage_view import lineage
 from amlpkg.trainer.registry import register
 from tests.packager.test_deploy_local import _score_http, _while_scoring
 from tests.runtime import toy_models
-from tests.services import docker_available, free_port, require
+from tests.services import docker_available, require, sshd_server
 
 MODEL = "scorer"
 TAG = "amlpkg-deploy-test/scorer"
@@ -158,48 +154,9 @@ def test_docker_blue_green_broken_model_and_rollback(ws: Workspace) -> None:
 @pytest.fixture
 def sshd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[int]:
     """A real sshd on a free port; ~/.ssh (a temp HOME) trusts its host key."""
-    require(Path("/usr/sbin/sshd").exists(), "openssh-server is needed")
-    require(shutil.which("ssh-keygen") is not None, "ssh-keygen is needed")
-    require(shutil.which("docker") is not None, "the docker CLI is needed on the ssh side")
-    keys = tmp_path / "keys"
-    keys.mkdir()
-    for name in ("host", "client"):
-        subprocess.run(
-            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(keys / name)], check=True
-        )
-    (keys / "authorized_keys").write_text((keys / "client.pub").read_text())
-    port = free_port()
-    config = tmp_path / "sshd_config"
-    config.write_text(
-        f"HostKey {keys / 'host'}\nAuthorizedKeysFile {keys / 'authorized_keys'}\n"
-        "PermitRootLogin prohibit-password\nPasswordAuthentication no\nUsePAM no\n"
-        f"StrictModes no\nPidFile {tmp_path / 'sshd.pid'}\nListenAddress 127.0.0.1\n"
-        "SetEnv PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n"
-    )
-    Path("/run/sshd").mkdir(exist_ok=True)  # sshd's privilege separation directory
-    with (tmp_path / "sshd.log").open("w") as log:
-        process = subprocess.Popen(
-            ["/usr/sbin/sshd", "-D", "-e", "-f", str(config), "-p", str(port)],
-            stdout=subprocess.DEVNULL,
-            stderr=log,
-        )
-    try:
-        for _ in range(100):
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
-                break
-            time.sleep(0.1)
-        home = tmp_path / "userhome"
-        (home / ".ssh").mkdir(parents=True)
-        host_key = (keys / "host.pub").read_text().split()
-        (home / ".ssh" / "known_hosts").write_text(
-            f"[127.0.0.1]:{port} {host_key[0]} {host_key[1]}\n"
-        )
-        (home / ".ssh" / "config").write_text(f"Host 127.0.0.1\n  IdentityFile {keys / 'client'}\n")
+    with sshd_server(tmp_path) as (port, home):
         monkeypatch.setenv("HOME", str(home))
         yield port
-    finally:
-        process.terminate()
-        process.wait(10)
 
 
 def test_docker_over_ssh_from_a_package_id(
