@@ -242,12 +242,6 @@ def _stamp_legacy(conn: Connection) -> None:
     script = script_directory()
     revisions = {mapping[v] for v in recorded}
     # Keep only the newest revision of each branch: stamping its ancestors too is redundant.
-    ancestors = {
-        r.revision
-        for rev in revisions
-        for r in script.iterate_revisions(rev, "base")
-        if r.revision != rev
-    }
     context = MigrationContext.configure(conn)
-    context.stamp(script, tuple(sorted(revisions - ancestors)))  # type: ignore[arg-type]
+    context.stamp(script, tuple(sorted(revisions - _ancestors(revisions))))  # type: ignore[arg-type]
     conn.exec_driver_sql(f"DROP TABLE {LEGACY_TABLE}")
