@@ -52,7 +52,8 @@ class RunningServer:
     dataplane: DataPlane
 
 
-def _cannot_listen(what: str, host: str, port: int, reason: object) -> UnavailableError:
+def cannot_listen(what: str, host: str, port: int, reason: object) -> UnavailableError:
+    """The error for a port this server cannot bind."""
     return UnavailableError(
         f"cannot listen for {what} on {host}:{port}: {reason}",
         hint="pick a free port (0 lets the OS choose) or stop what is using it",
@@ -66,7 +67,7 @@ def _bind(host: str, port: int, what: str, *, reuse_port: bool = False) -> socke
             (host, port), family=family, backlog=2048, reuse_port=reuse_port
         )
     except OSError as exc:
-        raise _cannot_listen(what, host, port, exc.strerror or exc) from None
+        raise cannot_listen(what, host, port, exc.strerror or exc) from None
     sock.setblocking(False)
     return sock
 
@@ -190,7 +191,7 @@ async def running(
         )
     except RuntimeError as exc:  # grpc reports a failed bind as RuntimeError
         http_sock.close()
-        raise _cannot_listen("gRPC", settings.host, settings.grpc_port, exc) from None
+        raise cannot_listen("gRPC", settings.host, settings.grpc_port, exc) from None
     metrics_port = None
     try:
         rest = RestApp(

@@ -36,6 +36,7 @@ from typing import Any
 from amlpkg.errors import UnavailableError
 from amlpkg.runtime import cpus
 from amlpkg.runtime.metrics import MULTIPROC_ENV
+from amlpkg.runtime.server import cannot_listen
 from amlpkg.runtime.settings import ServerSettings
 from amlpkg.runtime.worker_context import WorkerContext
 
@@ -56,10 +57,7 @@ def reserve_port(host: str, port: int, what: str) -> socket.socket:
         sock.bind((host, port))
     except OSError as exc:
         sock.close()
-        raise UnavailableError(
-            f"cannot listen for {what} on {host}:{port}: {exc.strerror or exc}",
-            hint="pick a free port (0 lets the OS choose) or stop what is using it",
-        ) from None
+        raise cannot_listen(what, host, port, exc.strerror or exc) from None
     return sock
 
 
