@@ -10,18 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-import httpx
-
-from benchmarks.servers import free_ports
+from benchmarks.servers import ServerStartError, free_ports, stop_group, wait_ready
 
 REPO = Path(__file__).resolve().parent.parent
 MLFLOW_VENV = REPO / ".bench-venvs" / "mlflow"
@@ -144,39 +140,6 @@ def postgres_version(url: str) -> str:
     return str(row[0]) if row else "unknown"
 
 
-def _log_tail(path: Path, lines: int = 20) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
-
-
-def _wait_ready(proc: subprocess.Popen[bytes], url: str, log: Path) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_S
-    with httpx.Client(timeout=2.0) as client:
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise SetupError(f"{url} exited with {proc.returncode}:\n{_log_tail(log)}")
-            with contextlib.suppress(httpx.HTTPError):
-                if client.get(url).status_code == 200:
-                    return
-            time.sleep(0.25)
-    raise SetupError(f"{url} not ready after {START_TIMEOUT_S:.0f} s:\n{_log_tail(log)}")
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    # MLflow's server has children (uvicorn, a job runner, huey): signal the whole group.
-    for sig, wait_s in ((signal.SIGTERM, 15.0), (signal.SIGKILL, 5.0)):
-        if proc.poll() is not None:
-            break
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, sig)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=wait_s)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
-
-
 @contextlib.contextmanager
 def _started(
     argv: list[str], env: dict[str, str], log: Path, ready_url: str
@@ -193,10 +156,14 @@ def _started(
             start_new_session=True,
         )
         try:
-            _wait_ready(proc, ready_url, log)
+            try:
+                wait_ready(proc, ready_url, log, START_TIMEOUT_S, log_lines=20)
+            except ServerStartError as exc:
+                raise SetupError(f"{ready_url} {exc}") from None
             yield proc
         finally:
-            _stop(proc)
+            # MLflow's server has children (uvicorn, a job runner, huey): the whole group.
+            stop_group(proc, term_wait_s=15.0)
 
 
 def amlpkg_env(database: str, home: Path) -> dict[str, str]:

@@ -244,31 +244,40 @@ def server_defs() -> list[ServerDef]:
     ]
 
 
-def _log_tail(path: Path, lines: int = 15) -> str:
+def log_tail(path: Path, lines: int = 15) -> str:
+    """The last ``lines`` lines of a server's log, for an error message."""
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
         return "(no log)"
 
 
-def _wait_ready(
-    proc: subprocess.Popen[bytes], url: str, log: Path, timeout_s: float = START_TIMEOUT_S
+def wait_ready(
+    proc: subprocess.Popen[bytes],
+    url: str,
+    log: Path,
+    timeout_s: float = START_TIMEOUT_S,
+    log_lines: int = 15,
 ) -> None:
+    """Poll ``url`` until it answers 200; :class:`ServerStartError` with the log's tail if
+    the process exits or ``timeout_s`` passes first."""
     deadline = time.monotonic() + timeout_s
     with httpx.Client(timeout=2.0) as client:
         while time.monotonic() < deadline:
             if proc.poll() is not None:
-                raise ServerStartError(f"exited with {proc.returncode}:\n{_log_tail(log)}")
+                tail = log_tail(log, log_lines)
+                raise ServerStartError(f"exited with {proc.returncode}:\n{tail}")
             with contextlib.suppress(httpx.HTTPError):
                 if client.get(url).status_code == 200:
                     return
             time.sleep(0.25)
-    raise ServerStartError(f"not ready after {timeout_s:.0f} s:\n{_log_tail(log)}")
+    raise ServerStartError(f"not ready after {timeout_s:.0f} s:\n{log_tail(log, log_lines)}")
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    # The server may have children (workers, Triton's stubs): signal its whole group.
-    for sig, wait_s in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
+def stop_group(proc: subprocess.Popen[bytes], term_wait_s: float = 10.0) -> None:
+    """Stop a server started in its own session, and every child of it (workers, Triton's
+    stubs, MLflow's job runner): SIGTERM to the group, then SIGKILL."""
+    for sig, wait_s in ((signal.SIGTERM, term_wait_s), (signal.SIGKILL, 5.0)):
         if proc.poll() is not None:
             break
         with contextlib.suppress(ProcessLookupError):
@@ -300,8 +309,8 @@ def serve(defn: ServerDef, model: BenchModel, workdir: Path) -> Iterator[Endpoin
         )
         try:
             base = f"http://127.0.0.1:{ports.http}"
-            _wait_ready(proc, base + launch.ready_path, log)
+            wait_ready(proc, base + launch.ready_path, log)
             grpc_target = f"127.0.0.1:{ports.grpc}" if defn.grpc else None
             yield Endpoint(base, grpc_target, proc.pid)
         finally:
-            _stop(proc)
+            stop_group(proc)
