@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from amlpkg.store.workspace import Workspace
+from amlpkg.trainer.migrations.trainer_0002_latest_metrics import BACKFILL as LATEST_BACKFILL
 
 OPTIMIZERS = ("adam", "sgd", "adamw", "lion")
 TEAMS = ("vision", "speech", "nlp", "ranking")
@@ -128,6 +129,7 @@ def seed(ws: Workspace, shape: Shape = Shape(), *, seed_value: int = 7) -> Seede
     metric_columns = ("run_id", "key", "value", "step", "timestamp")
     _insert(ws, "metrics", metric_columns, rows["metrics"])
     _insert(ws, "metrics", metric_columns, _big_series(big_id, shape.big_points, now - 30.0))
+    ws.conn.execute(LATEST_BACKFILL)  # each final value, as logging through the store keeps it
     if ws.conn.dialect == "postgresql":
         # The ids were given: move the sequence past them, as inserts through the store would.
         ws.conn.execute(

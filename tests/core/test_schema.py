@@ -241,4 +241,4 @@ def test_a_partial_install_without_a_record_of_the_branches_is_refused(
         schema_upgrade.script_directory.cache_clear()
     with open_workspace(home) as ws, ws.engine.connect() as conn:  # the full install records it
         rows = dict(conn.exec_driver_sql("SELECT branch, revision FROM schema_branches").all())
-    assert rows["trainer"] == "trainer_0001" and rows["core"] == "core_0002"
+    assert rows["trainer"] == "trainer_0002" and rows["core"] == "core_0002"

@@ -8,26 +8,15 @@ from amlpkg.errors import InvalidArgumentError, NotFoundError
 from amlpkg.store.db import Database, Record
 from amlpkg.store.workspace import Workspace
 from amlpkg.trainer.store.run_filter import Comparison, Sort, parse_search, parse_sort
-from amlpkg.trainer.store.run_search import RunQuery, check_page, final_metric_sql, page_sql
+from amlpkg.trainer.store.run_search import RunQuery, check_page, page_sql
 from amlpkg.trainer.store.runs import RunInfo, RunRecord
 
 _CHUNK = 500  # run ids per IN list
 _SELECT = (
     "SELECT r.*, e.name AS experiment FROM runs r JOIN experiments e ON e.id = r.experiment_id"
 )
-# The final value of each metric of some runs: the metric keys of each run are walked
-# through the metrics_by_run index (a loose index scan: one seek per key, never a scan of
-# the history), and each key's final value (highest step, latest on ties) is one seek more.
-_FINAL_METRICS = (
-    "WITH RECURSIVE k(run_id, key) AS ("
-    " SELECT r.id, (SELECT MIN(m.key) FROM metrics m WHERE m.run_id = r.id)"
-    " FROM runs r WHERE r.id IN ({ids})"
-    " UNION ALL"
-    " SELECT k.run_id, (SELECT MIN(m.key) FROM metrics m WHERE m.run_id = k.run_id"
-    " AND m.key > k.key) FROM k WHERE k.key IS NOT NULL)"
-    " SELECT k.run_id, k.key, " + final_metric_sql("k.run_id", "k.key") + " AS value"
-    " FROM k WHERE k.key IS NOT NULL"
-)
+# The final value of each metric of some runs, kept on write (see run_search).
+_FINAL_METRICS = "SELECT run_id, key, value FROM latest_metrics WHERE run_id IN ({ids})"
 
 
 def _by_run(conn: Database, sql: str, ids: list[str]) -> dict[str, dict[str, Any]]:

@@ -2,9 +2,9 @@
 PostgreSQL.
 
 The SQL is assembled from fixed fragments only; every key, value and word of a search
-is a bound parameter. A metric's final value (highest step, latest on ties) is found per
-run through the ``metrics_by_run`` index, so sorting or filtering 10,000 runs by it never
-reads their whole histories.
+is a bound parameter. A metric's final value (highest step, latest on ties) is one row
+of ``latest_metrics`` per run and key, kept on write, so sorting or filtering 10,000 runs
+by it never reads their histories.
 """
 
 from __future__ import annotations
@@ -24,12 +24,11 @@ FROM = "FROM runs r JOIN experiments e ON e.id = r.experiment_id"
 
 
 def final_metric_sql(run: str, key: str) -> str:
-    """The final value of metric ``:key`` of run ``run`` (a column), or NULL."""
-    return (
-        f"(SELECT fm.value FROM metrics fm WHERE fm.run_id = {run} AND fm.key = {key}"
-        f" AND fm.step = (SELECT MAX(fs.step) FROM metrics fs WHERE fs.run_id = {run}"
-        f" AND fs.key = {key}) ORDER BY fm.timestamp DESC, fm.id DESC LIMIT 1)"
-    )
+    """The final value of metric ``:key`` of run ``run`` (a column), or NULL.
+
+    ``latest_metrics`` holds it, kept in the transaction that logs each value.
+    """
+    return f"(SELECT lm.value FROM latest_metrics lm WHERE lm.run_id = {run} AND lm.key = {key})"
 
 
 @dataclass(frozen=True)

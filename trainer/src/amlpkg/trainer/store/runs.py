@@ -15,6 +15,13 @@ from amlpkg.trainer.values import check_key, metric_value
 
 RUN_STATUSES = ("running", "completed", "failed", "killed")
 DEFAULT_EXPERIMENT = "default"
+# A metric's final value: highest step, the latest logged on ties (see trainer_0002).
+_UPSERT_LATEST = (
+    "INSERT INTO latest_metrics (run_id, key, value, step, timestamp) VALUES (?, ?, ?, ?, ?)"
+    " ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value, step = excluded.step,"
+    " timestamp = excluded.timestamp WHERE excluded.step > latest_metrics.step"
+    " OR (excluded.step = latest_metrics.step AND excluded.timestamp >= latest_metrics.timestamp)"
+)
 
 
 @dataclass(frozen=True)
@@ -201,6 +208,14 @@ def log_metric_points(
             "INSERT INTO metrics (run_id, key, value, step, timestamp) VALUES (?, ?, ?, ?, ?)",
             rows,
         )
+        # Each key's final point of the batch (the last of its highest step) replaces the
+        # stored final value unless that one is at a higher step; keys in a fixed order so
+        # two batches of one run never wait on each other's rows (no deadlock).
+        finals: dict[str, tuple[str, str, float, int, float]] = {}
+        for row in rows:
+            if row[1] not in finals or row[3] >= finals[row[1]][3]:
+                finals[row[1]] = row
+        conn.executemany(_UPSERT_LATEST, [finals[key] for key in sorted(finals)])
 
 
 def set_tags(ws: Workspace, run_id: str, tags: dict[str, Any]) -> None:
