@@ -89,17 +89,48 @@ def workers(model_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
         running.stop()
 
 
+def _served(workers: ServerProcess, model: str) -> tuple[int, int, int]:
+    """(samples, successful requests, batches) of the statistics one worker answers."""
+    entry = _fresh(workers, "GET", f"/v2/models/{model}/stats").json()["model_stats"][0]
+    batches = sum(b["compute_infer"]["count"] for b in entry["batch_stats"])
+    return entry["inference_count"], entry["inference_stats"]["success"]["count"], batches
+
+
 def test_two_worker_processes_serve_one_port(workers: ServerProcess) -> None:
     assert len(_children(workers.process.pid)) == 2
-    counts = set()
-    for _ in range(31):  # odd: the two workers cannot have served as many each
+    before = _served(workers, "identity_fp32")
+    for _ in range(31):
         answer = _fresh(workers, "POST", "/v2/models/identity_fp32/infer", json=_infer_body())
         assert answer.status_code == 200, answer.text
-    # Each worker keeps its own statistics: both served, and together they served all.
-    for _ in range(40):
-        stats = _fresh(workers, "GET", "/v2/models/identity_fp32/stats").json()
-        counts.add(stats["model_stats"][0]["inference_count"])
-    assert len(counts) == 2 and sum(counts) == 31 * len(DATA), counts
+    # Each worker counts what it served, and the one asked adds its sibling's counters:
+    # whichever worker the connection reaches (both do, over 31 + 20 connections) answers
+    # the total, as perf_analyzer needs when it reads them before and after a window.
+    after = {_served(workers, "identity_fp32") for _ in range(20)}
+    assert after == {(before[0] + 31 * len(DATA), before[1] + 31, before[2] + 31)}, after
+
+
+def test_statistics_over_grpc_add_up_every_worker(workers: ServerProcess) -> None:
+    import tritonclient.grpc as grpcclient
+
+    def grpc_count() -> int:
+        client = grpcclient.InferenceServerClient(f"127.0.0.1:{workers.grpc_port}")
+        try:
+            stats = client.get_inference_statistics("add_sub", as_json=True)
+        finally:
+            client.close()
+        return int(stats["model_stats"][0].get("inference_count", 0))
+
+    before = grpc_count()
+    body = {
+        "inputs": [
+            {"name": n, "datatype": "FP32", "shape": [1, 16], "data": list(range(16))}
+            for n in ("INPUT0", "INPUT1")
+        ]
+    }
+    for _ in range(15):
+        answer = _fresh(workers, "POST", "/v2/models/add_sub/infer", json=body)
+        assert answer.status_code == 200, answer.text
+    assert {grpc_count() for _ in range(8)} == {before + 15}
 
 
 def test_metrics_add_up_every_worker(workers: ServerProcess) -> None:

@@ -45,6 +45,8 @@ from amlpkg.runtime.model_config import parse_model_config
 from amlpkg.runtime.repository import ModelRepository, check_model_name
 from amlpkg.runtime.shm import SharedMemoryRegistry
 from amlpkg.runtime.signing import Trust
+from amlpkg.runtime.stats_peers import StatsPeers
+from amlpkg.runtime.stats_peers import merge as merge_statistics
 from amlpkg.runtime.tracing import InferTracer, tracer_from_env
 from amlpkg.runtime.types import (
     InferOutput,
@@ -119,6 +121,7 @@ class DataPlane:
         strict_readiness: bool = True,
         workers: int = 1,
         shared_memory_book: Path | None = None,
+        stats_peers: StatsPeers | None = None,
     ) -> None:
         self._repository = repository
         self._metrics = metrics
@@ -132,6 +135,8 @@ class DataPlane:
         # would change this worker alone), shared memory is registered in the shared book.
         self.workers = workers
         self.shared_memory = SharedMemoryRegistry(book=shared_memory_book)
+        # Statistics summed over the sibling worker processes (None: one process).
+        self._stats_peers = stats_peers
         self.redact = Redactor([(repository.root, "<repository>")])
         self._started = False
         self._stopping = False
@@ -154,6 +159,7 @@ class DataPlane:
         workers: int = 1,
         shared_memory_book: Path | None = None,
         state_dir: Path | None = None,
+        stats_peers: StatsPeers | None = None,
     ) -> DataPlane:
         """A data plane over ``path``; call :meth:`start` on the event loop to load models.
 
@@ -192,6 +198,7 @@ class DataPlane:
             strict_readiness=strict_readiness,
             workers=workers,
             shared_memory_book=shared_memory_book,
+            stats_peers=stats_peers,
         )
         if overrides is not None:
             plane.redact.add(overrides, "<overrides>")
@@ -219,6 +226,8 @@ class DataPlane:
                 await self._repository.load(name)
             except (ModelLoadError, ModelNotFoundError) as exc:
                 logger.error("%s", exc)
+        if self._stats_peers is not None:
+            await self._stats_peers.start(self._local_statistics)
         self._started = True
 
     async def stop(self, drain_timeout: float = 30.0) -> None:
@@ -226,6 +235,8 @@ class DataPlane:
         self._stopping = True
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._idle.wait(), drain_timeout)
+        if self._stats_peers is not None:
+            await self._stats_peers.close()
         await self._repository.close()
         self.shared_memory.close()
         if self._tracer is not None:
@@ -278,7 +289,17 @@ class DataPlane:
     async def model_statistics(
         self, name: str | None = None, version: str | None = None
     ) -> dict[str, Any]:
-        """Triton ``ModelStatisticsResponse`` as a dict: ``{"model_stats": [...]}``."""
+        """Triton ``ModelStatisticsResponse`` as a dict: ``{"model_stats": [...]}``.
+
+        With worker processes, the counters of every worker, added up.
+        """
+        own = await self._local_statistics(name, version)
+        if self._stats_peers is None:
+            return own
+        return merge_statistics(own, await self._stats_peers.siblings(name, version))
+
+    async def _local_statistics(self, name: str | None, version: str | None) -> dict[str, Any]:
+        """This process's counters (what a sibling worker asks for)."""
         if name is None or name == "":
             models = self._repository.loaded()
         elif version:

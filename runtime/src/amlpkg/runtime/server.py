@@ -28,6 +28,7 @@ from amlpkg.runtime.rest import RestApp, metrics_app
 from amlpkg.runtime.rest.protocol import guarded_protocol
 from amlpkg.runtime.settings import ServerSettings
 from amlpkg.runtime.signing import Trust
+from amlpkg.runtime.stats_peers import StatsPeers
 from amlpkg.runtime.worker_context import WorkerContext
 
 log = logging.getLogger("amlpkg.runtime.server")
@@ -163,6 +164,7 @@ async def running(
         trust=Trust(settings.trust) if settings.require_signature and settings.trust else None,
         workers=settings.workers,
         shared_memory_book=worker.book if worker else None,
+        stats_peers=StatsPeers(worker.stats, worker.index) if worker else None,
         state_dir=settings.state_dir,
     )
     registry = getattr(dp, "metrics_registry", None)

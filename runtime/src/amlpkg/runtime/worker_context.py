@@ -9,9 +9,11 @@ from pathlib import Path
 @dataclass(frozen=True, slots=True)
 class WorkerContext:
     """Worker ``index`` of ``count``; ``book`` is the shared memory registrations they
-    share; ``parent`` the pid of the process that supervises them."""
+    share; ``stats`` the folder of their statistics sockets; ``parent`` the pid of the
+    process that supervises them."""
 
     index: int
     count: int
     book: Path
+    stats: Path
     parent: int

@@ -8,8 +8,9 @@ This parent process:
   a port 0 becomes one fixed port every worker binds too, and the kernel spreads new
   connections over the workers (the parent's socket, not listening, gets none);
 - makes a private folder (mode 0700) for what the workers share: prometheus_client's
-  multiprocess files (any worker's ``/metrics`` reports all of them) and the shared
-  memory registrations (a region registered through one worker is found by all);
+  multiprocess files (any worker's ``/metrics`` reports all of them), the shared
+  memory registrations (a region registered through one worker is found by all) and
+  the sockets through which a worker adds its siblings' model statistics to its own;
 - starts the workers (``spawn``: no state forked from the parent) and gives each its
   share of the CPUs for ONNX Runtime's threads;
 - restarts a worker that dies, unless workers keep dying right after they start (a
@@ -95,6 +96,7 @@ class _Workers:
         self.settings = settings
         self.context = multiprocessing.get_context("spawn")
         self.book = folder / "shm"
+        self.stats = folder / "stats"
         self.metrics = folder / "metrics"
         self.processes: dict[int, Any] = {}
         self.started: dict[int, float] = {}
@@ -102,7 +104,7 @@ class _Workers:
         self.budget = worker_cpus(settings)
 
     def start(self, index: int) -> None:
-        context = WorkerContext(index, self.settings.workers, self.book, os.getpid())
+        context = WorkerContext(index, self.settings.workers, self.book, self.stats, os.getpid())
         process = self.context.Process(
             target=_worker_main,
             args=(self.settings, context, self.budget),
@@ -159,6 +161,7 @@ def serve_workers(settings: ServerSettings) -> None:
             ports["metrics_port"] = sock.getsockname()[1]
         fixed = settings.model_copy(update=ports)
         (folder / "shm").mkdir()
+        (folder / "stats").mkdir()
         (folder / "metrics").mkdir()
         # Read by prometheus_client when each worker imports it.
         os.environ[MULTIPROC_ENV] = str(folder / "metrics")
