@@ -79,6 +79,8 @@ def print_report(report: dict[str, Any]) -> None:
         console.print(f"[{style}]--auto:[/] {report['choice']}")
         if report["chosen"]:
             console.print(f"chosen variant: {report['chosen']}")
+    for variant_id in report.get("signatures", {}):
+        console.print(f"[green]signed[/] {variant_id}")
 
 
 def register(app: typer.Typer) -> None:
@@ -114,6 +116,13 @@ def register(app: typer.Typer) -> None:
         max_accuracy_drop: Annotated[
             float, typer.Option(help="Largest allowed drop of label agreement or accuracy.")
         ] = 0.01,
+        sign_key: Annotated[
+            Path | None,
+            typer.Option(
+                "--sign-key",
+                help="Sign each accepted variant with this PEM EC key (or $AMLPKG_SIGNING_KEY).",
+            ),
+        ] = None,
         home: HomeOption = None,
         tracking_uri: TrackingUriOption = None,
         as_json: JsonOption = False,
@@ -123,10 +132,18 @@ def register(app: typer.Typer) -> None:
         With a team server the model is downloaded, optimized and measured on this
         machine, and the variants are recorded on the server.
         """
+        from amlpkg.errors import FailedPreconditionError
         from amlpkg.packager.optimize import Limits, optimize
         from amlpkg.packager.optimize.remote import optimize_on_server
+        from amlpkg.trainer.signing import configured_key
 
         server = tracking_server(home, tracking_uri)
+        key = sign_key or configured_key()
+        if key is not None and server is not None:
+            raise FailedPreconditionError(
+                "signing optimized variants needs the embedded workspace for now",
+                hint="optimize without --sign-key (and $AMLPKG_SIGNING_KEY unset) on a server",
+            )
         limits = Limits(
             max_abs_error=max_abs_error,
             max_slowdown=max_slowdown,
@@ -138,7 +155,7 @@ def register(app: typer.Typer) -> None:
                 "calibration": calibration, "limits": limits, "on_step": status.update,
             }  # fmt: skip
             if server is None:
-                report = optimize(ref, home=home, **options)
+                report = optimize(ref, home=home, sign_key=key, **options)
             else:
                 report = optimize_on_server(server, ref, **options)
         if as_json:

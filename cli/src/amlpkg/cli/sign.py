@@ -50,7 +50,10 @@ def sign_command(
 
 
 def verify_command(
-    ref: Annotated[str, typer.Argument(help="NAME:VERSION (or NAME, NAME@ALIAS).")],
+    ref: Annotated[
+        str,
+        typer.Argument(help="NAME:VERSION (or NAME, NAME@ALIAS), or an optimized variant's id."),
+    ],
     trust: Annotated[
         Path, typer.Option("--trust", help="The signer's PEM public key or a PEM root chain.")
     ],
@@ -59,20 +62,26 @@ def verify_command(
 ) -> None:
     """Verify a version's stored signature offline; the result goes into the lineage."""
     from amlpkg.errors import AmlpkgError
+    from amlpkg.packager.optimize.signing import export_signed_variant
     from amlpkg.runtime.signing import Trust
+    from amlpkg.store.workspace import open_workspace
     from amlpkg.trainer.signing import export_signed, record_verification
 
     require_embedded("amlpkg models verify", home)
     checker = Trust(trust)
-    with tempfile.TemporaryDirectory(prefix="amlpkg-verify-") as tmp:
+    where = f"cli:{checker.signer}"
+    with open_workspace(home) as ws, tempfile.TemporaryDirectory(prefix="amlpkg-verify-") as tmp:
         folder = Path(tmp) / "version"
-        export_signed(ref, folder, home=home)
+        if "/" in ref:  # a variant id: NAME:VERSION/target/kind-precision/<hex>
+            record = export_signed_variant(ws, ref, folder)
+        else:
+            record = export_signed(ref, folder, workspace=ws)
         try:
             verified = checker.verify_folder(folder)
         except AmlpkgError:
-            record_verification(ref, f"cli:{checker.signer}", False, home=home)
+            record_verification(ref, where, False, workspace=ws, record=record)
             raise
-    record_verification(ref, f"cli:{checker.signer}", True, home=home)
+        record_verification(ref, where, True, workspace=ws, record=record)
     if as_json:
         print_json(verified.parameters())
         return

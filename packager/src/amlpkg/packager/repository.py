@@ -13,10 +13,11 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from amlpkg.errors import AlreadyExistsError, NotFoundError
+from amlpkg.packager.optimize.store import VARIANT_KIND
 from amlpkg.release import RELEASE_FILE, SIGNATURE_FILE
 from amlpkg.store.workspace import Workspace
 from amlpkg.trainer.registry import ModelVersion, resolve_model_file, using_workspace
-from amlpkg.trainer.signing import latest_signature
+from amlpkg.trainer.signing import latest_signature, signature_of
 
 
 def _place(source: Path, target: Path) -> None:
@@ -28,16 +29,25 @@ def _place(source: Path, target: Path) -> None:
         shutil.copyfile(source, target)
 
 
-def place_signature(ws: Workspace, ref: str, version_dir: Path) -> bool:
+def place_signature(
+    ws: Workspace, ref: str, version_dir: Path, *, variant: str | None = None
+) -> bool:
     """Put the version's signature bundle and signed release file beside its model.onnx.
 
+    ``variant``: the folder holds this optimized variant of ``ref``, so its own
+    signature goes there (a version's signature covers the registered file only).
     The runtime (``--require-signature``) and the edge agent look for them there.
-    False when the version is not signed (nothing is written).
+    False when it is not signed (nothing is written).
     """
-    try:
-        record = latest_signature(ref, workspace=ws)
-    except NotFoundError:
-        return False
+    if variant is not None:
+        record = signature_of(ws, (VARIANT_KIND, variant))
+        if record is None:
+            return False
+    else:
+        try:
+            record = latest_signature(ref, workspace=ws)
+        except NotFoundError:
+            return False
     (version_dir / RELEASE_FILE).write_bytes(ws.artifacts.read_bytes(record.release_sha256))
     (version_dir / SIGNATURE_FILE).write_bytes(ws.artifacts.read_bytes(record.bundle_sha256))
     return True

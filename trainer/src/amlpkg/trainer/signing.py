@@ -34,7 +34,12 @@ from amlpkg.release import (
 )
 from amlpkg.store.lineage_edges import add_edge, edges_from
 from amlpkg.store.workspace import Workspace
-from amlpkg.trainer.registry import MODEL_VERSION_KIND, resolve_model_file, using_workspace
+from amlpkg.trainer.registry import (
+    MODEL_VERSION_KIND,
+    ModelVersion,
+    resolve_model_file,
+    using_workspace,
+)
 from amlpkg.trainer.slsa import provenance_statement
 
 SIGNATURE_KIND = "signature"  # lineage node id: sha256 of the signature record
@@ -77,7 +82,17 @@ def key_fingerprint(public_key: Any) -> str:
     return f"key:sha256:{hashlib.sha256(der).hexdigest()}"
 
 
-def _signer_config(key: Path, password: str | None) -> tuple[Any, str]:
+@dataclass(frozen=True)
+class Signer:
+    """A loaded signing key: model-signing's config and the signer's fingerprint."""
+
+    config: Any
+    fingerprint: str
+
+
+def load_signer(key: Path, password: str | None = None) -> Signer:
+    """Load the PEM EC private key ``key`` (checked before any work that would be signed)."""
+    password = password if password is not None else os.environ.get(KEY_PASSWORD_ENV)
     try:
         from cryptography.hazmat.primitives import serialization
         from model_signing import hashing, signing
@@ -100,7 +115,17 @@ def _signer_config(key: Path, password: str | None) -> tuple[Any, str]:
         ) from None
     # The bundle covers every file of the folder but itself.
     config.set_hashing_config(hashing.Config().set_ignored_paths(paths=[SIGNATURE_FILE]))
-    return config, key_fingerprint(private.public_key())
+    return Signer(config, key_fingerprint(private.public_key()))
+
+
+@dataclass(frozen=True)
+class SignedFile:
+    """What is signed: a file of ``version`` (its own or one made from it), as lineage ``node``."""
+
+    version: ModelVersion
+    node: tuple[str, str]
+    blob: Path
+    sha256: str
 
 
 def sign_model_version(
@@ -113,37 +138,66 @@ def sign_model_version(
     workspace: Workspace | None = None,
 ) -> SignatureRecord:
     """Sign version ``ref`` with the PEM EC private key ``key``; store and record it."""
-    password = password if password is not None else os.environ.get(KEY_PASSWORD_ENV)
-    config, signer = _signer_config(key, password)
+    signer = load_signer(key, password)
     with using_workspace(workspace, home) as ws:
         version, blob = resolve_model_file(ref, workspace=ws)
         provenance = provenance_statement(ws, version, optimize)
-        prov_digest, _ = ws.artifacts.put_bytes(provenance)
-        release = Release(version.name, version.version, version.sha256, prov_digest)
-        with tempfile.TemporaryDirectory(prefix="amlpkg-sign-") as tmp:
-            folder = Path(tmp) / "signed"
-            folder.mkdir()
-            shutil.copyfile(blob, folder / MODEL_FILE)
-            (folder / RELEASE_FILE).write_bytes(release.to_json())
-            try:
-                config.sign(folder, folder / SIGNATURE_FILE)
-            except Exception as exc:
-                raise FailedPreconditionError(f"signing {version.ref} failed: {exc}") from None
-            bundle_digest, _ = ws.artifacts.put_file(folder / SIGNATURE_FILE)
-        release_digest, _ = ws.artifacts.put_bytes(release.to_json())
-        record = SignatureRecord(
-            ref=version.ref,
-            version=version.version,
-            signer=signer,
-            bundle_sha256=bundle_digest,
-            release_sha256=release_digest,
-            provenance_sha256=prov_digest,
-            signed=time.time(),
-        )
-        body = json.dumps(record.to_dict(), sort_keys=True).encode()
-        record_digest, _ = ws.artifacts.put_bytes(body)
-        add_edge(ws, (MODEL_VERSION_KIND, version.ref), (SIGNATURE_KIND, record_digest), "signed")
-        return SignatureRecord(**{**record.to_dict(), "record_sha256": record_digest})
+        subject = SignedFile(version, (MODEL_VERSION_KIND, version.ref), blob, version.sha256)
+        return _sign(ws, signer, subject, provenance)
+
+
+def sign_derived_file(
+    ws: Workspace, signer: Signer, subject: SignedFile, settings: dict[str, Any]
+) -> SignatureRecord:
+    """Sign ``subject``, a file made from its version (an optimized variant).
+
+    Its release names the version (name and the monotonic version number, so replay
+    floors hold) and the file's own digest; the provenance names how it was made
+    (``settings``) and the version's file as its source.
+    """
+    name = f"{subject.node[1]}/{MODEL_FILE}"
+    provenance = provenance_statement(ws, subject.version, settings, subject=(name, subject.sha256))
+    return _sign(ws, signer, subject, provenance)
+
+
+def _sign(ws: Workspace, signer: Signer, subject: SignedFile, provenance: bytes) -> SignatureRecord:
+    version = subject.version
+    prov_digest, _ = ws.artifacts.put_bytes(provenance)
+    release = Release(version.name, version.version, subject.sha256, prov_digest)
+    with tempfile.TemporaryDirectory(prefix="amlpkg-sign-") as tmp:
+        folder = Path(tmp) / "signed"
+        folder.mkdir()
+        shutil.copyfile(subject.blob, folder / MODEL_FILE)
+        (folder / RELEASE_FILE).write_bytes(release.to_json())
+        try:
+            signer.config.sign(folder, folder / SIGNATURE_FILE)
+        except Exception as exc:
+            raise FailedPreconditionError(f"signing {subject.node[1]} failed: {exc}") from None
+        bundle_digest, _ = ws.artifacts.put_file(folder / SIGNATURE_FILE)
+    release_digest, _ = ws.artifacts.put_bytes(release.to_json())
+    record = SignatureRecord(
+        ref=subject.node[1],
+        version=version.version,
+        signer=signer.fingerprint,
+        bundle_sha256=bundle_digest,
+        release_sha256=release_digest,
+        provenance_sha256=prov_digest,
+        signed=time.time(),
+    )
+    body = json.dumps(record.to_dict(), sort_keys=True).encode()
+    record_digest, _ = ws.artifacts.put_bytes(body)
+    add_edge(ws, subject.node, (SIGNATURE_KIND, record_digest), "signed")
+    return SignatureRecord(**{**record.to_dict(), "record_sha256": record_digest})
+
+
+def signature_of(ws: Workspace, node: tuple[str, str]) -> SignatureRecord | None:
+    """The newest signature recorded for lineage ``node``, or None."""
+    edges = [e for e in edges_from(ws, node) if e.dst_kind == SIGNATURE_KIND]
+    if not edges:
+        return None
+    digest = edges[-1].dst_id
+    data = json.loads(ws.artifacts.read_bytes(digest))
+    return SignatureRecord(**{**data, "record_sha256": digest})
 
 
 def latest_signature(
@@ -152,19 +206,29 @@ def latest_signature(
     """The newest signature of version ``ref``; NotFoundError when it was never signed."""
     with using_workspace(workspace, home) as ws:
         version, _ = resolve_model_file(ref, workspace=ws)
-        edges = [
-            e
-            for e in edges_from(ws, (MODEL_VERSION_KIND, version.ref))
-            if e.dst_kind == SIGNATURE_KIND
-        ]
-        if not edges:
+        record = signature_of(ws, (MODEL_VERSION_KIND, version.ref))
+        if record is None:
             raise NotFoundError(
                 f"model {version.ref} is not signed",
                 hint=f"amlpkg models sign {version.ref} --key KEY",
             )
-        digest = edges[-1].dst_id
-        data = json.loads(ws.artifacts.read_bytes(digest))
-        return SignatureRecord(**{**data, "record_sha256": digest})
+        return record
+
+
+def write_signed_folder(
+    ws: Workspace,
+    record: SignatureRecord,
+    blob: Path,
+    folder: Path,
+    with_provenance: Path | None = None,
+) -> None:
+    """Write ``blob`` with ``record``'s release and bundle as a signed folder at ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(blob, folder / MODEL_FILE)
+    (folder / RELEASE_FILE).write_bytes(ws.artifacts.read_bytes(record.release_sha256))
+    (folder / SIGNATURE_FILE).write_bytes(ws.artifacts.read_bytes(record.bundle_sha256))
+    if with_provenance is not None:
+        with_provenance.write_bytes(ws.artifacts.read_bytes(record.provenance_sha256))
 
 
 def export_signed(
@@ -183,12 +247,7 @@ def export_signed(
     with using_workspace(workspace, home) as ws:
         record = latest_signature(ref, workspace=ws)
         _, blob = resolve_model_file(ref, workspace=ws)
-        folder.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(blob, folder / MODEL_FILE)
-        (folder / RELEASE_FILE).write_bytes(ws.artifacts.read_bytes(record.release_sha256))
-        (folder / SIGNATURE_FILE).write_bytes(ws.artifacts.read_bytes(record.bundle_sha256))
-        if with_provenance is not None:
-            with_provenance.write_bytes(ws.artifacts.read_bytes(record.provenance_sha256))
+        write_signed_folder(ws, record, blob, folder, with_provenance)
         return record
 
 
@@ -199,10 +258,14 @@ def record_verification(
     *,
     home: str | Path | None = None,
     workspace: Workspace | None = None,
+    record: SignatureRecord | None = None,
 ) -> None:
-    """Record in the lineage that ``where`` (a server, a device) verified ``ref`` or refused it."""
+    """Record in the lineage that ``where`` (a server, a device) verified ``ref`` or refused it.
+
+    ``record``: the signature checked (default: the version ``ref``'s newest).
+    """
     with using_workspace(workspace, home) as ws:
-        record = latest_signature(ref, workspace=ws)
+        record = record or latest_signature(ref, workspace=ws)
         outcome = "verified" if ok else "refused"
         add_edge(
             ws,
@@ -216,9 +279,15 @@ __all__ = [
     "KEY_ENV",
     "PROVENANCE_FILE",
     "SignatureRecord",
+    "SignedFile",
+    "Signer",
     "configured_key",
     "export_signed",
     "latest_signature",
+    "load_signer",
     "record_verification",
+    "sign_derived_file",
     "sign_model_version",
+    "signature_of",
+    "write_signed_folder",
 ]

@@ -66,9 +66,17 @@ def _run_part(
 
 
 def provenance_statement(
-    ws: Workspace, version: ModelVersion, optimize: dict[str, Any] | None = None
+    ws: Workspace,
+    version: ModelVersion,
+    optimize: dict[str, Any] | None = None,
+    *,
+    subject: tuple[str, str] | None = None,
 ) -> bytes:
-    """The statement's canonical JSON bytes, its subject the version's ONNX file."""
+    """The statement's canonical JSON bytes, its subject the version's ONNX file.
+
+    ``subject``: ``(name, sha256)`` of an optimized variant of the version; the
+    version's own file is then a resolved dependency of the statement.
+    """
     external: dict[str, Any] = {"model": version.ref, "source": version.source}
     deps: list[dict[str, Any]] = []
     metadata: dict[str, Any] = {"invocationId": version.ref}
@@ -77,9 +85,13 @@ def provenance_statement(
         run_params, deps, metadata = _run_part(ws, version.run_id)
         external["run"] = run_params
         exporter = exporter or run_params.get("exporter")
+    name, digest = subject or (f"{version.ref}/model.onnx", version.sha256)
+    if subject is not None:
+        source = {"name": f"models:/{version.ref}/model.onnx", "digest": {"sha256": version.sha256}}
+        deps = [source, *deps]
     statement = {
         "_type": STATEMENT_TYPE,
-        "subject": [{"name": f"{version.ref}/model.onnx", "digest": {"sha256": version.sha256}}],
+        "subject": [{"name": name, "digest": {"sha256": digest}}],
         "predicateType": PREDICATE_TYPE,
         "predicate": {
             "buildDefinition": {

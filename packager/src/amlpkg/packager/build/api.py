@@ -88,11 +88,9 @@ def lay_out(ws: Workspace, src: ModelSource, opts: BuildOptions, dest: Path, hoo
         wheelhouse=wheels,
         amlpkg_wheel=wheel,
     )
-    if src.variant_id is None:
-        # The signature covers the registered file only, never an optimized variant of it.
-        version_dir = dest / MODELS_DIR / src.facts.name / str(src.facts.version)
-        if place_signature(ws, src.version.ref, version_dir):
-            hooks.on_status(f"signature of {src.version.ref} placed beside the model")
+    version_dir = dest / MODELS_DIR / src.facts.name / str(src.facts.version)
+    if place_signature(ws, src.version.ref, version_dir, variant=src.variant_id):
+        hooks.on_status(f"signature of {src.variant_id or src.version.ref} placed beside the model")
 
 
 def package_labels(src: ModelSource, opts: BuildOptions) -> dict[str, str]:

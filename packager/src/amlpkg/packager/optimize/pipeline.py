@@ -19,11 +19,13 @@ from amlpkg.packager.optimize import data, measure
 from amlpkg.packager.optimize.judge import Limits, choose, decide
 from amlpkg.packager.optimize.recipe import GRAPH, ORT_PROVIDERS, VariantSpec, plan
 from amlpkg.packager.optimize.report import OptimizeReport
+from amlpkg.packager.optimize.signing import sign_variants
 from amlpkg.packager.optimize.store import Variant, new_variant_id
 from amlpkg.packager.optimize.stores import OptimizeStore, WorkspaceStore
 from amlpkg.packager.optimize.transform import VariantNotApplicable, make_variant
 from amlpkg.store.workspace import Workspace
 from amlpkg.trainer.registry import ModelVersion, using_workspace
+from amlpkg.trainer.signing import load_signer
 
 CPU = ORT_PROVIDERS["cpu"]
 ORIGINAL = "original"
@@ -111,15 +113,19 @@ def optimize(
     home: str | Path | None = None,
     workspace: Workspace | None = None,
     on_step: Callable[[str], None] | None = None,
+    sign_key: Path | None = None,
 ) -> OptimizeReport:
     """Make the ``target`` variants of the version ``ref``, measure, check and register them.
 
     ``validation``/``calibration`` are ``.npz`` files (one array per input, ``y``
     for labels); without them the sample is synthetic (said in the report).
     ``auto`` marks the best accepted variant as chosen for ``target``.
+    ``sign_key``: sign every accepted variant with this PEM EC key (read first, so a
+    bad key fails before any work).
     """
+    signer = load_signer(sign_key) if sign_key is not None else None
     with using_workspace(workspace, home) as ws:
-        return optimize_in(
+        report = optimize_in(
             WorkspaceStore(ws),
             ref,
             target=target,
@@ -132,6 +138,12 @@ def optimize(
             budget_s=budget_s,
             on_step=on_step,
         )
+        if signer is not None:
+            if on_step is not None:
+                on_step("signing the accepted variants")
+            signed = sign_variants(ws, report, signer)
+            report.signatures = {r.ref: r.record_sha256 for r in signed}
+        return report
 
 
 def optimize_in(

@@ -25,6 +25,8 @@ class OptimizeReport:
     skipped: list[dict[str, str]] = field(default_factory=list)
     chosen: Variant | None = None
     choice: str | None = None
+    signatures: dict[str, str] = field(default_factory=dict)
+    """Variant id -> sha256 of its signature record (``--sign-key``)."""
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready view."""
@@ -42,4 +44,5 @@ class OptimizeReport:
             "skipped": self.skipped,
             "chosen": None if self.chosen is None else self.chosen.id,
             "choice": self.choice,
+            "signatures": self.signatures,
         }

@@ -143,8 +143,8 @@ def _common_layers(
         opts.flavor_spec(), providers=src.providers, max_batch_size=opts.max_batch_size
     )
     models = add_model(scratch / "model", src.model_file, src.facts.name, src.facts.version, config)
-    if src.variant_id is None:
-        place_signature(ws, src.version.ref, models / src.facts.name / str(src.facts.version))
+    version_dir = models / src.facts.name / str(src.facts.version)
+    place_signature(ws, src.version.ref, version_dir, variant=src.variant_id)
     app_layer = write_layer({APP: app}, scratch / "app.tar.gz", epoch)
     model_layer = write_layer({MODELS: models}, scratch / "model.tar.gz", epoch)
     return app_layer, model_layer, wheels
