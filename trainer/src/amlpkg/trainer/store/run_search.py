@@ -23,14 +23,6 @@ MAX_OFFSET = 10_000_000
 FROM = "FROM runs r JOIN experiments e ON e.id = r.experiment_id"
 
 
-def final_metric_sql(run: str, key: str) -> str:
-    """The final value of metric ``:key`` of run ``run`` (a column), or NULL.
-
-    ``latest_metrics`` holds it, kept in the transaction that logs each value.
-    """
-    return f"(SELECT lm.value FROM latest_metrics lm WHERE lm.run_id = {run} AND lm.key = {key})"
-
-
 @dataclass(frozen=True)
 class RunQuery:
     """What to list: filters, the order and the page."""
@@ -74,10 +66,13 @@ def _comparison_sql(c: Comparison, bind: _Binds) -> str:
     key = bind(c.key)
     value = bind(c.value)
     if c.kind == "metrics":
+        # EXISTS, not a value per run: PostgreSQL makes it a semi-join that can read the
+        # matching final values from latest_metrics_by_key (key, value) in one range.
+        table = "latest_metrics"
         op = {"=": "=", "!=": "<>", "<": "<", "<=": "<=", ">": ">", ">=": ">="}[c.op]
-        return f"{final_metric_sql('r.id', key)} {op} {value}"
-    table = {"params": "params", "tags": "tags"}[c.kind]
-    op = "=" if c.op == "=" else "<>"
+    else:
+        table = {"params": "params", "tags": "tags"}[c.kind]
+        op = "=" if c.op == "=" else "<>"
     return (
         f"EXISTS (SELECT 1 FROM {table} x WHERE x.run_id = r.id AND x.key = {key}"
         f" AND x.value {op} {value})"
@@ -105,7 +100,7 @@ def where_sql(query: RunQuery, bind: _Binds) -> str:
 def _sort_sql(sort: Sort, bind: _Binds) -> str:
     """The expression runs are ordered by."""
     if sort.field == "metrics":
-        return final_metric_sql("r.id", bind(sort.key))
+        return "s.value"  # the LEFT JOIN of page_sql
     if sort.field == "params":
         key = bind(sort.key)
         return f"(SELECT p.value FROM params p WHERE p.run_id = r.id AND p.key = {key})"
@@ -121,6 +116,10 @@ def page_sql(query: RunQuery) -> tuple[str, dict[str, object]]:
     bind = _Binds()
     where = where_sql(query, bind)
     expr = _sort_sql(query.sort, bind)
+    joined = FROM
+    if query.sort.field == "metrics":
+        key = bind(query.sort.key)
+        joined += f" LEFT JOIN latest_metrics s ON s.run_id = r.id AND s.key = {key}"
     direction = "DESC" if query.sort.descending else "ASC"
     # Ties, and runs without the sort value (always last), in a fixed order, so pages
     # neither repeat nor skip a run. NULLS LAST on the output column (SQLite 3.30+,
@@ -129,7 +128,7 @@ def page_sql(query: RunQuery) -> tuple[str, dict[str, object]]:
     if query.sort.field == "start_time":
         sql = f"SELECT r.*, e.name AS experiment {FROM}{where} ORDER BY {tail}"
     else:
-        sql = f"SELECT r.*, e.name AS experiment, {expr} AS sort_value {FROM}{where}"
+        sql = f"SELECT r.*, e.name AS experiment, {expr} AS sort_value {joined}{where}"
         sql += f" ORDER BY sort_value {direction} NULLS LAST, {tail}"
     if query.limit is not None:
         sql += f" LIMIT {bind(int(query.limit))}"
