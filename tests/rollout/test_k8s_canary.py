@@ -20,7 +20,7 @@ import pytest
 from kubernetes import client as kclient
 
 from amlpkg.collector.store import TelemetryRow, TelemetryStore
-from amlpkg.errors import FailedPreconditionError, InvalidArgumentError
+from amlpkg.errors import FailedPreconditionError
 from amlpkg.packager.deploy import canary, records
 from amlpkg.packager.deploy import k8s_manifests as k8s
 from amlpkg.packager.deploy.options import parse as parse_options
@@ -163,5 +163,3 @@ def test_a_good_canary_is_promoted_and_a_bad_one_rolled_back(
     assert records.serving(ws, "web") == records.get(ws, first.id)
     with pytest.raises(FailedPreconditionError, match="no canary"):
         canary.evaluate(ws, "web", GATE)
-    with pytest.raises(InvalidArgumentError, match="cannot use drift"):
-        canary.evaluate(ws, "web", "error_rate<0.01,drift<0.2")

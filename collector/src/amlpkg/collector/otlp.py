@@ -4,8 +4,10 @@ Traces: one row per (resource, model, version) of each export request, counting
 ``infer`` spans, errors and exact latency percentiles of their durations. The row
 id is a digest of the span ids, so an exporter's retry of the same batch is stored
 once. Metrics: one row per resource of each export, the data points kept in the
-body. The deployment is the resource attribute ``amlpkg.deployment`` or else
-``service.name``.
+body, and one more per (model, version) whose output summaries it carries (the
+runtime's delta sum ``amlpkg_output_summary``, validated like a device's histogram),
+so a canary's ``drift`` compares deployments as a rollout compares devices. The
+deployment is the resource attribute ``amlpkg.deployment`` or else ``service.name``.
 """
 
 from __future__ import annotations
@@ -14,11 +16,14 @@ import hashlib
 import json
 from typing import Any
 
+from amlpkg.collector import outputs
 from amlpkg.collector.store import TelemetryRow
 from amlpkg.errors import InvalidArgumentError
 
 SPAN_NAME = "infer"
+OUTPUTS_METRIC = "amlpkg_output_summary"
 _STATUS_ERROR = 2
+_DELTA = 1  # AggregationTemporality.AGGREGATION_TEMPORALITY_DELTA
 
 
 def _attrs(attributes: Any) -> dict[str, Any]:
@@ -126,12 +131,54 @@ def rows_from_metrics(body: bytes) -> list[TelemetryRow]:
             for scope in resource_metrics.scope_metrics
             for metric in scope.metrics
         }
+        message_id = f"otlp-metrics:{digest[:32]}:{index}"
         rows.append(
             TelemetryRow(
-                message_id=f"otlp-metrics:{digest[:32]}:{index}",
+                message_id=message_id,
                 source="otlp_metrics",
                 deployment_id=_deployment(resource),
                 body=json.dumps({"resource": resource, "metrics": metrics}, default=str),
+            )
+        )
+        summaries = [
+            metric
+            for scope in resource_metrics.scope_metrics
+            for metric in scope.metrics
+            if metric.name == OUTPUTS_METRIC
+        ]
+        rows.extend(_output_rows(summaries, _deployment(resource), message_id))
+    return rows
+
+
+def _output_rows(metrics: list[Any], deployment: str | None, message_id: str) -> list[TelemetryRow]:
+    """One row per (model, version) of the delta output summaries in ``metrics``."""
+    groups: dict[tuple[str, str], dict[str, Any]] = {}
+    for metric in metrics:
+        if metric.WhichOneof("data") != "sum" or metric.sum.aggregation_temporality != _DELTA:
+            continue  # cumulative sums cannot be told apart from restarts: kept in the body
+        for point in metric.sum.data_points:
+            attrs = _attrs(point.attributes)
+            value: Any = point.as_double if point.HasField("as_double") else point.as_int
+            if isinstance(value, float) and value.is_integer():
+                value = int(value)
+            key = (str(attrs.get("model", "")), str(attrs.get("version", "")))
+            bins = groups.setdefault(key, {})
+            bin_key = str(attrs.get("bin", ""))
+            bins[bin_key] = value + bins.get(bin_key, 0)
+    rows = []
+    for n, ((model, version), raw) in enumerate(sorted(groups.items())):
+        histogram = outputs.validate(raw)
+        if not histogram or not model:
+            continue
+        rows.append(
+            TelemetryRow(
+                message_id=f"{message_id}:outputs:{n}",
+                source="otlp_metrics",
+                deployment_id=deployment,
+                model_name=model,
+                model_version=version or None,
+                body=json.dumps({"outputs_of": f"{model}:{version}"}),
+                outputs=json.dumps(histogram, sort_keys=True),
             )
         )
     return rows

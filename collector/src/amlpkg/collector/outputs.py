@@ -1,8 +1,10 @@
 """Output histograms as devices send them: validated, bounded, and compared.
 
 An edge agent summarizes each response by one scalar (see
-:mod:`amlpkg.edge_agent.outputs`) and counts the summaries per fixed bin; each
-telemetry message carries the counts of its window as ``{"outputs": {"BIN": COUNT}}``.
+:mod:`amlpkg.runtime.summaries`) and counts the summaries per fixed bin; each
+telemetry message carries the counts of its window as ``{"outputs": {"BIN": COUNT}}``,
+and a runtime's OTLP metrics carry them as the delta sum ``amlpkg_output_summary``
+(:mod:`amlpkg.collector.otlp`).
 A device is untrusted input: bins are integers in ``[0, MAX_BINS)``, counts are
 non-negative integers up to ``MAX_COUNT``, anything else refuses the message (a
 4xx at the ingest endpoint), so a stored histogram never has more than

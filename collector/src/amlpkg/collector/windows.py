@@ -72,7 +72,7 @@ def deployment_windows(
     wanted = set(deployment_ids)
     rows = ws.conn.execute(
         "SELECT deployment_id, model_name, model_version, received, requests, errors,"
-        " latency_avg_ms, latency_p50_ms, latency_p95_ms, latency_p99_ms FROM telemetry"
+        " latency_avg_ms, latency_p50_ms, latency_p95_ms, latency_p99_ms, outputs FROM telemetry"
         " WHERE deployment_id IS NOT NULL AND received >= ? ORDER BY received",
         (since,),
     ).fetchall()
@@ -87,6 +87,7 @@ def deployment_windows(
             r[7],
             r[8],
             r[9],
+            json.loads(r[10]) if r[10] else None,
         )
         for r in rows
         if r[0] in wanted

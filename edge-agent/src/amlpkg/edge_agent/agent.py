@@ -26,11 +26,11 @@ from amlpkg.edge_agent.backend import LocalBackend, ScoringBackend
 from amlpkg.edge_agent.desired import DesiredModel, parse_desired
 from amlpkg.edge_agent.link import Link
 from amlpkg.edge_agent.outbox import Outbox
-from amlpkg.edge_agent.outputs import SummarizingDataPlane
 from amlpkg.edge_agent.retry import Backoff
 from amlpkg.edge_agent.sampler import TelemetrySampler
 from amlpkg.edge_agent.swap import ModelSwapper
 from amlpkg.errors import AmlpkgError, UnavailableError
+from amlpkg.runtime.dataplane import DataPlane
 from amlpkg.runtime.server import RunningServer, running
 from amlpkg.runtime.settings import load_settings
 from amlpkg.runtime.signing import Trust
@@ -175,7 +175,9 @@ class EdgeAgent:
             grpc_port=cfg.grpc_port,
             shutdown_timeout=5,
         )
-        dp = SummarizingDataPlane.from_repository(cfg.repository)
+        # output summaries for the rollout gate's drift (a --scoring-url module counts
+        # them when started with --output-summaries)
+        dp = DataPlane.from_repository(cfg.repository, output_summaries=True)
         async with running(settings, dp) as server:
             self.server = server
             yield LocalBackend(dp, cfg.repository)

@@ -26,6 +26,7 @@ import numpy as np
 
 from amlpkg.errors import AmlpkgError
 from amlpkg.runtime.datatypes import from_v2
+from amlpkg.runtime.summaries import PROBE_ID
 from amlpkg.runtime.types import InferInput, InferRequest
 
 if TYPE_CHECKING:
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
     from amlpkg.runtime.dataplane import DataPlane
 
 MODEL_FILE = "model.onnx"
-SMOKE_ID = "edge-agent-smoke"
+SMOKE_ID = PROBE_ID  # the runtime leaves these out of its output summaries
 
 
 class ScoringBackend(Protocol):

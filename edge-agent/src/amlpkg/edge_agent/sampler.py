@@ -5,8 +5,9 @@ or a scoring module's ``/metrics`` parsed) as deltas since the previous
 sample: request and failure counters, and the queue and compute histograms
 (mean latency = queue + compute time per request; percentiles of compute time by
 bucket interpolation, so as fine as its buckets), and the served version's output
-summaries per bin (``outputs``, see :mod:`amlpkg.edge_agent.outputs`; absent when the
-scoring server does not count them). Series outlive an unloaded model
+summaries per bin (``outputs``, see :mod:`amlpkg.runtime.summaries`; absent when the
+scoring server does not count them: run a ``--scoring-url`` module with
+``--output-summaries``). Series outlive an unloaded model
 version, so the requests served just before a swap are still counted.
 """
 

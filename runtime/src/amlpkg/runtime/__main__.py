@@ -51,6 +51,12 @@ def build_parser() -> argparse.ArgumentParser:
     add("--state-dir", type=Path, help="folder kept across restarts (signed version floors)")
     add("--workers", type=int, help="server processes sharing the ports (default 1)")
     add("--cpus", type=int, help="CPUs to use (default: the cgroup quota or affinity)")
+    add(
+        "--output-summaries",
+        action="store_true",
+        default=None,
+        help="count binned output summaries per version (the rollout gate's drift)",
+    )
     # The token is read from AMLPKG_SERVER_AUTH_TOKEN only: a command line is visible to
     # every user of the machine (ps).
     return parser

@@ -47,6 +47,7 @@ from amlpkg.runtime.shm import SharedMemoryRegistry
 from amlpkg.runtime.signing import Trust
 from amlpkg.runtime.stats_peers import StatsPeers
 from amlpkg.runtime.stats_peers import merge as merge_statistics
+from amlpkg.runtime.summaries import OutputSummaries
 from amlpkg.runtime.tracing import InferTracer, tracer_from_env
 from amlpkg.runtime.types import (
     InferOutput,
@@ -143,6 +144,7 @@ class DataPlane:
         self._in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()
+        self.output_summaries: OutputSummaries | None = None  # opt-in: see .summaries
 
     @classmethod
     def from_repository(
@@ -159,6 +161,7 @@ class DataPlane:
         workers: int = 1,
         shared_memory_book: Path | None = None,
         state_dir: Path | None = None,
+        output_summaries: bool = False,
         stats_peers: StatsPeers | None = None,
     ) -> DataPlane:
         """A data plane over ``path``; call :meth:`start` on the event loop to load models.
@@ -166,6 +169,8 @@ class DataPlane:
         ``override_dir``: where load-time file overrides are written (default: a temp
         folder made on first use and removed at :meth:`stop`); never inside ``path``.
         ``trust``: when given, only versions whose signature verifies against it load.
+        ``output_summaries``: count each response's output summaries (and export them by
+        OTLP when the ``OTEL_*`` variables name an endpoint), see :mod:`.summaries`.
         """
         root = Path(path)
         if not root.is_dir():
@@ -202,6 +207,9 @@ class DataPlane:
         )
         if overrides is not None:
             plane.redact.add(overrides, "<overrides>")
+        if output_summaries:
+            env = os.environ if environ is None else environ
+            plane.output_summaries = OutputSummaries.from_env(metrics.registry, env)
         return plane
 
     @property
@@ -241,6 +249,8 @@ class DataPlane:
         self.shared_memory.close()
         if self._tracer is not None:
             await asyncio.to_thread(self._tracer.shutdown)
+        if self.output_summaries is not None:
+            await asyncio.to_thread(self.output_summaries.close)
         self._started = False
 
     async def live(self) -> bool:
@@ -427,7 +437,10 @@ class DataPlane:
         ]
         if request.outputs:
             self._write_shared_memory(request, outputs)
-        return InferResponse(request.model_name, model.version_str, outputs, id=request.id)
+        response = InferResponse(request.model_name, model.version_str, outputs, id=request.id)
+        if self.output_summaries is not None:
+            self.output_summaries.count(request.id, response)
+        return response
 
     def _write_shared_memory(self, request: InferRequest, outputs: list[InferOutput]) -> None:
         """Put the outputs the client asked for in shared memory there; the encoders then

@@ -166,6 +166,7 @@ async def running(
         shared_memory_book=worker.book if worker else None,
         stats_peers=StatsPeers(worker.stats, worker.index) if worker else None,
         state_dir=settings.state_dir,
+        output_summaries=settings.output_summaries,
     )
     registry = getattr(dp, "metrics_registry", None)
     token = settings.token

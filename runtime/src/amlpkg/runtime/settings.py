@@ -144,6 +144,12 @@ class ServerSettings(BaseSettings):
     then cannot be loaded or unloaded through the API (each worker would diverge); shared
     memory registrations and ``/metrics`` cover all workers."""
 
+    output_summaries: bool = False
+    """Count each response's first output, one scalar per row in fixed bins
+    (``amlpkg_output_summary_total{model,version,bin}`` on ``/metrics``, and exported by
+    OTLP when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set): what the rollout gate's ``drift``
+    compares. Off: no cost on the request path."""
+
     cpus: int | None = Field(None, ge=1, le=4096)
     """CPUs the server may use, split between workers and model instances for ONNX
     Runtime's intra-op threads. Default: the container's CPU quota (cgroup ``cpu.max``)

@@ -17,24 +17,45 @@ from amlpkg.runtime.batching.types import ScheduledResult
 DEFAULT_SERVICE_NAME = "amlpkg-runtime"
 
 
-def traces_endpoint(environ: Mapping[str, str]) -> str | None:
-    """The OTLP/HTTP traces URL the standard ``OTEL_*`` variables select, or None (off)."""
-    exporter = environ.get("OTEL_TRACES_EXPORTER", "otlp").strip().lower()
+def otlp_endpoint(environ: Mapping[str, str], signal: str = "traces") -> str | None:
+    """The OTLP/HTTP URL of ``signal`` (``traces``, ``metrics``) the standard ``OTEL_*``
+    variables select, or None (off)."""
+    exporter = environ.get(f"OTEL_{signal.upper()}_EXPORTER", "otlp").strip().lower()
     if exporter == "none":
         return None
-    specific = environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "").strip()
+    specific = environ.get(f"OTEL_EXPORTER_OTLP_{signal.upper()}_ENDPOINT", "").strip()
     if specific:
         return specific
     base = environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", "").strip()
     if base:
-        return base.rstrip("/") + "/v1/traces"
+        return base.rstrip("/") + f"/v1/{signal}"
     return None
+
+
+def resource_attributes(environ: Mapping[str, str]) -> dict[str, str]:
+    """``service.name`` and the ``k=v,...`` pairs of ``OTEL_RESOURCE_ATTRIBUTES`` of
+    ``environ`` (which need not be the process environment the SDK reads)."""
+    attrs: dict[str, str] = {}
+    for pair in environ.get("OTEL_RESOURCE_ATTRIBUTES", "").split(","):
+        key, sep, value = pair.partition("=")
+        if sep and key.strip():
+            attrs[key.strip()] = value.strip()
+    service = environ.get("OTEL_SERVICE_NAME", "").strip()  # wins, as the spec says
+    attrs["service.name"] = service or attrs.get("service.name") or DEFAULT_SERVICE_NAME
+    return attrs
+
+
+def traces_endpoint(environ: Mapping[str, str]) -> str | None:
+    """The OTLP/HTTP traces URL the standard ``OTEL_*`` variables select, or None (off)."""
+    return otlp_endpoint(environ, "traces")
 
 
 class InferTracer:
     """Writes the spans of finished requests through a batching OTLP exporter."""
 
-    def __init__(self, endpoint: str, service_name: str) -> None:
+    def __init__(
+        self, endpoint: str, service_name: str, attributes: Mapping[str, str] | None = None
+    ) -> None:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
         from opentelemetry.sdk.resources import Resource
         from opentelemetry.sdk.trace import TracerProvider
@@ -42,7 +63,8 @@ class InferTracer:
         from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
         self.endpoint = endpoint
-        self._provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
+        resource = Resource.create({**(attributes or {}), "service.name": service_name})
+        self._provider = TracerProvider(resource=resource)
         self._provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint)))
         self._tracer = self._provider.get_tracer("amlpkg.runtime")
         self._propagator = TraceContextTextMapPropagator()
@@ -102,5 +124,5 @@ def tracer_from_env(environ: Mapping[str, str]) -> InferTracer | None:
     endpoint = traces_endpoint(environ)
     if endpoint is None:
         return None
-    service = environ.get("OTEL_SERVICE_NAME", "").strip() or DEFAULT_SERVICE_NAME
-    return InferTracer(endpoint, service)
+    attributes = resource_attributes(environ)
+    return InferTracer(endpoint, attributes["service.name"], attributes)

@@ -6,7 +6,10 @@ Service weighted by replicas) and keeps both ``ready``; ``--target docker`` does
 same with the weights of the deployment's proxy container. :func:`decide` evaluates the
 same gate as fleet rollouts (:mod:`amlpkg.packager.rollout.spec`) on the runtimes'
 telemetry, the canary revision's against the serving one's (rows keyed by deployment
-id, as the runtime's OTLP resource attribute ``amlpkg.deployment`` sets them), then
+id, as the runtime's OTLP resource attribute ``amlpkg.deployment`` sets them), ``drift``
+included: the Jensen-Shannon distance of the two revisions' output histograms, which
+runtimes started with output summaries export by OTLP (a deployment with a telemetry
+endpoint turns them on, so both revisions of a canary count them). Then
 :func:`promote` (the full manifests with the new image; the canary objects go) or
 :func:`roll_back` (the canary objects go; KServe gets the old image back).
 """
@@ -17,11 +20,11 @@ import time
 from typing import Any
 
 from amlpkg.collector.windows import deployment_windows
-from amlpkg.errors import FailedPreconditionError, InvalidArgumentError
+from amlpkg.errors import FailedPreconditionError
 from amlpkg.packager.deploy import records
 from amlpkg.packager.deploy.records import DeploymentRecord
 from amlpkg.packager.deploy.targets.kubernetes import KubernetesTarget, object_path
-from amlpkg.packager.rollout.gate import metrics
+from amlpkg.packager.rollout.gate import DRIFT_MIN_OUTPUTS, drift, metrics
 from amlpkg.packager.rollout.spec import parse_gate
 from amlpkg.store.workspace import Workspace
 
@@ -40,14 +43,9 @@ def pending_canary(ws: Workspace, name: str) -> DeploymentRecord:
 
 def evaluate(ws: Workspace, name: str, gate: str, since: float | None = None) -> dict[str, Any]:
     """The gate's verdict on the canary against the serving revision (``decided`` False: no
-    canary requests yet)."""
+    canary requests yet, or a ``drift`` check still short of output summaries: ``waiting``
+    says which)."""
     checks = parse_gate(gate)
-    if any(c.metric == "drift" for c in checks):
-        raise InvalidArgumentError(
-            "a canary gate cannot use drift: the runtimes' telemetry carries no output"
-            " summaries (edge agents send them)",
-            hint="gate a canary on p50_ms..avg_ms and error_rate",
-        )
     canary = pending_canary(ws, name)
     stable_id = canary.state["canary"]["stable"]
     windows = deployment_windows(
@@ -59,6 +57,11 @@ def evaluate(ws: Workspace, name: str, gate: str, since: float | None = None) ->
         "canary": canary.id, "stable": stable_id, "cohort": cohort, "control": control,
         "decided": bool(cohort["requests"]), "failures": [],
     }  # fmt: skip
+    cohort["drift"] = drift(cohort["output_bins"], control["output_bins"])
+    control["drift"] = 0.0 if control["output_bins"] else None
+    short = _short_of_summaries(cohort, control) if any(c.metric == "drift" for c in checks) else []
+    if short:
+        verdict.update(decided=False, waiting=short)
     if not verdict["decided"]:
         return verdict
     for check in checks:
@@ -71,6 +74,16 @@ def evaluate(ws: Workspace, name: str, gate: str, since: float | None = None) ->
             )
     verdict["passed"] = not verdict["failures"]
     return verdict
+
+
+def _short_of_summaries(cohort: dict[str, Any], control: dict[str, Any]) -> list[str]:
+    """What a drift check still waits for: each revision needs DRIFT_MIN_OUTPUTS outputs."""
+    return [
+        f"{side} revision: {sum(m['output_bins'].values())} of {DRIFT_MIN_OUTPUTS} output"
+        " summaries (its runtime exports them with --output-summaries and a telemetry endpoint)"
+        for side, m in (("canary", cohort), ("serving", control))
+        if sum(m["output_bins"].values()) < DRIFT_MIN_OUTPUTS
+    ]
 
 
 def promote(ws: Workspace, target: KubernetesTarget | None, name: str) -> DeploymentRecord:
