@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from amlpkg.errors import FailedPreconditionError, UnavailableError
+from amlpkg.processes import pid_alive
 
 _MASTER = "org.apache.spark.deploy.master.Master"
 _WORKER = "org.apache.spark.deploy.worker.Worker"
@@ -144,9 +145,9 @@ class StandaloneCluster:
         # spark-daemon.sh returns at once; the JVMs exit a few seconds later.
         deadline = time.monotonic() + timeout_s
         for pid in pids:
-            while _running(pid) and time.monotonic() < deadline:
+            while pid_alive(pid) and time.monotonic() < deadline:
                 time.sleep(0.2)
-            if _running(pid):
+            if pid_alive(pid):
                 os.kill(pid, signal.SIGKILL)
 
     def __enter__(self) -> StandaloneCluster:
@@ -154,18 +155,3 @@ class StandaloneCluster:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-def _running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie (exited, not yet reaped) counts as gone.
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state != "Z"

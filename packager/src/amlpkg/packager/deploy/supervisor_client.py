@@ -13,6 +13,7 @@ from typing import Any
 
 from amlpkg.errors import UnavailableError
 from amlpkg.packager.deploy.supervisor import CONTROL_FILE
+from amlpkg.processes import pid_alive
 
 
 def _pid_alive(pid: int) -> bool:
@@ -22,13 +23,7 @@ def _pid_alive(pid: int) -> bool:
             return False
     except ChildProcessError:
         pass  # not our child: the supervisor was started by an earlier `amlpkg deploy`
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return pid_alive(pid)
 
 
 def shutdown(state_dir: Path, grace_s: float = 5.0) -> None:

@@ -29,7 +29,7 @@ from amlpkg.errors import InvalidArgumentError, UnauthenticatedError
 
 TRACKING_URI_ENV = "AMLPKG_TRACKING_URI"
 TRACKING_TOKEN_ENV = "AMLPKG_TRACKING_TOKEN"
-_EMBEDDED_ENVS = ("AMLPKG_HOME", "AMLPKG_STORE")
+EMBEDDED_ENVS = ("AMLPKG_HOME", "AMLPKG_STORE")
 
 
 @dataclass(frozen=True)
@@ -186,6 +186,6 @@ def tracking_server(
     from_env = os.environ.get(TRACKING_URI_ENV)
     if from_env:
         return server_for(from_env)
-    if any(os.environ.get(name) for name in _EMBEDDED_ENVS):
+    if any(os.environ.get(name) for name in EMBEDDED_ENVS):
         return None
     return logged_in()

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from amlpkg.errors import FailedPreconditionError
 from amlpkg.trainer.remote.config import (
-    _EMBEDDED_ENVS,
+    EMBEDDED_ENVS,
     TRACKING_URI_ENV,
     logged_in,
     normalize_url,
@@ -30,7 +30,7 @@ def configured_url(home: str | Path | None = None, tracking_uri: str | None = No
     from_env = os.environ.get(TRACKING_URI_ENV)
     if from_env:
         return normalize_url(from_env)
-    if any(os.environ.get(name) for name in _EMBEDDED_ENVS):
+    if any(os.environ.get(name) for name in EMBEDDED_ENVS):
         return None
     server = logged_in()
     return None if server is None else server.url

@@ -33,6 +33,7 @@ from amlpkg.errors import (
     NotFoundError,
     PayloadTooLargeError,
 )
+from amlpkg.processes import pid_alive
 from amlpkg.trainer.remote.client import TeamClient, backoff
 
 log = logging.getLogger(__name__)
@@ -266,7 +267,7 @@ def resend_leftovers(
     for path in sorted(folder.glob("*.jsonl")) if folder.is_dir() else []:
         run_id, _, rest = path.stem.partition("-")
         pid = int(rest.partition("-")[0] or 0)
-        if _alive(pid):
+        if pid_alive(pid):
             continue
         if time.time() - path.stat().st_mtime > max_age_s:
             path.unlink(missing_ok=True)
@@ -294,15 +295,3 @@ def resend_leftovers(
         spool.remove()
         sent += 1
     return sent
-
-
-def _alive(pid: int) -> bool:
-    if pid <= 0 or pid == os.getpid():
-        return pid == os.getpid()
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
