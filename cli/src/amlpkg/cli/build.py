@@ -34,6 +34,17 @@ NoVariantOption = Annotated[
     bool,
     typer.Option("--original", help="Ship the model version itself, not its chosen variant."),
 ]
+RequireSignatureOption = Annotated[
+    bool,
+    typer.Option(
+        "--require-signature",
+        help="The image's runtime loads only models signed by --trust (installs [signing]).",
+    ),
+]
+TrustOption = Annotated[
+    Path | None,
+    typer.Option("--trust", help="The signer's PEM public key (or root chain) the image keeps."),
+]
 
 
 @contextmanager
@@ -99,6 +110,8 @@ def _build_oci(
     max_batch_size: int,
     original: bool,
     wheel: Path | None,
+    require_signature: bool = False,
+    trust: Path | None = None,
 ) -> None:
     """``amlpkg build --builder oci``: parse, then delegate to the library."""
     from amlpkg.packager.build.oci_builder.build import OciOptions, build_oci_image
@@ -114,6 +127,8 @@ def _build_oci(
         max_batch_size=max_batch_size,
         use_variant=not original,
         amlpkg_wheel=wheel,
+        require_signature=require_signature,
+        trust=trust,
     )
     oci = OciOptions(platforms=chosen, base_image=base_image, base_image_arm64=base_image_arm64)
     with _progress(as_json) as (on_status, on_step), open_workspace(home) as ws:
@@ -194,6 +209,8 @@ def register(app: typer.Typer) -> None:
                 " Debian Python base made in the tag's registry).",
             ),
         ] = None,
+        require_signature: RequireSignatureOption = False,
+        trust: TrustOption = None,
         home: HomeOption = None,
         tracking_uri: TrackingUriOption = None,
         as_json: JsonOption = False,
@@ -224,7 +241,8 @@ def register(app: typer.Typer) -> None:
             _build_oci(ref, home, as_json, tag=tag, flavor=flavor, platforms=platform,
                        base_image=base_image, base_image_arm64=base_image_arm64,
                        python_version=python_version, max_batch_size=max_batch_size,
-                       original=original, wheel=wheel)  # fmt: skip
+                       original=original, wheel=wheel, require_signature=require_signature,
+                       trust=trust)  # fmt: skip
             return
         with _progress(as_json) as (on_status, on_step):
             hooks = Hooks(on_status=on_status, on_step=on_step)
@@ -247,6 +265,8 @@ def register(app: typer.Typer) -> None:
                 max_batch_size=max_batch_size,
                 use_variant=not original,
                 amlpkg_wheel=wheel,
+                require_signature=require_signature,
+                trust=trust,
             )
             agent = flavor == "edge-agent"
             if agent == (ref is not None):
@@ -259,6 +279,8 @@ def register(app: typer.Typer) -> None:
                 require_embedded("amlpkg build --flavor edge-agent", home, tracking_uri)
             elif (server := tracking_server(home, tracking_uri)) is not None:
                 assert ref is not None
+                if require_signature:
+                    require_embedded("amlpkg build --require-signature", home, tracking_uri)
                 _report(build_on_server(server, ref, options, hooks).to_dict(), as_json)
                 return
             with open_workspace(home) as ws:

@@ -17,7 +17,7 @@ from amlpkg.packager.optimize.store import VARIANT_KIND
 from amlpkg.release import RELEASE_FILE, SIGNATURE_FILE
 from amlpkg.store.workspace import Workspace
 from amlpkg.trainer.registry import ModelVersion, resolve_model_file, using_workspace
-from amlpkg.trainer.signing import latest_signature, signature_of
+from amlpkg.trainer.signing import SignatureRecord, latest_signature, signature_of
 
 
 def _place(source: Path, target: Path) -> None:
@@ -27,6 +27,16 @@ def _place(source: Path, target: Path) -> None:
         os.link(source, target)
     except OSError:
         shutil.copyfile(source, target)
+
+
+def find_signature(ws: Workspace, ref: str, variant: str | None = None) -> SignatureRecord | None:
+    """The newest signature of version ``ref`` (of its ``variant`` when given), or None."""
+    if variant is not None:
+        return signature_of(ws, (VARIANT_KIND, variant))
+    try:
+        return latest_signature(ref, workspace=ws)
+    except NotFoundError:
+        return None
 
 
 def place_signature(
@@ -39,15 +49,9 @@ def place_signature(
     The runtime (``--require-signature``) and the edge agent look for them there.
     False when it is not signed (nothing is written).
     """
-    if variant is not None:
-        record = signature_of(ws, (VARIANT_KIND, variant))
-        if record is None:
-            return False
-    else:
-        try:
-            record = latest_signature(ref, workspace=ws)
-        except NotFoundError:
-            return False
+    record = find_signature(ws, ref, variant)
+    if record is None:
+        return False
     (version_dir / RELEASE_FILE).write_bytes(ws.artifacts.read_bytes(record.release_sha256))
     (version_dir / SIGNATURE_FILE).write_bytes(ws.artifacts.read_bytes(record.bundle_sha256))
     return True

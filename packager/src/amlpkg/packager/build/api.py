@@ -15,12 +15,15 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from amlpkg.errors import InvalidArgumentError
+from amlpkg.errors import FailedPreconditionError, InvalidArgumentError
 from amlpkg.packager.build import context, image, records
-from amlpkg.packager.build.flavors import runtime_requirements
+from amlpkg.packager.build.flavors import SIGNING_EXTRA, runtime_requirements
 from amlpkg.packager.build.options import BuildOptions, Hooks
 from amlpkg.packager.build.recipe import (
+    APP_DIR,
+    LABEL_PREFIX,
     MODELS_DIR,
+    TRUST_FILE,
     ModelFacts,
     image_labels,
     model_config,
@@ -31,7 +34,7 @@ from amlpkg.packager.build.sites import BuildSite, WorkspaceSite
 from amlpkg.packager.build.source import ModelSource
 from amlpkg.packager.build.wheelhouse import amlpkg_wheel, gather_wheelhouse, installed_requires
 from amlpkg.packager.build.wheelhouse import source_root as checkout_root
-from amlpkg.packager.repository import place_signature
+from amlpkg.packager.repository import find_signature, place_signature
 from amlpkg.store.workspace import Workspace
 from amlpkg.trainer.provenance import git_state
 
@@ -63,8 +66,10 @@ def lay_out(ws: Workspace, src: ModelSource, opts: BuildOptions, dest: Path, hoo
     """Model, config, amlpkg's runtime and the wheelhouse under ``dest`` (image and folder)."""
     assert opts.python_version is not None and opts.platform is not None
     assert opts.glibc is not None
+    if opts.require_signature and find_signature(ws, src.version.ref, src.variant_id) is None:
+        refuse_unsigned(src)  # before minutes of downloads
     flavor = opts.flavor_spec()
-    requirements = runtime_requirements(installed_requires(), flavor)
+    requirements = runtime_requirements(installed_requires(), flavor, image_extras(opts))
     wheels = gather_wheelhouse(
         requirements,
         python_version=opts.python_version,
@@ -89,8 +94,32 @@ def lay_out(ws: Workspace, src: ModelSource, opts: BuildOptions, dest: Path, hoo
         amlpkg_wheel=wheel,
     )
     version_dir = dest / MODELS_DIR / src.facts.name / str(src.facts.version)
+    what = src.variant_id or src.version.ref
     if place_signature(ws, src.version.ref, version_dir, variant=src.variant_id):
-        hooks.on_status(f"signature of {src.variant_id or src.version.ref} placed beside the model")
+        hooks.on_status(f"signature of {what} placed beside the model")
+    add_trust(opts, dest / APP_DIR)
+
+
+def refuse_unsigned(src: ModelSource) -> None:
+    """An unsigned model cannot go into an image whose runtime requires signatures."""
+    raise FailedPreconditionError(
+        f"{src.variant_id or src.version.ref} is not signed, and the image's runtime"
+        " would refuse to load it",
+        hint=f"sign it first (amlpkg models sign {src.version.ref} --key KEY, or optimize"
+        " --sign-key for a variant), or build without --require-signature",
+    )
+
+
+def image_extras(opts: BuildOptions) -> tuple[str, ...]:
+    """amlpkg's extras an image of ``opts`` installs besides ``[runtime]``."""
+    return (SIGNING_EXTRA,) if opts.require_signature else ()
+
+
+def add_trust(opts: BuildOptions, app_dir: Path) -> None:
+    """Ship the ``--trust`` key with amlpkg's code (at :data:`TRUST_PATH` in the image)."""
+    if opts.require_signature and opts.trust is not None:
+        app_dir.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(opts.trust, app_dir / TRUST_FILE)
 
 
 def package_labels(src: ModelSource, opts: BuildOptions) -> dict[str, str]:
@@ -99,9 +128,22 @@ def package_labels(src: ModelSource, opts: BuildOptions) -> dict[str, str]:
         revision, _ = git_state(checkout_root())
     except InvalidArgumentError:
         revision = None
-    return image_labels(
+    labels = image_labels(
         src.facts, flavor=opts.flavor, amlpkg_version=_amlpkg_version(), revision=revision
     )
+    return labels | signature_labels(opts)
+
+
+def signature_labels(opts: BuildOptions) -> dict[str, str]:
+    """Labels saying the image's runtime requires signatures, and whose."""
+    if not opts.require_signature or opts.trust is None:
+        return {}
+    from amlpkg.runtime.signing import Trust
+
+    return {
+        f"{LABEL_PREFIX}.signature.required": "true",
+        f"{LABEL_PREFIX}.signature.trust": Trust(opts.trust).signer,
+    }
 
 
 def build_image(
@@ -142,6 +184,7 @@ def build_image(
             flavor=opts.flavor_spec(),
             python_version=opts.python_version,
             labels=labels,
+            require_signature=opts.require_signature,
         )
         (dest / "Dockerfile").write_text(dockerfile, encoding="utf-8")
         hooks.on_status(f"building {tag} from {opts.base_image} ({opts.platform})")

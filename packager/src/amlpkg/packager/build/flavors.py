@@ -14,6 +14,8 @@ from amlpkg.errors import InvalidArgumentError
 
 ONNXRUNTIME = "onnxruntime"
 RUNTIME_EXTRA = "runtime"
+# amlpkg-runtime's extra for a server started with --require-signature (model-signing).
+SIGNING_EXTRA = "signing"
 # Base requirements only the CLI needs; the scoring server never imports them.
 CLI_ONLY = frozenset({"rich", "typer"})
 # uvicorn[standard] also brings file watching, websockets and dotenv, which a server
@@ -161,19 +163,23 @@ def _extra_of(marker: str) -> str | None:
     return found.group(1) if found else None
 
 
-def runtime_requirements(requires: list[str], flavor: Flavor) -> list[str]:
+def runtime_requirements(
+    requires: list[str], flavor: Flavor, extras: tuple[str, ...] = ()
+) -> list[str]:
     """What the image installs: amlpkg's base and ``[runtime]`` requirements for ``flavor``.
 
     ``requires`` is amlpkg's own metadata (``importlib.metadata.requires``). ONNX
     Runtime is swapped for the flavor's distribution (installing two of them would
     clash: they ship the same module) and the flavor's extra wheels are added. No
-    other extra (train, deploy, ...) goes in, nor what only the CLI needs.
+    other extra (train, deploy, ...) goes in but ``extras`` (``signing``), nor what
+    only the CLI needs.
     """
+    wanted = (RUNTIME_EXTRA, *extras)
     chosen: list[str] = []
     for line in requires:
         spec, _, marker = line.partition(";")
         extra = _extra_of(marker) if marker.strip() else None
-        if marker.strip() and extra != RUNTIME_EXTRA:
+        if marker.strip() and extra not in wanted:
             continue
         spec = spec.strip()
         name = requirement_name(spec)

@@ -76,6 +76,10 @@ class BuildOptions:
     amlpkg_wheel: Path | None = None
     """An amlpkg wheel to ship instead of one built from the checkout (pinned builds,
     or amlpkg installed without its sources)."""
+    require_signature: bool = False
+    """The image's runtime loads only models signed by ``trust`` (``[signing]`` installed)."""
+    trust: Path | None = None
+    """The signer's PEM public key (or PEM root chain) shipped for ``require_signature``."""
 
     def flavor_spec(self) -> Flavor:
         """The flavor, or a clear error."""
@@ -108,6 +112,7 @@ class BuildOptions:
             glibc = self.glibc or flavor.glibc
         if self.push and self.format != "image":
             raise InvalidArgumentError("--push needs --format image")
+        self._check_signature()
         return BuildOptions(
             flavor=flavor.name,
             format=self.format,
@@ -122,4 +127,28 @@ class BuildOptions:
             glibc=glibc,
             no_cache=self.no_cache,
             amlpkg_wheel=self.amlpkg_wheel,
+            require_signature=self.require_signature,
+            trust=self.trust,
         )
+
+    def _check_signature(self) -> None:
+        """``require_signature`` and ``trust`` come together, for an image, with a real key."""
+        if self.trust is not None and not self.require_signature:
+            raise InvalidArgumentError(
+                "--trust is the key of --require-signature", hint="add --require-signature"
+            )
+        if not self.require_signature:
+            return
+        if self.trust is None:
+            raise InvalidArgumentError(
+                "--require-signature needs --trust: the signer's PEM public key",
+                hint="export it with: openssl ec -in key.pem -pubout -out key.pub",
+            )
+        if self.format != "image":
+            raise InvalidArgumentError(
+                "--require-signature makes an image whose runtime verifies models",
+                hint="use --format image (a package folder: run.sh --require-signature --trust)",
+            )
+        from amlpkg.runtime.signing import Trust
+
+        Trust(self.trust)  # a clear error now for a file that is no key, not at the start

@@ -55,7 +55,7 @@ from amlpkg.packager.build.wheelhouse import (
 )
 from amlpkg.packager.build.wheelhouse import source_root as checkout_root
 from amlpkg.packager.oci.registry import MANIFEST
-from amlpkg.packager.repository import place_signature
+from amlpkg.packager.repository import find_signature, place_signature
 from amlpkg.store.workspace import Workspace
 
 FALLBACK_EPOCH = 315532800  # 1980-01-01, the oldest time a zip (wheel) can hold
@@ -139,6 +139,7 @@ def _common_layers(
             f"no amlpkg wheels at {wheels.name}", hint="check --amlpkg-wheel (a folder of wheels)"
         )
     app = extract_runtime(wheels, scratch / "app")
+    api.add_trust(opts, app)
     config = model_config(
         opts.flavor_spec(), providers=src.providers, max_batch_size=opts.max_batch_size
     )
@@ -169,7 +170,7 @@ def _labels(src: ModelSource, opts: BuildOptions, oci: OciOptions, epoch: int) -
         amlpkg_version=_amlpkg_version(),
         revision=revision,
         created=epoch,
-    )
+    ) | api.signature_labels(opts)
 
 
 def build_oci_image(
@@ -204,8 +205,10 @@ def build_oci_image(
     epoch = source_date_epoch(oci.source_date_epoch)
     started = time.monotonic()
     src = resolve(ws, ref, opts.flavor, use_variant=opts.use_variant)
+    if opts.require_signature and find_signature(ws, src.version.ref, src.variant_id) is None:
+        api.refuse_unsigned(src)
     labels = _labels(src, opts, oci, epoch)
-    requirements = runtime_requirements(installed_requires(), flavor)
+    requirements = runtime_requirements(installed_requires(), flavor, api.image_extras(opts))
     total = 2 + 3 * len(platforms) + 1
     done = 0
 
@@ -285,6 +288,7 @@ def _push_image(
         platform=platform,
         flavor=opts.flavor_spec(),
         python_version=python,
+        require_signature=opts.require_signature,
         labels={**labels, BASE_NAME: f"{base.ref.host}/{base.ref.repository}",
                 BASE_DIGEST: str(base.ref.digest)},
         diff_ids=[layer.diff_id for layer in layers],

@@ -35,10 +35,12 @@ def rfc3339(epoch: int) -> str:
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def env_of(flavor: Flavor, python_version: str) -> dict[str, str]:
+def env_of(
+    flavor: Flavor, python_version: str, *, require_signature: bool = False
+) -> dict[str, str]:
     """The Docker builder's ``ENV`` lines as a mapping."""
     env: dict[str, str] = {}
-    for line in image_env(flavor, python_version):
+    for line in image_env(flavor, python_version, require_signature=require_signature):
         key, _, value = line.removeprefix("ENV ").partition("=")
         env[key] = json.loads(value)
     return env
@@ -61,13 +63,15 @@ def image_config(
     diff_ids: list[str],
     history: list[str],
     epoch: int,
+    require_signature: bool = False,
 ) -> bytes:
     """The config blob: the base's rootfs and history followed by our layers."""
     created = rfc3339(epoch)
     base_inner = base_config.get("config") or {}
+    env = env_of(flavor, python_version, require_signature=require_signature)
     config = {
         "User": f"{USER_ID}:{USER_ID}",
-        "Env": merged_env(list(base_inner.get("Env") or []), env_of(flavor, python_version)),
+        "Env": merged_env(list(base_inner.get("Env") or []), env),
         "Cmd": server_command(),
         "ExposedPorts": {f"{port}/tcp": {} for port in (HTTP_PORT, GRPC_PORT, METRICS_PORT)},
         "Healthcheck": HEALTHCHECK,
