@@ -167,3 +167,15 @@ def test_resource_attributes_come_from_the_given_environment() -> None:
     assert resource_attributes(env) == {"amlpkg.deployment": "web:2", "service.name": "a"}
     assert resource_attributes({**env, "OTEL_SERVICE_NAME": "b"})["service.name"] == "b"
     assert resource_attributes({}) == {"service.name": "amlpkg-runtime"}
+
+
+def test_small_and_large_responses_fall_in_the_same_bins() -> None:
+    edges = 2.0 ** (np.arange(-12, 22, 0.25))  # every bin boundary and beyond both ends
+    values = np.concatenate([edges, -edges, edges * 1.01, [0.0, np.nan, np.inf, -np.inf]])
+    assert [outputs.bin_of(v) for v in values.tolist()] == outputs.bins(values).tolist()
+    rows = np.random.default_rng(3).normal(0, 50, (200, 1))
+    small = {}
+    for part in np.array_split(rows, 10):  # 20 rows each: counted value by value
+        for key, n in outputs.histogram(part).items():
+            small[key] = small.get(key, 0) + n
+    assert outputs.histogram(rows) == small  # 200 rows: vectorized
