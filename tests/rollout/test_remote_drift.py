@@ -1,7 +1,8 @@
 """An edge agent with ``--scoring-url`` reports output summaries, so ``drift`` gates its
-device too: the scoring module (a real ``python -m amlpkg.runtime`` process) counts them
-with ``--output-summaries``, the agent reads them from its ``/metrics`` and its telemetry
-reaches the real collector with them; the agent's smoke inferences are not counted.
+device too: the scoring module (a real ``python -m amlpkg.runtime`` process, with the
+environment the IoT Edge manifest gives it) counts them, the agent reads them from its
+``/metrics`` and its telemetry reaches the real collector with them; the agent's smoke
+inferences are not counted.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import pytest
 
 from amlpkg.collector.server import running_collector
 from amlpkg.collector.windows import device_windows
+from amlpkg.packager.deploy import iotedge_manifest as edge
 from amlpkg.runtime.summaries import bins
 from amlpkg.store.workspace import open_workspace
 from tests.edge_agent.test_standalone import desired, infer, wait_for
@@ -28,10 +30,24 @@ pytestmark = pytest.mark.slow
 REQUESTS = 25
 
 
+def _scoring_module_env() -> dict[str, str]:
+    """The environment of the scoring module in an IoT Edge deployment manifest."""
+    opts = edge.EdgeOptions(
+        name="plant",
+        image="registry.local/plant:1",
+        model={"name": "m", "version": "1", "sha256": "0" * 64, "url": "https://x/m.onnx"},
+        agent_image="amlpkg-edge-agent:latest",
+    )
+    modules = edge.deployment_manifest(opts)["modulesContent"]["$edgeAgent"]["properties.desired"]
+    return {k: v["value"] for k, v in modules["modules"]["plant"].get("env", {}).items()}
+
+
 def test_an_agent_with_a_scoring_url_reports_output_summaries(tmp_path: Path) -> None:
     repo = tmp_path / "scoring-repo"
     repo.mkdir()
-    scoring = start_server(repo, tmp_path, "--output-summaries")
+    env = _scoring_module_env()
+    assert env == {"AMLPKG_SERVER_OUTPUT_SUMMARIES": "true"}
+    scoring = start_server(repo, tmp_path, env=env)
     state_file = tmp_path / "desired.json"
     state_file.write_text(json.dumps(desired(tmp_path, 1.0, 1)))
     norm_bin = str(int(bins(np.array([2.0]))[0]))  # X = 0, Y = X + 1: rows [1, 1, 1, 1], norm 2

@@ -97,6 +97,8 @@ def _scoring_module(opts: EdgeOptions) -> dict[str, Any]:
                 }
             ),
         },
+        # the agent reads them from /metrics for the rollout gate's drift
+        "env": {"AMLPKG_SERVER_OUTPUT_SUMMARIES": {"value": "true"}},
     }
 
 
