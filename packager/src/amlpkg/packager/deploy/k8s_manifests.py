@@ -61,6 +61,8 @@ class K8sOptions:
     fetcher_image: str | None = None
     """Image whose ``python -m amlpkg.edge_agent.oci`` fetches a ModelPack model (the
     edge agent's image: it carries the daemonless OCI client)."""
+    env: dict[str, str] = field(default_factory=dict)
+    """More environment of the scoring container (its OTLP telemetry settings)."""
 
 
 MODEL_MOUNT = "/mnt/models"  # where KServe mounts a modelcar; ours too, for one layout
@@ -174,6 +176,9 @@ def container(opts: K8sOptions) -> dict[str, Any]:
         else:
             mount = {"name": "model", "mountPath": MODEL_MOUNT, "readOnly": True}
             scoring["volumeMounts"].append(mount)
+    if opts.env:
+        extra = [{"name": k, "value": v} for k, v in sorted(opts.env.items())]
+        scoring["env"] = [*scoring.get("env", []), *extra]
     return scoring
 
 

@@ -106,6 +106,9 @@ class KubernetesOptions(DeployOptions):
     agent_image: str | None = None
     """The edge agent image whose OCI client fetches an ``oci://`` ModelPack source in an
     init container (default: the newest one built and pushed for linux/amd64)."""
+    telemetry_endpoint: str | None = None
+    """OTLP/HTTP endpoint (reachable from the pods) the runtime exports its traces and
+    output summaries to, tagged with the revision's deployment id: what a canary gate reads."""
 
 
 class IotEdgeOptions(DeployOptions):

@@ -21,6 +21,7 @@ from amlpkg.packager.deploy import k8s_manifests as k8s
 from amlpkg.packager.deploy import records
 from amlpkg.packager.deploy.lifecycle import Lifecycle
 from amlpkg.packager.deploy.options import DeployOptions, KubernetesOptions
+from amlpkg.packager.deploy.otel import telemetry_env
 from amlpkg.packager.deploy.records import DeploymentRecord
 from amlpkg.packager.deploy.sources import image_for, package_for
 from amlpkg.packager.deploy.targets.base import DeployRequest, Plan, Prepared, Revision
@@ -91,11 +92,14 @@ def options_of(
     *,
     canary: bool = True,
     fetcher: str | None = None,
+    deployment_id: str | None = None,
 ) -> k8s.K8sOptions:
     """The manifest options from a deploy request (labels carry the lineage).
 
     ``canary=False``: the options of the same revision once promoted (no canary).
     ``fetcher``: see :func:`fetcher_image` (for a ModelPack ``oci://`` source).
+    ``deployment_id``: the revision's record id, which its pods' telemetry carries
+    (``telemetry_endpoint``); default: the deployment's name.
     """
     source, opts = request.source, request.options
     labels = {}
@@ -121,6 +125,7 @@ def options_of(
         kserve=opts.kserve,
         canary_percent=opts.canary_percent if canary else None,
         stable_replicas=opts.replicas,
+        env=telemetry_env(opts.telemetry_endpoint, deployment_id or request.name),
         **_oci_fields(request, image, fetcher),
     )
 
@@ -252,7 +257,9 @@ class KubernetesTarget(Lifecycle):
         undo (the lifecycle's defaults), and the API client stays with the target.
         """
         fetcher = rev.record.config.get("agent_image")
-        opts = options_of(rev.request, str(rev.record.image), fetcher=fetcher)
+        opts = options_of(
+            rev.request, str(rev.record.image), fetcher=fetcher, deployment_id=rev.record.id
+        )
         objects = k8s.manifests(opts)
         if opts.canary_percent is not None:
             rev.state["canary"] = self._canary_plan(rev, opts)
@@ -277,7 +284,13 @@ class KubernetesTarget(Lifecycle):
             )
         fetcher = rev.record.config.get("agent_image")
         promoted = k8s.manifests(
-            options_of(rev.request, str(rev.record.image), canary=False, fetcher=fetcher)
+            options_of(
+                rev.request,
+                str(rev.record.image),
+                canary=False,
+                fetcher=fetcher,
+                deployment_id=rev.record.id,
+            )
         )
         plan: dict[str, Any] = {
             "percent": opts.canary_percent,
@@ -288,7 +301,9 @@ class KubernetesTarget(Lifecycle):
         }
         if opts.kserve:
             # KServe keeps one spec: rolling back re-applies the serving revision's image.
-            old = options_of(rev.request, str(rev.previous.image), canary=False)
+            old = options_of(
+                rev.request, str(rev.previous.image), canary=False, deployment_id=rev.previous.id
+            )
             plan["rollback"] = k8s.manifests(old)
         else:
             plan["effective_percent"] = round(
