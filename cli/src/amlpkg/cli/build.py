@@ -136,6 +136,33 @@ def _build_oci(
     _report(package.to_dict(), as_json)
 
 
+def _build_oci_agent(
+    home: Path | None,
+    as_json: bool,
+    *,
+    tag: str | None,
+    platforms: str | None,
+    base_image: str | None,
+    base_image_arm64: str | None,
+    python_version: str | None,
+    wheel: Path | None,
+) -> None:
+    """``amlpkg build --flavor edge-agent --builder oci``: parse, then delegate."""
+    from amlpkg.packager.build.oci_builder.agent import build_oci_agent_image
+    from amlpkg.packager.build.oci_builder.build import OciOptions
+    from amlpkg.packager.build.options import BuildOptions, Hooks
+    from amlpkg.store.workspace import open_workspace
+
+    chosen = tuple(p.strip() for p in (platforms or "").split(",") if p.strip())
+    options = BuildOptions(
+        flavor="edge-agent", tag=tag, push=True, python_version=python_version, amlpkg_wheel=wheel
+    )
+    oci = OciOptions(platforms=chosen, base_image=base_image, base_image_arm64=base_image_arm64)
+    with _progress(as_json) as (on_status, on_step), open_workspace(home) as ws:
+        built = build_oci_agent_image(ws, options, oci, Hooks(on_status, on_step))
+    _report(built.to_dict(), as_json)
+
+
 def register(app: typer.Typer) -> None:
     """Add ``build`` and ``package`` to the root app."""
 
@@ -232,6 +259,11 @@ def register(app: typer.Typer) -> None:
             )
         if builder == "oci":
             require_embedded("amlpkg build --builder oci", home, tracking_uri)
+            if flavor == "edge-agent" and ref is None and not local_base:
+                _build_oci_agent(home, as_json, tag=tag, platforms=platform,
+                                 base_image=base_image, base_image_arm64=base_image_arm64,
+                                 python_version=python_version, wheel=wheel)  # fmt: skip
+                return
             if local_base or output_format != "image" or ref is None:
                 raise InvalidArgumentError(
                     "--builder oci builds a model's image on a base in a registry",

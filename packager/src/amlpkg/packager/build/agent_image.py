@@ -177,10 +177,8 @@ def default_agent_tag(platform: str) -> str:
     return f"amlpkg/edge-agent:{amlpkg_version()}-{platform.rsplit('/', 1)[-1]}"
 
 
-def lay_out_agent(ws: Workspace, opts: BuildOptions, dest: Path, hooks: Hooks) -> None:
-    """Wheelhouse and the three roles' code under ``dest`` (the build context)."""
-    assert opts.python_version is not None and opts.platform is not None
-    assert opts.glibc is not None
+def agent_wheels(ws: Workspace, opts: BuildOptions, hooks: Hooks) -> Path:
+    """The folder of the three roles' wheels: ``--amlpkg-wheel``, else built from the checkout."""
     wheels = opts.amlpkg_wheel or amlpkg_wheel(
         cache_root(ws), roles=AGENT_ROLES, on_status=hooks.on_status
     )
@@ -189,6 +187,14 @@ def lay_out_agent(ws: Workspace, opts: BuildOptions, dest: Path, hooks: Hooks) -
             f"--amlpkg-wheel {wheels.name} is not a folder",
             hint=f"the agent image needs a folder with the {', '.join(AGENT_DISTRIBUTIONS)} wheels",
         )
+    return wheels
+
+
+def lay_out_agent(ws: Workspace, opts: BuildOptions, dest: Path, hooks: Hooks) -> None:
+    """Wheelhouse and the three roles' code under ``dest`` (the build context)."""
+    assert opts.python_version is not None and opts.platform is not None
+    assert opts.glibc is not None
+    wheels = agent_wheels(ws, opts, hooks)
     house = gather_wheelhouse(
         agent_requirements(wheels),
         python_version=opts.python_version,

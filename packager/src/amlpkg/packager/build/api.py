@@ -122,12 +122,18 @@ def add_trust(opts: BuildOptions, app_dir: Path) -> None:
         shutil.copyfile(opts.trust, app_dir / TRUST_FILE)
 
 
-def package_labels(src: ModelSource, opts: BuildOptions) -> dict[str, str]:
-    """OCI and lineage labels of what ``src`` is packaged into (revision: this checkout)."""
+def checkout_revision() -> str | None:
+    """The commit of the checkout amlpkg is built from, or None outside one."""
     try:
         revision, _ = git_state(checkout_root())
     except InvalidArgumentError:
-        revision = None
+        return None
+    return revision
+
+
+def package_labels(src: ModelSource, opts: BuildOptions) -> dict[str, str]:
+    """OCI and lineage labels of what ``src`` is packaged into (revision: this checkout)."""
+    revision = checkout_revision()
     labels = image_labels(
         src.facts, flavor=opts.flavor, amlpkg_version=_amlpkg_version(), revision=revision
     )

@@ -25,7 +25,7 @@ from amlpkg.packager.build.errors import BuildError
 from amlpkg.packager.build.flavors import check_platform, runtime_requirements
 from amlpkg.packager.build.oci_builder import provenance, sbom
 from amlpkg.packager.build.oci_builder.base import BASE_PYTHON, ensure_base
-from amlpkg.packager.build.oci_builder.config import image_config
+from amlpkg.packager.build.oci_builder.config import Process, image_config
 from amlpkg.packager.build.oci_builder.elf import foreign_binaries
 from amlpkg.packager.build.oci_builder.layers import Layer, write_layer
 from amlpkg.packager.build.oci_builder.push import (
@@ -44,7 +44,7 @@ from amlpkg.packager.build.oci_builder.registry_io import (
 )
 from amlpkg.packager.build.oci_builder.site import build_venv
 from amlpkg.packager.build.options import BuildOptions, Hooks, host_platform_name
-from amlpkg.packager.build.recipe import APP, MODELS, VENV, image_labels, model_config
+from amlpkg.packager.build.recipe import APP, MODELS, VENV, ModelFacts, image_labels, model_config
 from amlpkg.packager.build.records import Package
 from amlpkg.packager.build.source import ModelSource, resolve
 from amlpkg.packager.build.wheelhouse import (
@@ -114,14 +114,16 @@ def source_date_epoch(explicit: int | None) -> int:
     return int(stamp) if done.returncode == 0 and stamp.isdigit() else FALLBACK_EPOCH
 
 
-def _platforms(oci: OciOptions) -> tuple[str, ...]:
+def chosen_platforms(oci: OciOptions) -> tuple[str, ...]:
+    """The platforms to build (default: this host's), each once."""
     chosen = oci.platforms or (host_platform_name(),)
     if len(set(chosen)) != len(chosen):
         raise InvalidArgumentError(f"--platform lists a platform twice: {','.join(chosen)}")
     return tuple(chosen)
 
 
-def _base_for(platform: str, oci: OciOptions, host: str, hooks: Hooks) -> BaseImage:
+def base_for(platform: str, oci: OciOptions, host: str, hooks: Hooks) -> BaseImage:
+    """The base of ``platform``: the one given, else the Debian Python base in ``host``."""
     given = oci.base_image_arm64 if platform == "linux/arm64" else None
     given = given or oci.base_image
     if given is not None:
@@ -188,11 +190,16 @@ def build_oci_image(
             hint="e.g. --tag 127.0.0.1:5000/iris:1",
         )
     target = ImageRef.parse(options.tag)
-    platforms = _platforms(oci)
+    platforms = chosen_platforms(oci)
     opts = BuildOptions(**{**options.__dict__, "platform": platforms[0], "base_image": None})
     opts = opts.resolved()
     flavor = opts.flavor_spec()
-    if flavor.installs_python or opts.flavor == "edge-agent":
+    if opts.flavor == "edge-agent":
+        raise InvalidArgumentError(
+            "the edge-agent flavor is the IoT Edge agent's own image, without a model",
+            hint="amlpkg build --flavor edge-agent --builder oci --tag REGISTRY/NAME:TAG",
+        )
+    if flavor.installs_python:
         raise InvalidArgumentError(
             f"--builder oci builds the cpu flavor (and flavors whose base has Python),"
             f" not {opts.flavor}",
@@ -230,7 +237,7 @@ def build_oci_image(
                 registry.push_blob_file(layer.path, layer.digest, layer.size)
             for platform in platforms:
                 step(f"{platform}: base image")
-                base = _base_for(platform, oci, target.host, hooks)
+                base = base_for(platform, oci, target.host, hooks)
                 copy_base_layers(registry, base)
                 step(f"{platform}: installing wheels for {platform} (no emulation)")
                 wheelhouse = gather_wheelhouse(
@@ -250,13 +257,14 @@ def build_oci_image(
                 step(f"{platform}: writing and pushing layers")
                 venv_layer = write_layer({VENV: venv}, venv.parent / "venv.tar.gz", epoch)
                 registry.push_blob_file(venv_layer.path, venv_layer.digest, venv_layer.size)
-                images.append(_push_image(
+                images.append(push_platform_image(
                     registry, base, platform=platform, opts=opts, python=python, labels=labels,
                     layers=[venv_layer, app_layer, model_layer], epoch=epoch,
                     tag=target.tag if len(platforms) == 1 else None))  # fmt: skip
                 site_dirs = [venv / "lib" / f"python{python}" / "site-packages", scratch / "app"]
-                _attach_documents(
-                    registry, target, image=images[-1], src=src, ref=ref, site_dirs=site_dirs,
+                attach_documents(
+                    registry, target, image=images[-1], model=src.facts, ref=ref,
+                    site_dirs=site_dirs,
                     wheel_dirs=[wheelhouse, wheels if wheels.is_dir() else wheels.parent],
                     labels=labels, epoch=epoch)  # fmt: skip
                 shutil.rmtree(venv.parent, ignore_errors=True)
@@ -271,7 +279,7 @@ def build_oci_image(
                    labels=labels, started=started)  # fmt: skip
 
 
-def _push_image(
+def push_platform_image(
     registry: OciRegistry,
     base: BaseImage,
     *,
@@ -282,7 +290,14 @@ def _push_image(
     layers: list[Layer],
     epoch: int,
     tag: str | None,
+    process: Process | None = None,
+    history: tuple[str, ...] = ("venv (wheels installed on the host)", "amlpkg runtime", "model"),
 ) -> PlatformImage:
+    """Push one platform's config and manifest over ``base`` and ``layers``.
+
+    ``process`` is what the image runs (default: the scoring server); ``history``
+    names each of ``layers``.
+    """
     config = image_config(
         base_config=base.config,
         platform=platform,
@@ -292,8 +307,9 @@ def _push_image(
         labels={**labels, BASE_NAME: f"{base.ref.host}/{base.ref.repository}",
                 BASE_DIGEST: str(base.ref.digest)},
         diff_ids=[layer.diff_id for layer in layers],
-        history=["venv (wheels installed on the host)", "amlpkg runtime", "model"],
+        history=list(history),
         epoch=epoch,
+        process=process,
     )  # fmt: skip
     registry.push_blob(config)
     manifest = image_manifest(
@@ -307,12 +323,12 @@ def _push_image(
     return PlatformImage(platform, digest, manifest, base.ref, size)
 
 
-def _attach_documents(
+def attach_documents(
     registry: OciRegistry,
     target: ImageRef,
     *,
     image: PlatformImage,
-    src: ModelSource,
+    model: ModelFacts | None,
     ref: str,
     site_dirs: list[Path],
     wheel_dirs: list[Path],
@@ -325,12 +341,12 @@ def _attach_documents(
     version = labels.get("ai.amlpkg.amlpkg.version", "")
     document = sbom.cyclonedx(
         image=target, platform=image.platform, site_dirs=site_dirs, wheel_dirs=wheel_dirs,
-        base=image.base, model=src.facts, epoch=epoch, tool_version=version,
+        base=image.base, model=model, epoch=epoch, tool_version=version,
     )  # fmt: skip
     attach(registry, subject, sbom.MEDIA_TYPE, document)
     statement = provenance.statement(
         image=target, digest=image.digest, platform=image.platform, base=image.base,
-        model=src.facts, model_ref=ref, flavor=labels.get("ai.amlpkg.flavor", ""),
+        model=model, model_ref=ref, flavor=labels.get("ai.amlpkg.flavor", ""),
         wheel_dirs=wheel_dirs, revision=labels["org.opencontainers.image.revision"],
         epoch=epoch, tool_version=version,
     )  # fmt: skip

@@ -4,6 +4,7 @@ as the Docker builder's Dockerfile (taken from ``recipe``), written as sorted JS
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,6 +29,22 @@ HEALTHCHECK = {
     "Retries": 3,
 }
 ARCH = {"linux/amd64": "amd64", "linux/arm64": "arm64"}
+
+
+@dataclass(frozen=True)
+class Process:
+    """What the image runs: its command, environment beside the flavor's, ports, health check."""
+
+    command: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+    ports: tuple[int, ...] = ()
+    healthcheck: dict[str, Any] | None = None
+
+
+def scoring_process() -> Process:
+    """The scoring server, as the Docker builder's Dockerfile runs it."""
+    return Process(server_command(), ports=(HTTP_PORT, GRPC_PORT, METRICS_PORT),
+                   healthcheck=HEALTHCHECK)  # fmt: skip
 
 
 def rfc3339(epoch: int) -> str:
@@ -64,20 +81,27 @@ def image_config(
     history: list[str],
     epoch: int,
     require_signature: bool = False,
+    process: Process | None = None,
 ) -> bytes:
-    """The config blob: the base's rootfs and history followed by our layers."""
+    """The config blob: the base's rootfs and history followed by our layers.
+
+    ``process``: what the image runs (default: the scoring server).
+    """
+    process = process or scoring_process()
     created = rfc3339(epoch)
     base_inner = base_config.get("config") or {}
-    env = env_of(flavor, python_version, require_signature=require_signature)
-    config = {
+    env = env_of(flavor, python_version, require_signature=require_signature) | process.env
+    config: dict[str, Any] = {
         "User": f"{USER_ID}:{USER_ID}",
         "Env": merged_env(list(base_inner.get("Env") or []), env),
-        "Cmd": server_command(),
-        "ExposedPorts": {f"{port}/tcp": {} for port in (HTTP_PORT, GRPC_PORT, METRICS_PORT)},
-        "Healthcheck": HEALTHCHECK,
+        "Cmd": process.command,
         "Labels": dict(sorted(labels.items())),
         "WorkingDir": "/",
     }
+    if process.ports:
+        config["ExposedPorts"] = {f"{port}/tcp": {} for port in process.ports}
+    if process.healthcheck is not None:
+        config["Healthcheck"] = process.healthcheck
     base_rootfs = base_config.get("rootfs") or {}
     base_history = list(base_config.get("history") or [])
     if not base_history:

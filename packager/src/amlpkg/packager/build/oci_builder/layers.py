@@ -97,12 +97,16 @@ def _info(name: str, path: Path | None, epoch: int) -> tarfile.TarInfo:
     return info
 
 
-def write_layer(trees: dict[str, Path], dest: Path, epoch: int) -> Layer:
+def write_layer(
+    trees: dict[str, Path], dest: Path, epoch: int, owners: dict[str, int] | None = None
+) -> Layer:
     """Write the folders ``trees`` (image path -> host folder) as one reproducible layer.
 
     The image paths' parent folders are written too (root, 0755), so the layer does
-    not depend on the base having them.
+    not depend on the base having them. ``owners``: image folders (``/var/lib/x``)
+    owned by that uid and gid instead of root (a state folder a non-root user writes).
     """
+    owned = {path.strip("/"): uid for path, uid in (owners or {}).items()}
     dest.parent.mkdir(parents=True, exist_ok=True)
     with dest.open("wb") as raw:
         outer = _Hashing(raw)
@@ -117,7 +121,9 @@ def write_layer(trees: dict[str, Path], dest: Path, epoch: int) -> Layer:
                     for parent in _parents(prefix):
                         if parent not in written:
                             written.add(parent)
-                            archive.addfile(_info(parent, None, epoch))
+                            info = _info(parent, None, epoch)
+                            info.uid = info.gid = owned.get(parent, 0)
+                            archive.addfile(info)
                     for name, path in _entries(folder, prefix):
                         info = _info(name, path, epoch)
                         if info.isreg():

@@ -27,7 +27,7 @@ def statement(
     digest: str,
     platform: str,
     base: ImageRef,
-    model: ModelFacts,
+    model: ModelFacts | None,
     model_ref: str,
     flavor: str,
     wheel_dirs: list[Path],
@@ -35,13 +35,16 @@ def statement(
     epoch: int,
     tool_version: str,
 ) -> bytes:
-    """The statement's bytes (sorted keys)."""
+    """The statement's bytes (sorted keys); ``model`` None for an image without one."""
     deps: list[dict[str, Any]] = [
         {"uri": f"oci://{base.host}/{base.repository}@{base.digest}",
          "digest": {"sha256": str(base.digest).removeprefix("sha256:")}},
-        {"name": f"model:{model.name}:{model.version}", "digest": {"sha256": model.sha256}},
-        {"uri": "git+amlpkg", "digest": {"gitCommit": revision}},
     ]  # fmt: skip
+    if model is not None:
+        deps.append(
+            {"name": f"model:{model.name}:{model.version}", "digest": {"sha256": model.sha256}}
+        )
+    deps.append({"uri": "git+amlpkg", "digest": {"gitCommit": revision}})
     for folder in wheel_dirs:
         for wheel in sorted(folder.glob("*.whl")):
             deps.append({
@@ -60,7 +63,8 @@ def statement(
                 "buildType": BUILD_TYPE,
                 "externalParameters": {
                     "model": model_ref, "flavor": flavor, "platform": platform,
-                    "tag": str(image.tag or ""), "variant": model.variant or "",
+                    "tag": str(image.tag or ""),
+                    "variant": (model.variant if model is not None else None) or "",
                 },
                 "internalParameters": {"SOURCE_DATE_EPOCH": epoch},
                 "resolvedDependencies": deps,

@@ -56,11 +56,11 @@ def cyclonedx(
     site_dirs: list[Path],
     wheel_dirs: list[Path],
     base: ImageRef,
-    model: ModelFacts,
+    model: ModelFacts | None,
     epoch: int,
     tool_version: str,
 ) -> bytes:
-    """The SBOM document's bytes."""
+    """The SBOM document's bytes (``model``: None for an image without one)."""
     hashes = _wheel_hashes(wheel_dirs)
     components: list[dict[str, Any]] = []
     for name, version in distributions(site_dirs):
@@ -89,13 +89,14 @@ def cyclonedx(
         "description": "base image",
         "hashes": [{"alg": "SHA-256", "content": str(base.digest).removeprefix("sha256:")}],
     })  # fmt: skip
-    components.append({
-        "type": "machine-learning-model",
-        "bom-ref": f"model:{model.name}:{model.version}",
-        "name": model.name,
-        "version": str(model.version),
-        "hashes": [{"alg": "SHA-256", "content": model.sha256}],
-    })  # fmt: skip
+    if model is not None:
+        components.append({
+            "type": "machine-learning-model",
+            "bom-ref": f"model:{model.name}:{model.version}",
+            "name": model.name,
+            "version": str(model.version),
+            "hashes": [{"alg": "SHA-256", "content": model.sha256}],
+        })  # fmt: skip
     body = json.dumps(components, sort_keys=True).encode()
     document = {
         "bomFormat": "CycloneDX",

@@ -1,0 +1,190 @@
+"""``amlpkg build --flavor edge-agent --builder oci``: the edge agent's image, no Docker engine.
+
+The same daemonless, reproducible recipe as a scoring image (:mod:`.build`), with the
+agent's content: a venv of the core, runtime (with ``[signing]``) and edge-agent
+requirements installed on the host for each platform (no emulation, so arm64 is built
+on an amd64 host), the three roles' code, and ``/var/lib/amlpkg`` owned by the agent's
+user (a fresh named volume mounted there takes this owner); no model. The config runs
+``python -m amlpkg.edge_agent`` as user 10001, as the Docker builder's image does.
+
+Several platforms make an OCI image index; each image gets its SBOM and provenance as
+referrers. The build is recorded as ``edge_agent <platform> --pushed_as--> image
+REPO@sha256:...`` for each platform (the index's digest when there are several), where
+``--target iotedge`` finds it and pins it by digest.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from amlpkg.errors import InvalidArgumentError
+from amlpkg.packager.build import api
+from amlpkg.packager.build.agent_image import (
+    AGENT_COMMAND,
+    AGENT_DISTRIBUTIONS,
+    AGENT_FLAVOR,
+    AGENT_KIND,
+    SDIST_ONLY,
+    STATE_DIR,
+    AgentImage,
+    agent_labels,
+    agent_requirements,
+    agent_wheels,
+    amlpkg_version,
+)
+from amlpkg.packager.build.errors import BuildError
+from amlpkg.packager.build.flavors import check_platform
+from amlpkg.packager.build.oci_builder.base import BASE_PYTHON
+from amlpkg.packager.build.oci_builder.build import (
+    OciOptions,
+    PlatformImage,
+    attach_documents,
+    base_for,
+    chosen_platforms,
+    push_platform_image,
+    source_date_epoch,
+)
+from amlpkg.packager.build.oci_builder.config import Process
+from amlpkg.packager.build.oci_builder.elf import foreign_binaries
+from amlpkg.packager.build.oci_builder.layers import Layer, write_layer
+from amlpkg.packager.build.oci_builder.push import copy_base_layers, index_document
+from amlpkg.packager.build.oci_builder.registry_io import ImageRef, OciRegistry
+from amlpkg.packager.build.oci_builder.site import build_venv
+from amlpkg.packager.build.options import BuildOptions, Hooks
+from amlpkg.packager.build.recipe import APP, USER_ID, VENV
+from amlpkg.packager.build.wheelhouse import extract_runtime, gather_wheelhouse, pure_wheels
+from amlpkg.store.lineage_edges import add_edge
+from amlpkg.store.workspace import Workspace
+
+AGENT_PROCESS = Process(AGENT_COMMAND, env={"AMLPKG_EDGE_CACHE": STATE_DIR})
+HISTORY = ("venv (wheels installed on the host)", "agent state folder", "amlpkg runtime + agent")
+
+
+def _options(options: BuildOptions, platforms: tuple[str, ...]) -> BuildOptions:
+    if options.tag is None:
+        raise InvalidArgumentError(
+            "--builder oci pushes as it builds: it needs --tag REGISTRY/NAME:TAG",
+            hint="e.g. --tag 127.0.0.1:5000/amlpkg-edge-agent:1",
+        )
+    if options.require_signature or options.max_batch_size:
+        raise InvalidArgumentError(
+            "the edge agent's image holds no model: --require-signature and --max-batch-size"
+            " do not apply",
+            hint="the agent verifies models with its own --trust; drop those options",
+        )
+    fields = {**options.__dict__, "flavor": AGENT_FLAVOR, "platform": platforms[0]}
+    opts = BuildOptions(**{**fields, "base_image": None}).resolved()
+    for platform in platforms[1:]:
+        check_platform(opts.flavor_spec(), platform)
+    return opts
+
+
+def _shared_layers(wheels: Path, scratch: Path, epoch: int) -> tuple[Layer, Layer]:
+    """The platform-independent layers: the state folder and the three roles' code."""
+    app = extract_runtime(wheels, scratch / "app", AGENT_DISTRIBUTIONS)
+    state = scratch / "state"
+    state.mkdir()
+    state_layer = write_layer(
+        {STATE_DIR: state}, scratch / "state.tar.gz", epoch, owners={STATE_DIR: USER_ID}
+    )
+    return state_layer, write_layer({APP: app}, scratch / "app.tar.gz", epoch)
+
+
+def build_oci_agent_image(
+    ws: Workspace,
+    options: BuildOptions,
+    oci: OciOptions | None = None,
+    hooks: Hooks | None = None,
+) -> AgentImage:
+    """Build and push the edge agent's image (an index for several platforms); record it."""
+    hooks, oci = hooks or Hooks(), oci or OciOptions()
+    platforms = chosen_platforms(oci)
+    opts = _options(options, platforms)
+    assert opts.tag is not None and opts.glibc is not None
+    target = ImageRef.parse(opts.tag)
+    python = options.python_version or BASE_PYTHON
+    epoch = source_date_epoch(oci.source_date_epoch)
+    started = time.monotonic()
+    wheels = agent_wheels(ws, opts, hooks)
+    requirements = agent_requirements(wheels)
+    built_here = pure_wheels(SDIST_ONLY, api.cache_root(ws), hooks.on_status)
+    revision = oci.revision or api.checkout_revision() or "unknown"
+    total, done = 1 + 3 * len(platforms) + 1, 0
+
+    def step(text: str) -> None:
+        nonlocal done
+        done += 1
+        hooks.on_step(done, total, text)
+        hooks.on_status(text)
+
+    scratch_parent = api.cache_root(ws) / "build"
+    scratch_parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix="oci-agent-", dir=scratch_parent))
+    images: list[PlatformImage] = []
+    labels: dict[str, str] = {}
+    try:
+        step("writing the agent's code and state layers")
+        state_layer, app_layer = _shared_layers(wheels, scratch, epoch)
+        with OciRegistry(target) as registry:
+            for layer in (state_layer, app_layer):
+                registry.push_blob_file(layer.path, layer.digest, layer.size)
+            for platform in platforms:
+                step(f"{platform}: base image")
+                base = base_for(platform, oci, target.host, hooks)
+                copy_base_layers(registry, base)
+                step(f"{platform}: installing wheels for {platform} (no emulation)")
+                wheelhouse = gather_wheelhouse(
+                    requirements, python_version=python, platform=platform, glibc=opts.glibc,
+                    cache_root=api.cache_root(ws), on_status=hooks.on_status,
+                    find_links=built_here,
+                )  # fmt: skip
+                venv = build_venv(wheelhouse, scratch / platform.replace("/", "-") / "venv",
+                                  flavor=opts.flavor_spec(), platform=platform,
+                                  python_version=python, glibc=opts.glibc)  # fmt: skip
+                wrong = foreign_binaries(venv, platform)
+                if wrong:
+                    raise BuildError(
+                        f"binaries for another machine in the {platform} agent image: "
+                        + ", ".join(wrong[:5]),
+                        hint="a wheel without a manylinux build for this platform got in",
+                    )
+                step(f"{platform}: writing and pushing layers")
+                venv_layer = write_layer({VENV: venv}, venv.parent / "venv.tar.gz", epoch)
+                registry.push_blob_file(venv_layer.path, venv_layer.digest, venv_layer.size)
+                labels = agent_labels(
+                    platform=platform, amlpkg_version=amlpkg_version(), created=epoch
+                ) | {"org.opencontainers.image.revision": revision}
+                images.append(push_platform_image(
+                    registry, base, platform=platform, opts=opts, python=python, labels=labels,
+                    layers=[venv_layer, state_layer, app_layer], epoch=epoch,
+                    tag=target.tag if len(platforms) == 1 else None,
+                    process=AGENT_PROCESS, history=HISTORY))  # fmt: skip
+                attach_documents(
+                    registry, target, image=images[-1], model=None, ref="",
+                    site_dirs=[venv / "lib" / f"python{python}" / "site-packages",
+                               scratch / "app"],
+                    wheel_dirs=[wheelhouse, wheels], labels=labels, epoch=epoch)  # fmt: skip
+                shutil.rmtree(venv.parent, ignore_errors=True)
+            step("pushing the index" if len(platforms) > 1 else "recording the build")
+            digest = images[0].digest
+            if len(platforms) > 1:
+                index = index_document([(i.platform, i.manifest) for i in images])
+                digest = registry.push_manifest(index, tag=target.tag)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    pinned = target.pinned(digest).by_digest()
+    for platform in platforms:
+        add_edge(ws, (AGENT_KIND, platform), (api.IMAGE_KIND, pinned), api.PUSHED_AS)
+    return AgentImage(
+        ref=opts.tag,
+        image_id=digest,
+        repo_digest=pinned,
+        platform=",".join(platforms),
+        size_bytes=images[0].size,
+        labels={**labels, "ai.amlpkg.platform": ",".join(platforms)},
+        build_seconds=round(time.monotonic() - started, 3),
+        context=None,
+    )
