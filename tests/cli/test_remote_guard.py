@@ -19,10 +19,6 @@ URL = "http://127.0.0.1:9"  # nothing listens there: a refusal must not need the
 COMMANDS = {
     "amlpkg build --builder oci": ["build", "iris:1", "--builder", "oci"],
     "amlpkg build --flavor edge-agent": ["build", "--flavor", "edge-agent"],
-    "amlpkg deploy": ["deploy", "iris:1", "--name", "shop"],
-    "amlpkg deployments status": ["deployments", "status", "shop"],
-    "amlpkg deployments delete": ["deployments", "delete", "shop"],
-    "amlpkg deployments rollback": ["deployments", "rollback", "shop"],
     "amlpkg telemetry serve": ["telemetry", "serve", "--port", "9"],
     "amlpkg devices tag": ["devices", "tag", "plant-7", "site=north"],
     "amlpkg devices import-tags": ["devices", "import-tags"],

@@ -9,8 +9,8 @@ import typer
 
 from amlpkg.cli.output import console, error_console, new_table, print_json, print_table
 from amlpkg.cli.runs import HomeOption, JsonOption, TrackingUriOption, when
+from amlpkg.trainer.remote.config import tracking_server
 from amlpkg.trainer.remote.fleet import open_fleet
-from amlpkg.trainer.remote.guard import require_embedded
 
 if TYPE_CHECKING:
     from amlpkg.packager.deploy.options import DeployOptions
@@ -48,7 +48,9 @@ _RENAMED = {
     "telemetry": "telemetry_endpoint",
     "canary": "canary_percent",
 }
-_NOT_OPTIONS = frozenset({"source", "name", "target", "dry_run", "output", "home", "as_json"})
+_NOT_OPTIONS = frozenset(
+    {"source", "name", "target", "dry_run", "output", "home", "tracking_uri", "as_json"}
+)
 
 
 def _typed_options(target: str, params: dict[str, Any]) -> DeployOptions:
@@ -174,19 +176,28 @@ def register(app: typer.Typer) -> None:
             _opt("OTLP/HTTP endpoint for the traces of local and docker runtimes."),
         ] = None,
         home: HomeOption = None,
+        tracking_uri: TrackingUriOption = None,
         as_json: JsonOption = False,
     ) -> None:
-        """Deploy a model version or package; verified, recorded, blue/green on local."""
-        from amlpkg.packager.deploy import api
+        """Deploy a model version or package; verified, recorded, blue/green on local.
 
-        require_embedded("amlpkg deploy", home)
+        Against a team server the deploy runs from here and is recorded there."""
+        from amlpkg.packager.deploy import api, remote
+
+        server = tracking_server(home, tracking_uri)
         options = _typed_options(target, ctx.params)
         if dry_run or output is not None:
-            plan = api.plan(source, target=target, name=name, options=options, home=home)
+            if server is None:
+                plan = api.plan(source, target=target, name=name, options=options, home=home)
+            else:
+                plan = remote.plan(server, source, target=target, name=name, options=options)
             _print_plan(plan, output)
             return
         with console.status(f"deploying {source} to {target} as {name} ..."):
-            record = api.deploy(source, target=target, name=name, options=options, home=home)
+            if server is None:
+                record = api.deploy(source, target=target, name=name, options=options, home=home)
+            else:
+                record = remote.deploy(server, source, target=target, name=name, options=options)
         if as_json:
             print_json(record.to_dict())
             return
@@ -246,13 +257,14 @@ def register(app: typer.Typer) -> None:
     def status_command(
         name: Annotated[str, typer.Argument(help="Deployment name.")],
         home: HomeOption = None,
+        tracking_uri: TrackingUriOption = None,
         as_json: JsonOption = False,
     ) -> None:
         """The record and what really runs (processes, endpoint readiness, rollout)."""
-        from amlpkg.packager.deploy import api
+        from amlpkg.packager.deploy import api, remote
 
-        require_embedded("amlpkg deployments status", home)
-        data = api.status(name, home=home)
+        server = tracking_server(home, tracking_uri)
+        data = api.status(name, home=home) if server is None else remote.status(server, name)
         if as_json:
             print_json(data)
             return
@@ -268,26 +280,31 @@ def register(app: typer.Typer) -> None:
     def delete_command(
         name: Annotated[str, typer.Argument(help="Deployment name.")],
         home: HomeOption = None,
+        tracking_uri: TrackingUriOption = None,
     ) -> None:
         """Stop the deployment; its records stay as history."""
-        from amlpkg.packager.deploy import api
+        from amlpkg.packager.deploy import api, remote
 
-        require_embedded("amlpkg deployments delete", home)
-        record = api.delete(name, home=home)
+        server = tracking_server(home, tracking_uri)
+        record = api.delete(name, home=home) if server is None else remote.delete(server, name)
         console.print(f"{record.id} {record.status}: {record.reason}")
 
     @deployments_app.command("rollback")
     def rollback_command(
         name: Annotated[str, typer.Argument(help="Deployment name.")],
         home: HomeOption = None,
+        tracking_uri: TrackingUriOption = None,
         as_json: JsonOption = False,
     ) -> None:
         """Return to the revision before the serving one (blue/green on local)."""
-        from amlpkg.packager.deploy import api
+        from amlpkg.packager.deploy import api, remote
 
-        require_embedded("amlpkg deployments rollback", home)
+        server = tracking_server(home, tracking_uri)
         with console.status(f"rolling back {name} ..."):
-            record = api.rollback(name, home=home)
+            if server is None:
+                record = api.rollback(name, home=home)
+            else:
+                record = remote.rollback(server, name)
         if as_json:
             print_json(record.to_dict())
             return

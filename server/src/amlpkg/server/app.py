@@ -20,6 +20,7 @@ from amlpkg.server.pool import WorkspacePool
 from amlpkg.server.routers import (
     access,
     artifacts,
+    deployments,
     lineage,
     packager,
     registry,
@@ -70,7 +71,8 @@ def create_app(home: Path, settings: ServerSettings | None = None) -> FastAPI:
     app.state.amlpkg = state
     failures.install(app, redact)
     app.include_router(access.health_router)
-    for module in (runs, artifacts, registry, lineage, packager, telemetry, views, access):
+    for module in (runs, artifacts, registry, lineage, packager, deployments, telemetry,
+                   views, access):  # fmt: skip
         app.include_router(module.router)
     collector = create_collector_app(TelemetryStore(telemetry_ws))
     app.include_router(telemetry.receiver_router(collector, settings.max_otlp_bytes))

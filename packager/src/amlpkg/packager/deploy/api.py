@@ -13,7 +13,7 @@ from amlpkg.packager.deploy import lifecycle, records
 from amlpkg.packager.deploy import options as deploy_options
 from amlpkg.packager.deploy.options import TARGETS, DeployOptions
 from amlpkg.packager.deploy.records import DeploymentRecord, check_deployment_name
-from amlpkg.packager.deploy.sources import resolve_source
+from amlpkg.packager.deploy.sources import SourceSite, resolve_source
 from amlpkg.packager.deploy.targets.base import DeployRequest, Plan, Target
 from amlpkg.store.workspace import Workspace
 from amlpkg.trainer.registry import using_workspace
@@ -74,11 +74,17 @@ def name_lock(ws: Workspace, name: str) -> Iterator[None]:
 
 
 def _request(
-    ws: Workspace, target: str, source: str, name: str, options: Options | None
+    ws: Workspace,
+    target: str,
+    source: str,
+    name: str,
+    options: Options | None,
+    *,
+    site: SourceSite | None,
 ) -> DeployRequest[Any]:
     check_deployment_name(name)
     opts = deploy_options.parse(target, options)  # validated once, here
-    source_ = resolve_source(ws, source, image=opts.image, trust=opts.trust)
+    source_ = resolve_source(ws, source, image=opts.image, trust=opts.trust, site=site)
     return DeployRequest(name, source_, opts)
 
 
@@ -90,11 +96,12 @@ def plan(
     options: Options | None = None,
     home: str | Path | None = None,
     workspace: Workspace | None = None,
+    site: SourceSite | None = None,
 ) -> Plan:
     """What ``deploy`` would do (``--dry-run``): steps and documents, no side effects."""
     impl = get_target(target)
     with using_workspace(workspace, home) as ws:
-        return impl.plan(ws, _request(ws, target, source, name, options))
+        return impl.plan(ws, _request(ws, target, source, name, options, site=site))
 
 
 def deploy(
@@ -105,13 +112,15 @@ def deploy(
     options: Options | None = None,
     home: str | Path | None = None,
     workspace: Workspace | None = None,
+    site: SourceSite | None = None,
 ) -> DeploymentRecord:
     """Deploy ``source`` (model ref or package folder) as a new revision of ``name``.
 
     ``options`` are the target's (``options.LocalOptions``, ``DockerOptions``, ...), or
     a mapping of them. Every deploy is recorded and verified; a failed one (any
     exception) is recorded ``failed`` with its reason and raises an amlpkg error,
-    leaving the previous revision serving (``lifecycle.apply``).
+    leaving the previous revision serving (``lifecycle.apply``). ``site`` is where
+    model versions and packages are read (default: the workspace).
     """
     impl = get_target(target)
     check_deployment_name(name)
@@ -122,11 +131,15 @@ def deploy(
                 f"deployment {name!r} runs on {current.target}, not {target}",
                 hint="pick another --name, or delete the deployment first",
             )
-        return lifecycle.apply(ws, impl, _request(ws, target, source, name, options))
+        return lifecycle.apply(ws, impl, _request(ws, target, source, name, options, site=site))
 
 
 def rollback(
-    name: str, *, home: str | Path | None = None, workspace: Workspace | None = None
+    name: str,
+    *,
+    home: str | Path | None = None,
+    workspace: Workspace | None = None,
+    site: SourceSite | None = None,
 ) -> DeploymentRecord:
     """Deploy again what the revision before the serving one ran (a new revision)."""
     with using_workspace(workspace, home) as ws:
@@ -143,6 +156,7 @@ def rollback(
             name=name,
             options=options,
             workspace=ws,
+            site=site,
         )
 
 

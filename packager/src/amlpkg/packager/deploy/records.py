@@ -4,6 +4,10 @@ A deployment is named (``web``); every apply adds revision N, whose id
 ``NAME:N`` is also its lineage node (``("deployment", "web:3")``). Rows are only
 ever added or have their status moved on, so the table is the history of what
 ran where, and ``rollback`` can find the previous good revision.
+
+A deploy against a team server runs here in a cache workspace holding the server's
+rows of that name (:func:`mirror`); a :class:`Journal` set with :func:`journal`
+sends every row written here on to the server as it is written.
 """
 
 from __future__ import annotations
@@ -13,10 +17,13 @@ import json
 import re
 import socket
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-from amlpkg.errors import InvalidArgumentError, NotFoundError
+from amlpkg.errors import AlreadyExistsError, InvalidArgumentError, NotFoundError
 from amlpkg.store.db import write_tx
 from amlpkg.store.lineage_edges import add_edge_in_tx
 from amlpkg.store.workspace import Workspace
@@ -95,6 +102,39 @@ class DeploymentRecord:
             "created_by": self.created_by,
         }
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DeploymentRecord:
+        """The record :meth:`to_dict` (or a team server's full row) describes."""
+        values = {k: v for k, v in data.items() if k != "endpoints"}
+        endpoints = data.get("endpoints") or {}
+        http, grpc = endpoints.get("http"), endpoints.get("grpc")
+        return cls(**values, endpoint_http=http, endpoint_grpc=grpc)
+
+
+class Journal(Protocol):
+    """Where rows written in this workspace also go (a team server), as they are written."""
+
+    def created(self, record: DeploymentRecord) -> None:
+        """Record a new revision there; raises (and nothing is kept here) if it is refused."""
+        ...
+
+    def updated(self, record: DeploymentRecord) -> None:
+        """Move the revision on there as it moved here."""
+        ...
+
+
+_journal: ContextVar[Journal | None] = ContextVar("amlpkg_deployment_journal", default=None)
+
+
+@contextmanager
+def journal(target: Journal) -> Iterator[None]:
+    """Send the rows :func:`create` and :func:`update` write to ``target`` too, inside."""
+    token = _journal.set(target)
+    try:
+        yield
+    finally:
+        _journal.reset(token)
+
 
 def _record(row: Any) -> DeploymentRecord:
     values = dict(row)
@@ -113,42 +153,67 @@ def create(
     package: str | None = None,
     image: str | None = None,
     image_digest: str | None = None,
+    revision: int | None = None,
+    created_by: str | None = None,
 ) -> DeploymentRecord:
-    """Add the next revision of ``name`` as ``pending`` with its lineage edges, atomically."""
+    """Add the next revision of ``name`` as ``pending`` with its lineage edges, atomically.
+
+    ``revision`` is the number the caller expects it to get (a team server recording a
+    revision made elsewhere): another one is refused (:class:`AlreadyExistsError`).
+    """
     check_deployment_name(name)
     now = time.time()
     # Revisions of one name take turns (see write_tx), so each gets the next number.
     with write_tx(ws.conn, lock=f"deployment:{name}") as conn:
-        revision = 1 + int(
+        after = int(
             conn.execute(
                 "SELECT COALESCE(MAX(revision), 0) FROM deployments WHERE name = ?", (name,)
             ).fetchone()[0]
         )
-        dep_id = f"{name}:{revision}"
-        conn.execute(
-            f"INSERT INTO deployments ({_COLUMNS}) VALUES"
-            " (?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, ?, '{}', 'pending', NULL, ?, ?, ?)",
-            (
-                dep_id,
-                name,
-                revision,
-                target,
-                model,
-                package,
-                image,
-                image_digest,
-                json.dumps(config, sort_keys=True),
-                now,
-                now,
-                who(),
-            ),
-        )
-        node = (DEPLOYMENT_KIND, dep_id)
+        if revision is not None and revision != after + 1:
+            raise AlreadyExistsError(
+                f"deployment {name!r} is at revision {after}, so {name}:{revision} cannot"
+                " be recorded",
+                hint="someone else changed the deployment meanwhile: try again",
+            )
+        record = DeploymentRecord(
+            id=f"{name}:{after + 1}", name=name, revision=after + 1, target=target,
+            model=model, package=package, image=image, image_digest=image_digest,
+            endpoint_http=None, endpoint_grpc=None, config=config, state={},
+            status="pending", reason=None, created=now, updated=now,
+            created_by=created_by or who(),
+        )  # fmt: skip
+        _insert(conn, record)
+        node = (DEPLOYMENT_KIND, record.id)
         if model is not None:
             add_edge_in_tx(conn, (MODEL_VERSION_KIND, model), node, "deployed_as")
         if package is not None:
             add_edge_in_tx(conn, (PACKAGE_KIND, package), node, "deployed_as")
-    return get(ws, dep_id)
+        sink = _journal.get()
+        if sink is not None:  # inside the transaction: a refused revision is not kept here
+            sink.created(record)
+    return get(ws, record.id)
+
+
+def _insert(conn: Any, record: DeploymentRecord) -> None:
+    conn.execute(
+        f"INSERT INTO deployments ({_COLUMNS}) VALUES ({', '.join('?' * 17)})",
+        (
+            record.id, record.name, record.revision, record.target, record.model,
+            record.package, record.image, record.image_digest, record.endpoint_http,
+            record.endpoint_grpc, json.dumps(record.config, sort_keys=True),
+            json.dumps(record.state, sort_keys=True), record.status, record.reason,
+            record.created, record.updated, record.created_by,
+        ),
+    )  # fmt: skip
+
+
+def mirror(ws: Workspace, name: str, rows: list[DeploymentRecord]) -> None:
+    """Make ``rows`` (a team server's, ids kept) the history of ``name`` here."""
+    with write_tx(ws.conn, lock=f"deployment:{check_deployment_name(name)}") as conn:
+        conn.execute("DELETE FROM deployments WHERE name = ?", (name,))
+        for record in rows:
+            _insert(conn, record)
 
 
 def update(
@@ -183,7 +248,11 @@ def update(
         values.append(json.dumps(state, sort_keys=True))
     with write_tx(ws.conn) as conn:
         conn.execute(f"UPDATE deployments SET {', '.join(sets)} WHERE id = ?", (*values, dep_id))
-    return get(ws, dep_id)
+    record = get(ws, dep_id)
+    sink = _journal.get()
+    if sink is not None:
+        sink.updated(record)
+    return record
 
 
 def get(ws: Workspace, ref: str) -> DeploymentRecord:

@@ -1,32 +1,83 @@
 """Turn what the user names (model ref, package folder, image) into a deploy source, and
-lay out a Triton model repository for targets that run the runtime from files."""
+lay out a Triton model repository for targets that run the runtime from files.
+
+Model versions and packages come from a :class:`SourceSite`: the workspace the deploy
+runs in (:class:`WorkspaceSite`), or a team server
+(:class:`amlpkg.packager.deploy.remote.ServerSite`).
+"""
 
 from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from amlpkg.errors import InvalidArgumentError, NotFoundError
 from amlpkg.packager.deploy.targets.base import DeploySource
 from amlpkg.store.workspace import Workspace
-from amlpkg.trainer.registry import resolve_model_file
+from amlpkg.trainer.registry import ModelVersion, resolve_model_file
 from amlpkg.trainer.signature import inspect_onnx
+
+if TYPE_CHECKING:
+    from amlpkg.packager.build.records import Package
 
 # Names a package folder may give its model repository (the folder itself also works).
 _REPOSITORY_DIRS = ("model_repository", "models", "repository")
 
 
+class SourceSite(Protocol):
+    """Where a deploy reads model versions (and their files) and packages."""
+
+    def model_file(self, ref: str) -> tuple[ModelVersion, Path]:
+        """The version ``ref`` names and a verified local copy of its ONNX file."""
+        ...
+
+    def package(self, package_id: str) -> Package:
+        """The package ``package_id``."""
+        ...
+
+    def packages(self, model_name: str) -> list[Package]:
+        """The packages of a model, newest first."""
+        ...
+
+
+class WorkspaceSite:
+    """The workspace the deploy runs in."""
+
+    def __init__(self, ws: Workspace) -> None:
+        self.ws = ws
+
+    def model_file(self, ref: str) -> tuple[ModelVersion, Path]:
+        return resolve_model_file(ref, workspace=self.ws)
+
+    def package(self, package_id: str) -> Package:
+        from amlpkg.packager.build.records import get_package
+
+        return get_package(self.ws, package_id)
+
+    def packages(self, model_name: str) -> list[Package]:
+        from amlpkg.packager.build.records import list_packages
+
+        return list_packages(self.ws, model_name)
+
+
 def resolve_source(
-    ws: Workspace, text: str, *, image: str | None = None, trust: Path | None = None
+    ws: Workspace,
+    text: str,
+    *,
+    image: str | None = None,
+    trust: Path | None = None,
+    site: SourceSite | None = None,
 ) -> DeploySource:
     """A package id (``pkg-...``), an ``oci://`` artifact, a package folder, or a model ref.
 
     ``trust`` (a PEM public key or root) asks for the source's signature to verify:
-    only an ``oci://`` source carries one here.
+    only an ``oci://`` source carries one here. ``site`` is where versions and packages
+    are read (default: ``ws``).
     """
+    site = site or WorkspaceSite(ws)
     if text.startswith("oci://"):
-        return _oci_source(ws, text, image, trust)
+        return _oci_source(ws, site, text, image, trust)
     if trust is not None:
         raise InvalidArgumentError(
             "--trust verifies oci:// sources; this source is not one",
@@ -34,20 +85,32 @@ def resolve_source(
             " --trust (`amlpkg models verify` checks a registered version)",
         )
     if text.startswith("pkg-"):
-        return _package_source(ws, text, image)
+        return _package_source(site, text, image)
     path = Path(text).expanduser()
     if path.is_dir():
         return DeploySource(text=str(path.resolve()), package_dir=path.resolve(), image=image)
-    version, model_file = resolve_model_file(text, workspace=ws)
-    return DeploySource(text=version.ref, model=version, model_file=model_file, image=image)
+    version, model_file = site.model_file(text)
+    return DeploySource(
+        text=version.ref,
+        model=version,
+        model_file=model_file,
+        image=image,
+        built=_newest_image(site, version),
+    )
 
 
-def _package_source(ws: Workspace, package_id: str, image: str | None) -> DeploySource:
+def _newest_image(site: SourceSite, version: ModelVersion) -> Package | None:
+    """The newest image package built from ``version``, or None."""
+    for package in site.packages(version.name):
+        if package.model_version == version.version and package.image_ref:
+            return package
+    return None
+
+
+def _package_source(site: SourceSite, package_id: str, image: str | None) -> DeploySource:
     """A package built by ``amlpkg build``: its image, or its folder, and its model."""
-    from amlpkg.packager.build.records import get_package
-
-    package = get_package(ws, package_id)
-    version, model_file = resolve_model_file(package.model_ref, workspace=ws)
+    package = site.package(package_id)
+    version, model_file = site.model_file(package.model_ref)
     folder = Path(package.path) if package.path and package.format != "image" else None
     return DeploySource(
         text=package.id,
@@ -57,10 +120,13 @@ def _package_source(ws: Workspace, package_id: str, image: str | None) -> Deploy
         package_dir=folder if folder is not None and folder.is_dir() else None,
         image=image or package.repo_digest or package.image_ref,
         image_digest=package.repo_digest,
+        built=_newest_image(site, version),
     )
 
 
-def _oci_source(ws: Workspace, text: str, image: str | None, trust: Path | None) -> DeploySource:
+def _oci_source(
+    ws: Workspace, site: SourceSite, text: str, image: str | None, trust: Path | None
+) -> DeploySource:
     """An ``oci://`` artifact, fetched by digest; the registered version it is, if any.
 
     The pinned reference is the source text (a rollback serves the same digest) and the
@@ -83,6 +149,7 @@ def _oci_source(ws: Workspace, text: str, image: str | None, trust: Path | None)
         image=image or own_image,
         image_digest=model.digest if image is None and own_image else None,
         oci=model,
+        built=None if found is None else _newest_image(site, found[0]),
     )
 
 
@@ -138,23 +205,11 @@ def materialize_repository(
     return folder / "repo", model.name, model.signature
 
 
-def _built_package(ws: Workspace, source: DeploySource) -> Any:
-    """The newest image package built from the source's model version, or None."""
-    if source.model is None:
-        return None
-    from amlpkg.packager.build.records import list_packages
-
-    for package in list_packages(ws, source.model.name):
-        if package.model_version == source.model.version and package.image_ref:
-            return package
-    return None
-
-
 def image_for(ws: Workspace, source: DeploySource) -> str:
     """The image to run: ``--image``, else the newest image built from the model version."""
     if source.image:
         return source.image
-    package = _built_package(ws, source)
+    package = source.built
     if package is not None:
         return str(package.repo_digest or package.image_ref)
     raise InvalidArgumentError(
@@ -167,5 +222,4 @@ def package_for(ws: Workspace, source: DeploySource) -> str | None:
     """The package lineage node the deployed image comes from (None for a bare --image)."""
     if source.package is not None or source.image:
         return source.package
-    package = _built_package(ws, source)
-    return None if package is None else str(package.id)
+    return None if source.built is None else source.built.id

@@ -1,9 +1,9 @@
-"""Variants, packages and deployments: read and written through the packager's record functions.
+"""Variants and packages: read and written through the packager's record functions.
 
 ``amlpkg optimize --tracking-uri`` downloads a version's file here, makes and
 measures variants on the user's machine, then uploads their files and records
-the rows (:mod:`amlpkg.server.variants` checks them). Deployments are only listed
-and shown here (and rolled back or deleted by contributors).
+the rows (:mod:`amlpkg.server.variants` checks them). Deployments have their own
+routes (:mod:`amlpkg.server.routers.deployments`).
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from starlette.concurrency import run_in_threadpool
 from amlpkg.errors import InvalidArgumentError
 from amlpkg.packager.build import records
 from amlpkg.packager.build.records import get_package, list_packages
-from amlpkg.packager.deploy import records as deployments
 from amlpkg.packager.optimize.store import get_variant, insert_variants, list_variants
 from amlpkg.server import uploads
 from amlpkg.server.deps import API, READ, WRITE, State, WorkspaceDep
@@ -73,25 +72,6 @@ class PackageOut(BaseModel):
     labels: dict[str, str]
     build_seconds: float | None
     created: float
-
-
-class DeploymentOut(BaseModel):
-    """One revision of a named deployment."""
-
-    id: str
-    name: str
-    revision: int
-    target: str
-    model: str | None
-    package: str | None
-    image: str | None
-    image_digest: str | None
-    endpoints: dict[str, str | None]
-    status: str
-    reason: str | None
-    created: float
-    updated: float
-    created_by: str
 
 
 @router.get(
@@ -221,41 +201,3 @@ def record_package(body: PackageIn, ws: WorkspaceDep, request: Request) -> dict[
 def package(package_id: str, ws: WorkspaceDep) -> dict[str, Any]:
     """One package (its local build folder is not shown: it is a path on the server)."""
     return get_package(ws, package_id).to_dict()
-
-
-@router.get("/deployments", response_model=list[DeploymentOut], tags=["deployments"])
-def list_deployments(ws: WorkspaceDep) -> list[dict[str, Any]]:
-    """The newest revision of every deployment."""
-    return [d.to_dict() for d in deployments.latest_per_name(ws)]
-
-
-@router.get("/deployments/{name}", response_model=list[DeploymentOut], tags=["deployments"])
-def deployment_history(name: str, ws: WorkspaceDep) -> list[dict[str, Any]]:
-    """Every revision of a deployment, newest first."""
-    history = deployments.history(ws, deployments.check_deployment_name(name))
-    if not history:
-        deployments.get(ws, name)  # raises the store's own NotFoundError
-    return [d.to_dict() for d in history]
-
-
-@router.post(
-    "/deployments/{name}/rollback",
-    response_model=DeploymentOut,
-    tags=["deployments"],
-    dependencies=WRITE,
-)
-def rollback(name: str, ws: WorkspaceDep) -> dict[str, Any]:
-    """Deploy again what the revision before the serving one ran (a new revision)."""
-    from amlpkg.packager.deploy import api  # pulls in the targets' clients: only when used
-
-    return api.rollback(deployments.check_deployment_name(name), workspace=ws).to_dict()
-
-
-@router.delete(
-    "/deployments/{name}", response_model=DeploymentOut, tags=["deployments"], dependencies=WRITE
-)
-def delete(name: str, ws: WorkspaceDep) -> dict[str, Any]:
-    """Stop everything running for a deployment; its records stay as history."""
-    from amlpkg.packager.deploy import api
-
-    return api.delete(deployments.check_deployment_name(name), workspace=ws).to_dict()

@@ -21,6 +21,7 @@ from amlpkg.store.workspace import Workspace
 from amlpkg.trainer.registry import ModelVersion
 
 if TYPE_CHECKING:
+    from amlpkg.packager.build.records import Package
     from amlpkg.packager.deploy.oci_source import OciModel
 
 
@@ -38,6 +39,8 @@ class DeploySource:
     image_digest: str | None = None
     oci: OciModel | None = None
     """An ``oci://`` source: the pinned artifact and the model it holds."""
+    built: Package | None = None
+    """The newest image built from the model version (what runs when no image is named)."""
 
     @property
     def model_name(self) -> str | None:
