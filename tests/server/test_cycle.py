@@ -95,3 +95,22 @@ def test_upload_a_model_version_streamed_and_checked(api: dict[str, Api], home: 
     assert bad.json()["error"].startswith("model.onnx is not a valid ONNX model")
     assert api["reader"].get(f"{V1}/models/up/versions").json()[0]["version"] == 1
     assert not [p for p in (home / ".server-uploads").iterdir()]  # nothing left behind
+
+
+def test_registration_writes_its_audit_row_in_its_own_transaction(
+    api: dict[str, Api], home: Path
+) -> None:
+    c = api["contributor"]
+    run_id = c.post(f"{V1}/runs", json={"experiment": "exp"}).json()["id"]
+    model = onnx_bytes()
+    c.put(f"{V1}/runs/{run_id}/artifacts/m.onnx", params={"sha256": sha256(model)}, content=model)
+    body = {"source": f"runs:/{run_id}/m.onnx", "aliases": ["prod"], "tags": {"k": "v"}}
+    made = c.post(f"{V1}/models/net/versions", json=body)
+    assert made.status_code == 201, made.text
+    assert (made.json()["aliases"], made.json()["tags"]) == (["prod"], {"k": "v"})
+    refused = c.post(f"{V1}/models/net/versions", json={**body, "aliases": ["no good"]})
+    assert refused.status_code == 400 and "invalid alias" in refused.json()["error"]
+    with open_workspace(home) as ws:
+        rows = [(e.action, e.target) for e in audit.entries(ws) if "models" in e.action]
+    assert rows == [("POST /api/v1/models/{name}/versions", "net:1")]  # once, not twice
+    assert api["reader"].get(f"{V1}/models/net/aliases/prod").json()["version"] == 1

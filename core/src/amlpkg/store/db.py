@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
@@ -123,6 +124,14 @@ class Database:
         self.engine = engine
         self.dialect = engine.dialect.name
         self._local = threading.local()
+        # A statement outside a transaction commits on its own: on PostgreSQL in autocommit
+        # (no BEGIN and COMMIT round trips around it), on the same pool. SQLite keeps
+        # its explicit BEGIN (see _sqlite_events).
+        self._single = (
+            engine.execution_options(isolation_level="AUTOCOMMIT")
+            if self.dialect == "postgresql"
+            else engine
+        )
 
     @property
     def url(self) -> str:
@@ -141,7 +150,7 @@ class Database:
         try:
             if tx is not None:
                 return _fetch(tx.execute(statement, bound))
-            with self.engine.begin() as conn:
+            with self._single.begin() as conn:
                 return _fetch(conn.execute(statement, bound))
         except (exc.OperationalError, exc.InterfaceError) as err:
             # The server is unreachable or SQLite stayed locked: worth a retry, not a bug.
@@ -197,7 +206,8 @@ def open_database(url: str, *, busy_timeout_s: float = 60.0) -> Database:
         elif backend == "postgresql":
             if parsed.drivername == "postgresql":
                 parsed = parsed.set(drivername="postgresql+psycopg")
-            engine = create_engine(parsed, pool_pre_ping=True, connect_args={"connect_timeout": 10})
+            engine = create_engine(parsed, connect_args={"connect_timeout": 10})
+            _ping_when_idle(engine)
         else:
             raise InvalidArgumentError(f"unsupported workspace store {shown}", hint=_URL_HINT)
     except ModuleNotFoundError as err:
@@ -227,6 +237,33 @@ def _fetch(result: Any) -> Rows:
         return Rows([], result.rowcount)
     index = {str(k): i for i, k in enumerate(result.keys())}
     return Rows([Record(r, index) for r in result.fetchall()], result.rowcount)
+
+
+IDLE_PING_S = 10.0
+"""A pooled PostgreSQL connection idle this long is checked (a round trip) before use."""
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """SQLAlchemy's pre-ping, but only for connections idle :data:`IDLE_PING_S` or more.
+
+    A connection given back moments ago is alive; pinging it on every checkout cost a
+    round trip per statement. One the server dropped while it sat in the pool (a restart,
+    an idle timeout) is still replaced before a request sees it.
+    """
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_conn: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get("idle_since")
+        if since is None or time.monotonic() - since < IDLE_PING_S:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_conn)
+        except Exception as err:  # any failure: the pool reconnects and checks out again
+            raise exc.DisconnectionError(str(err)) from err
 
 
 def _sqlite_events(engine: Engine, busy_timeout_s: float) -> None:

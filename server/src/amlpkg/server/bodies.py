@@ -166,6 +166,9 @@ class VersionIn(Body):
     ] = Field(description="runs:/<run id>/<artifact path>; files on the server are not taken")
     description: Text | None = None
     tags: dict[Key, Text] = Field(default_factory=dict, max_length=100)
+    aliases: list[Name] = Field(
+        default_factory=list, max_length=20, description="aliases to point at the new version"
+    )
 
 
 class AliasIn(Body):

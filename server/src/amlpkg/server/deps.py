@@ -94,12 +94,21 @@ def audited(
 ) -> Iterator[None]:
     """Record the change after the handler succeeded (a failed one changed nothing).
 
-    The handler may name what it made in ``request.state.audit_target``.
+    The handler may name what it made in ``request.state.audit_target``, or write the
+    row itself inside its own transaction with :func:`audit_now`.
     """
     yield
+    if not getattr(request.state, "audited", False):
+        audit_now(request, ws, caller)
+
+
+def audit_now(
+    request: Request, ws: Workspace, caller: TokenInfo, target: str | None = None
+) -> None:
+    """Write the request's audit row now (in the caller's open transaction, if any)."""
     route: Any = request.scope.get("route")
     params = {k: str(v) for k, v in request.path_params.items()}
-    target = getattr(request.state, "audit_target", None)
+    target = target or getattr(request.state, "audit_target", None)
     if target is None and params:
         target = "/".join(params.values())
     audit.record(
@@ -110,6 +119,7 @@ def audited(
         target=target,
         detail={"path_params": params, "token_name": caller.name},
     )
+    request.state.audited = True
 
 
 READ: list[DependsParam] = [Depends(require(Role.reader))]

@@ -2,17 +2,18 @@
 
 Registration validates the ONNX file, reads its signature, stores the file in
 the content-addressed store (fsync + rename) and only then inserts the version
-row, tags and lineage edge in one ``BEGIN IMMEDIATE`` transaction. The version
-number is picked inside that transaction, so concurrent processes get distinct,
-consecutive versions, and a kill at any moment leaves either a complete version
-or none (at worst an unreferenced blob, never a row without its file).
+row, tags, aliases and lineage edge in one write transaction on one connection
+(``BEGIN IMMEDIATE`` on SQLite, a per-model advisory lock on PostgreSQL). The
+version number is picked inside that transaction, so concurrent processes get
+distinct, consecutive versions, and a kill at any moment leaves either a complete
+version or none (at worst an unreferenced blob, never a row without its file).
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -92,26 +93,33 @@ def _parse_tags(tags: dict[str, Any] | None) -> dict[str, str]:
     return result
 
 
-def _resolve_source(
-    ws: Workspace, source: str | Path, run: str | None
-) -> tuple[Path, str | None, str, bool]:
-    """``(file to read, run id, source text, already stored)`` for a path or runs:/ URI."""
-    text = str(source)
-    if text.startswith(RUNS_SCHEME):
-        run_ref, _, artifact = text[len(RUNS_SCHEME) :].partition("/")
-        if not run_ref or not artifact:
-            raise InvalidArgumentError(
-                f"invalid run artifact URI {text!r}", hint="use runs:/<run_id>/<artifact path>"
-            )
-        uri_run = queries.resolve_run_id(ws, run_ref)
-        if run is not None and queries.resolve_run_id(ws, run) != uri_run:
-            raise InvalidArgumentError(f"--run {run} contradicts the run in {text}")
-        digest, _ = store_runs.get_artifact(ws, uri_run, artifact)
-        blob = ws.artifacts.verified_path(digest)
-        return blob, uri_run, f"{RUNS_SCHEME}{uri_run}/{artifact}", True
-    path = Path(source).expanduser()
-    run_id = queries.resolve_run_id(ws, run) if run is not None else None
-    return path, run_id, str(path.resolve()), False
+def _stored_source(ws: Workspace, uri: str, run: str | None) -> tuple[Path, str]:
+    """``(verified blob, run id)`` of the artifact a ``runs:/RUN/PATH`` URI names."""
+    run_ref, _, artifact = uri[len(RUNS_SCHEME) :].partition("/")
+    if not run_ref or not artifact:
+        raise InvalidArgumentError(
+            f"invalid run artifact URI {uri!r}", hint="use runs:/<run_id>/<artifact path>"
+        )
+    uri_run = queries.resolve_run_id(ws, run_ref)
+    if run is not None and queries.resolve_run_id(ws, run) != uri_run:
+        raise InvalidArgumentError(f"--run {run} contradicts the run in {uri}")
+    digest, _ = store_runs.get_artifact(ws, uri_run, artifact)
+    return ws.artifacts.verified_path(digest), uri_run
+
+
+@dataclass(frozen=True)
+class _Content:
+    """What a version records of its file: digest, size, signature, opset, where from."""
+
+    sha256: str
+    size: int
+    signature: dict[str, Any]
+    opset: int | None
+    run_id: str | None
+    source: str
+
+
+InTransaction = Callable[[ModelVersion], None]
 
 
 def register(
@@ -121,67 +129,114 @@ def register(
     tags: dict[str, Any] | None = None,
     description: str | None = None,
     *,
+    aliases: Sequence[str] = (),
+    in_transaction: InTransaction | None = None,
     home: str | Path | None = None,
     workspace: Workspace | None = None,
 ) -> ModelVersion:
     """Register the ONNX file ``source`` (a path or ``runs:/<run>/<path>``) as a new version.
 
-    ``run`` links the version to the run that made it (implied by a runs:/ URI).
-    Invalid names, missing files and invalid ONNX are refused before anything is stored.
+    ``run`` links the version to the run that made it (implied by a runs:/ URI);
+    ``aliases`` point at the new version. Invalid names, missing files and invalid
+    ONNX are refused before anything is stored. Every row (version, tags, aliases,
+    lineage edge) goes in one transaction on one connection, and ``in_transaction``
+    (the server's audit row) runs in it last: a failure anywhere leaves none of them.
     """
     check_name(name)
     clean_tags = _parse_tags(tags)
+    for alias in aliases:
+        check_alias(alias)
     with using_workspace(workspace, home) as ws:
-        path, run_id, source_text, stored = _resolve_source(ws, source, run)
-        if stored:
-            signature, opset = inspect_onnx(path)  # already in the store, digest verified
-            digest, size = path.name, path.stat().st_size
-        else:
-            if not path.exists():
-                raise NotFoundError(f"model file {path} does not exist", hint="check the path")
-            # Validate the very bytes that get stored; an invalid file leaves nothing behind.
-            with ws.artifacts.staged_file(path) as staged:
-                signature, opset = inspect_onnx(staged.path, shown_as=path)
-            digest, size = staged.sha256, staged.size
-        now = time.time()
-        # The lock makes concurrent registrations of one model (other processes, other
-        # server replicas) take turns, so each reads the version the previous one wrote.
-        with write_tx(ws.conn, lock=f"model:{name}") as conn:
-            conn.execute(
-                "INSERT INTO models (name, created) VALUES (?, ?) ON CONFLICT DO NOTHING",
-                (name, now),
+        text = str(source)
+        if text.startswith(RUNS_SCHEME):
+            # Already stored: looking it up and checking it share the transaction.
+            with write_tx(ws.conn, lock=_lock(name)):
+                blob, uri_run = _stored_source(ws, text, run)
+                signature, opset = inspect_onnx(blob)  # digest verified on the way
+                artifact = text[len(RUNS_SCHEME) :].partition("/")[2]
+                content = _Content(
+                    blob.name, blob.stat().st_size, signature, opset,
+                    uri_run, f"{RUNS_SCHEME}{uri_run}/{artifact}",
+                )  # fmt: skip
+                return _insert(ws, name, content, description, clean_tags, aliases, in_transaction)
+        path = Path(source).expanduser()
+        if not path.exists():
+            raise NotFoundError(f"model file {path} does not exist", hint="check the path")
+        # Validate the very bytes that get stored; an invalid file leaves nothing behind.
+        with ws.artifacts.staged_file(path) as staged:
+            signature, opset = inspect_onnx(staged.path, shown_as=path)
+        with write_tx(ws.conn, lock=_lock(name)):
+            run_id = queries.resolve_run_id(ws, run) if run is not None else None
+            content = _Content(
+                staged.sha256, staged.size, signature, opset, run_id, str(path.resolve())
             )
-            version = int(
-                conn.execute(
-                    "SELECT COALESCE(MAX(version), 0) + 1 FROM model_versions WHERE name = ?",
-                    (name,),
-                ).fetchone()[0]
-            )
-            conn.execute(
-                "INSERT INTO model_versions (name, version, sha256, size, opset, signature,"
-                " run_id, source, description, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    name,
-                    version,
-                    digest,
-                    size,
-                    opset,
-                    json.dumps(signature, sort_keys=True),
-                    run_id,
-                    source_text,
-                    description,
-                    now,
-                ),
-            )
-            conn.executemany(
-                "INSERT INTO model_tags (name, version, key, value) VALUES (?, ?, ?, ?)",
-                [(name, version, k, v) for k, v in clean_tags.items()],
-            )
-            if run_id is not None:
-                add_edge_in_tx(
-                    conn, (RUN_KIND, run_id), (MODEL_VERSION_KIND, f"{name}:{version}"), "produced"
-                )
-        return get_model_version(f"{name}:{version}", workspace=ws)
+            return _insert(ws, name, content, description, clean_tags, aliases, in_transaction)
+
+
+def _lock(name: str) -> str:
+    # Concurrent registrations of one model (other processes, other server replicas)
+    # take turns, so each reads the version the previous one wrote.
+    return f"model:{name}"
+
+
+def _insert(  # noqa: PLR0917 - a version's parts, in one private call
+    ws: Workspace,
+    name: str,
+    content: _Content,
+    description: str | None,
+    tags: dict[str, str],
+    aliases: Sequence[str],
+    in_transaction: InTransaction | None,
+) -> ModelVersion:
+    """The version's rows, in the caller's transaction; the version as it now reads."""
+    now = time.time()
+    conn = ws.conn
+    conn.execute(
+        "INSERT INTO models (name, created) VALUES (?, ?) ON CONFLICT DO NOTHING", (name, now)
+    )
+    signature = json.dumps(content.signature, sort_keys=True)
+    # The next number and the row in one statement; the lock keeps the number unique.
+    number = conn.execute(
+        "INSERT INTO model_versions (name, version, sha256, size, opset, signature,"
+        " run_id, source, description, created)"
+        " SELECT ?, COALESCE(MAX(version), 0) + 1, ?, ?, ?, ?, ?, ?, ?, ?"
+        " FROM model_versions WHERE name = ? RETURNING version",
+        (name, content.sha256, content.size, content.opset, signature, content.run_id,
+         content.source, description, now, name),
+    ).scalar()  # fmt: skip
+    version = ModelVersion(
+        name=name,
+        version=int(number),
+        sha256=content.sha256,
+        size=content.size,
+        opset=content.opset,
+        signature=json.loads(signature),
+        run_id=content.run_id,
+        source=content.source,
+        description=description,
+        created=now,
+        tags=dict(sorted(tags.items())),
+        aliases=sorted(set(aliases)),
+    )
+    conn.executemany(
+        "INSERT INTO model_tags (name, version, key, value) VALUES (?, ?, ?, ?)",
+        [(name, version.version, k, v) for k, v in tags.items()],
+    )
+    conn.executemany(_SET_ALIAS, [(name, a, version.version, now) for a in version.aliases])
+    if content.run_id is not None:
+        add_edge_in_tx(
+            conn, (RUN_KIND, content.run_id), (MODEL_VERSION_KIND, version.ref), "produced"
+        )
+    if in_transaction is not None:
+        in_transaction(version)
+    return version
+
+
+_SET_ALIAS = (
+    "INSERT INTO aliases (name, alias, version, updated) VALUES (?, ?, ?, ?)"
+    " ON CONFLICT (name, alias) DO UPDATE SET version = excluded.version,"
+    " updated = excluded.updated"
+)
 
 
 def _load(ws: Workspace, name: str, version: int) -> ModelVersion:
@@ -322,10 +377,5 @@ def set_alias(
     with using_workspace(workspace, home) as ws:
         _load(ws, name, int(version))  # raises NotFoundError for an unknown version
         with write_tx(ws.conn) as conn:
-            conn.execute(
-                "INSERT INTO aliases (name, alias, version, updated) VALUES (?, ?, ?, ?)"
-                " ON CONFLICT (name, alias) DO UPDATE SET version = excluded.version,"
-                " updated = excluded.updated",
-                (name, alias, int(version), time.time()),
-            )
+            conn.execute(_SET_ALIAS, (name, alias, int(version), time.time()))
         return _load(ws, name, int(version))

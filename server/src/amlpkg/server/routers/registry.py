@@ -10,8 +10,10 @@ from starlette.concurrency import run_in_threadpool
 
 from amlpkg.server import uploads
 from amlpkg.server.bodies import AliasIn, ModelOut, VersionIn, VersionOut
-from amlpkg.server.deps import API, READ, WRITE, State, WorkspaceDep
+from amlpkg.server.deps import API, READ, WRITE, Caller, State, WorkspaceDep, audit_now
 from amlpkg.server.routers.artifacts import BINARY
+from amlpkg.server.tokens import TokenInfo
+from amlpkg.store.workspace import Workspace
 from amlpkg.trainer import registry
 from amlpkg.trainer.refs import check_name
 from amlpkg.trainer.registry import ModelVersion
@@ -47,14 +49,26 @@ def list_versions(name: str, ws: WorkspaceDep) -> list[dict[str, Any]]:
     "/models/{name}/versions", response_model=VersionOut, status_code=201, dependencies=WRITE
 )
 def register_version(
-    name: str, body: VersionIn, ws: WorkspaceDep, request: Request
+    name: str, body: VersionIn, ws: WorkspaceDep, request: Request, caller: Caller
 ) -> dict[str, Any]:
     """Register the ONNX artifact ``runs:/RUN/PATH`` of a run as the next version."""
     version = registry.register(
-        name, body.source, tags=body.tags, description=body.description, workspace=ws
+        name,
+        body.source,
+        tags=body.tags,
+        description=body.description,
+        aliases=body.aliases,
+        in_transaction=_audit_in_transaction(request, ws, caller),
+        workspace=ws,
     )
-    request.state.audit_target = version.ref
     return version_out(version)
+
+
+def _audit_in_transaction(
+    request: Request, ws: Workspace, caller: TokenInfo
+) -> registry.InTransaction:
+    """The audit row written in the registration's own transaction (one commit for all)."""
+    return lambda version: audit_now(request, ws, caller, target=version.ref)
 
 
 @router.post(
@@ -71,6 +85,7 @@ async def upload_version(
     request: Request,
     ws: WorkspaceDep,
     state: State,
+    caller: Caller,
     run: Annotated[str | None, Query(max_length=32, description="the run that made it")] = None,
     description: Annotated[str | None, Query(max_length=2000)] = None,
     filename: Annotated[str, Query(pattern=ONNX_FILE, description="shown as its source")] = (
@@ -82,11 +97,14 @@ async def upload_version(
     limit = state.settings.max_model_bytes
     temp, _ = await uploads.receive(request, state.uploads, limit=limit, sha256=sha256)
     # The registry records the file's name as the version's source: give it the client's.
+    audit_row = _audit_in_transaction(request, ws, caller)
     with uploads.named(temp, filename) as named:
         version = await run_in_threadpool(
-            lambda: registry.register(name, named, run=run, description=description, workspace=ws)
-        )
-    request.state.audit_target = version.ref
+            lambda: registry.register(
+                name, named, run=run, description=description, in_transaction=audit_row,
+                workspace=ws,
+            )
+        )  # fmt: skip
     return version_out(version)
 
 
