@@ -12,6 +12,9 @@ posted over HTTP to a collector on a free port.
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import kubernetes_validate
@@ -31,6 +34,7 @@ from tests.rollout.test_k8s_canary import DEPLOYMENTS, _deploy, image, target, w
 
 __all__ = ["target", "ws"]  # fixtures
 GATE = "error_rate<0.01,drift<0.2"
+AMLPKG = str(Path(sys.executable).parent / "amlpkg")
 
 
 def pod_env(target: KubernetesTarget, deployment: str) -> dict[str, str]:
@@ -79,6 +83,11 @@ def test_a_canary_with_shifted_outputs_is_rolled_back_by_drift(
         verdict, decided = canary.decide(ws, target, "web", GATE)
         assert verdict["decided"] is False and decided is None
         assert any("serving revision: 0 of 20" in w for w in verdict["waiting"])
+        cli = [AMLPKG, "rollout", "canary", "web", "--gate", GATE, "--home", str(tmp_path / "home")]
+        done = subprocess.run(cli, check=False, capture_output=True, text=True, timeout=60,
+                              env={**os.environ, "COLUMNS": "300"})  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert "no decision: canary revision: 8 of 20 output summaries" in done.stdout
         _serve(tmp_path, stable_env, 1.0, 10)
         _serve(tmp_path, canary_env, 1.0, 8)
         verdict, decided = canary.decide(ws, target, "web", GATE)

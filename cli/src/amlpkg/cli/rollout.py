@@ -247,7 +247,8 @@ def canary_command(
     if as_json:
         print_json(verdict)
     elif record is None:
-        console.print("no decision: the canary has served no requests yet", highlight=False)
+        why = "; ".join(verdict.get("waiting") or ["the canary has served no requests yet"])
+        console.print(f"no decision: {why}", highlight=False, markup=False)
     else:
         console.print(f"{record.id}: {record.reason}", highlight=False, markup=False)
     if record is not None and not verdict["passed"]:
