@@ -106,7 +106,7 @@ def test_deploy_status_rollback_delete_run_here_and_are_recorded_on_the_server(
     assert actions.count("PATCH /api/v1/deployments/{name}/revisions/{revision}") >= 6
 
 
-def test_a_reader_cannot_deploy_and_nothing_is_recorded_or_started(
+def test_a_reader_cannot_deploy_nothing_is_recorded_or_started_but_may_dry_run(
     team: TeamServer, tmp_path: Path
 ) -> None:
     _upload_versions(team, tmp_path)
@@ -114,9 +114,14 @@ def test_a_reader_cannot_deploy_and_nothing_is_recorded_or_started(
     assert done.returncode != 0
     assert "a reader token may not" in done.stderr and "contributor token" in done.stderr
     assert "Traceback" not in done.stderr
+    assert not (tmp_path / "cache" / "amlpkg" / "deploy").exists()
+    # A dry run changes nothing: a reader may make the manifests of the server's version.
+    image = "reg.example/scorer:1"
+    plan = amlpkg("deploy", f"{MODEL}:1", "--name", "web", "--target", "kubernetes",
+                  "--image", image, "--dry-run", env=team.env("reader"))  # fmt: skip
+    assert "kind: Deployment" in plan.stdout and f"image: {image}" in plan.stdout
     with team.api("reader") as api:
         assert api.get("/deployments").json() == []
-    assert not (tmp_path / "cache" / "amlpkg" / "deploy").exists()
 
 
 def test_bad_names_and_bodies_are_refused_with_4xx(team: TeamServer, tmp_path: Path) -> None:

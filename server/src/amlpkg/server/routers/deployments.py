@@ -123,6 +123,7 @@ def record_revision(
 ) -> dict[str, Any]:
     """Record the next revision (``pending``) with its lineage edges from its version and
     package; a number someone else took first is refused (409)."""
+    name = _name(name)
     model = None
     if body.model is not None:
         model = registry.get_model_version(body.model, workspace=ws).ref
@@ -134,7 +135,7 @@ def record_revision(
         get_package(ws, body.package)  # 404 for a package not recorded here
     record = deployments.create(
         ws,
-        name=_name(name),
+        name=name,
         target=body.target,
         config=body.config,
         model=model,
