@@ -173,7 +173,10 @@ def register(app: typer.Typer) -> None:
         registry_username: Annotated[str | None, _opt("Its user name.", _EDGE)] = None,
         telemetry: Annotated[
             str | None,
-            _opt("OTLP/HTTP endpoint for the traces of local and docker runtimes."),
+            _opt(
+                "OTLP/HTTP endpoint the runtimes export traces and output summaries to"
+                " (local, docker and kubernetes targets)."
+            ),
         ] = None,
         home: HomeOption = None,
         tracking_uri: TrackingUriOption = None,
