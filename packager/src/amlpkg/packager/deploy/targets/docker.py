@@ -35,6 +35,7 @@ from amlpkg.packager.deploy.smoke import (
     wait_ready,
 )
 from amlpkg.packager.deploy.sources import image_for, package_for
+from amlpkg.packager.deploy.targets import docker_models as dm
 from amlpkg.packager.deploy.targets import docker_switch as sw
 from amlpkg.packager.deploy.targets.base import DeployRequest, Plan, Prepared, Revision
 from amlpkg.packager.deploy.targets.local import front_ports, state_dir
@@ -116,6 +117,8 @@ def run_options(
         options["mem_limit"] = opts.memory.removesuffix("i").lower()
     if request.source.model is not None:
         options["labels"]["ai.amlpkg.model"] = request.source.model.ref
+    elif request.source.oci is not None:
+        options["labels"]["ai.amlpkg.model"] = request.source.oci.reference
     return options
 
 
@@ -149,16 +152,16 @@ class DockerTarget(Lifecycle):
     def prepare(self, ws: Workspace, request: DeployRequest[DockerOptions]) -> Prepared:
         """The model (for the smoke test), the image and a Docker engine that answers."""
         source = request.source
-        if source.model is None:
+        if source.model is None and source.oci is None:
             raise FailedPreconditionError(
                 "a docker deploy needs the model version (for the smoke test)",
-                hint="deploy NAME:VERSION with --image IMAGE",
+                hint="deploy NAME:VERSION (or oci://REGISTRY/REPO@sha256:...) with --image IMAGE",
             )
         image = image_for(ws, source)
         docker_host = _docker_host(request.options)
         client = _client(docker_host)
         return Prepared(
-            model=source.model.ref,
+            model=None if source.model is None else source.model.ref,
             package=package_for(ws, source),
             image=image,
             config={"docker_host": docker_host},
@@ -171,8 +174,7 @@ class DockerTarget(Lifecycle):
         request, client = rev.request, rev.live["client"]
         image = str(rev.record.image)
         address = docker_host_address(rev.live["docker_host"])
-        model = request.source.model
-        assert model is not None  # prepare checked
+        name, signature = dm.served(request.source)
         rev.image_digest = _digest(client, image)
         # A revision from before the proxy lived on the host had its endpoint on the
         # client (a supervisor that may still hold those ports): start afresh then.
@@ -188,7 +190,16 @@ class DockerTarget(Lifecycle):
             grpc_port=front["grpc_port"],
         )
         rev.live.update(switch=switch, created_proxy=created, bind=bind, address=address)
-        container = client.containers.run(**run_options(request, image, rev.id))
+        options = run_options(request, image, rev.id)
+        pack = dm.modelpack(request.source)
+        if pack is None:
+            container = client.containers.run(**options)
+        else:
+            # The fetched model goes into a volume through the engine (works on ssh:// too).
+            container, volume = dm.create_with_models(client, options, pack, rev.id)
+            rev.live["models_volume"] = rev.state["models_volume"] = volume
+            rev.live["container"] = container
+            container.start()
         rev.live["container"] = container
         backend = {"key": rev.id, "host": container.name, "http_port": 8000, "grpc_port": 8001}
         switch.call("preview", backend=backend)
@@ -200,8 +211,8 @@ class DockerTarget(Lifecycle):
                 timeout_s=request.options.ready_timeout_s,
                 alive=lambda: _exited(container),
             )
-            smoke_http(preview_http, model.name, model.signature)
-            smoke_grpc(f"{address}:{ports['preview_grpc_port']}", model.name, model.signature)
+            smoke_http(preview_http, name, signature)
+            smoke_grpc(f"{address}:{ports['preview_grpc_port']}", name, signature)
         except AmlpkgError as exc:
             logs = container.logs(tail=5).decode(errors="replace").strip().replace("\n", " | ")
             raise SmokeTestError(f"{exc.message} (container log: {logs})") from exc
@@ -217,8 +228,7 @@ class DockerTarget(Lifecycle):
     def switch(self, ws: Workspace, rev: Revision[DockerOptions]) -> None:
         """Route the stable endpoint to the revision, score through it once."""
         switch: sw.Switch = rev.live["switch"]
-        model = rev.request.source.model
-        assert model is not None
+        name, signature = dm.served(rev.request.source)
         routes = [_route(rev.id, rev.state, 100.0)]
         percent, stable = rev.request.options.canary_percent, rev.previous
         if percent is not None and stable is not None and stable.state.get("backend"):
@@ -241,13 +251,14 @@ class DockerTarget(Lifecycle):
             "http_port": ports["http_port"],
             "grpc_port": ports["grpc_port"],
         }
-        smoke_http(rev.endpoint_http, model.name, model.signature)
+        smoke_http(rev.endpoint_http, name, signature)
 
     def retire(self, ws: Workspace, rev: Revision[DockerOptions], old: DeploymentRecord) -> None:
         """Stop and remove the replaced container once the proxy says it is drained."""
         grace = rev.request.options.drain_grace_s
         rev.live["switch"].call("drain", key=old.id, grace_s=grace)
         _stop_container(rev.live["client"], old.state.get("container_id"), grace)
+        dm.remove_volume(rev.live["client"], old.state.get("models_volume"))
 
     def abort(self, ws: Workspace, rev: Revision[DockerOptions]) -> None:
         """Route back if traffic moved, remove the new container (and a proxy made for it)."""
@@ -262,6 +273,7 @@ class DockerTarget(Lifecycle):
         container = rev.live.get("container")
         if container is not None:
             _remove(container)
+        dm.remove_volume(rev.live["client"], rev.live.get("models_volume"))
         if rev.live.get("created_proxy") and rev.previous is None:
             sw.remove_all(rev.live["client"], rev.request.name)
 
@@ -321,6 +333,7 @@ class DockerTarget(Lifecycle):
         client = _client(record.config.get("docker_host"))
         try:
             sw.remove_all(client, record.name)
+            dm.remove_all(client, record.name)
         finally:
             client.close()
         serving = records.serving(ws, record.name)
@@ -345,6 +358,7 @@ def settle_canary(canary: DeploymentRecord, stable: DeploymentRecord, *, promote
         grace = float(canary.config.get("drain_grace_s", 10.0))
         switch.call("drain", key=drop.id, grace_s=grace)
         _stop_container(client, drop.state.get("container_id"), grace)
+        dm.remove_volume(client, drop.state.get("models_volume"))
     finally:
         client.close()
 
