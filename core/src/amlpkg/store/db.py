@@ -90,11 +90,17 @@ def _qmark_to_named(sql: str) -> TextClause:
     return text(_QMARK.sub(lambda _: f":_p{next(counter)}", sql))
 
 
+@lru_cache(maxsize=1024)
+def _text(sql: str) -> TextClause:
+    # Parsing a statement's binds costs more than running a small query: once per text.
+    return text(sql)
+
+
 def _statement(sql: str | Executable, params: Params) -> tuple[Executable, Any]:
     if not isinstance(sql, str):
         return sql, params
     if params is None or isinstance(params, Mapping):
-        return text(sql), params or {}
+        return _text(sql), params or {}
     return _qmark_to_named(sql), {f"_p{i}": v for i, v in enumerate(params)}
 
 
