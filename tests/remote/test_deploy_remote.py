@@ -5,6 +5,7 @@ deployment runs on this machine (a local supervisor), the model comes from the s
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 
 import httpx
@@ -17,6 +18,7 @@ from amlpkg.trainer.remote.config import Server
 from tests.packager.test_deploy_local import _score_http
 from tests.remote.conftest import TeamServer, amlpkg
 from tests.runtime import toy_models
+from tests.services import REGISTRY, registry_available, require
 
 pytestmark = pytest.mark.slow
 MODEL = "scorer"  # the name _score_http scores
@@ -159,3 +161,26 @@ def test_bad_names_and_bodies_are_refused_with_4xx(team: TeamServer, tmp_path: P
     assert made.status_code == 201 and made.json()["status"] == "pending"
     assert again.status_code == 409 and "try again" in again.json()["hint"]
     assert bad_status.status_code == 400 and as_reader.status_code == 403
+
+
+def test_an_oci_source_is_linked_to_the_servers_version(team: TeamServer, tmp_path: Path) -> None:
+    require(registry_available(), f"no OCI registry at {REGISTRY}")
+    from amlpkg.packager.oci.modelpack import push_model_version
+    from amlpkg.trainer.registry import register
+
+    _upload_versions(team, tmp_path)
+    local = tmp_path / "local-ws"  # the same bytes, pushed from a workspace of this machine
+    register(MODEL, tmp_path / "files" / MODEL / "1" / "model.onnx", home=local)
+    tag = f"oci://{REGISTRY}/test/remote-deploy-{uuid.uuid4().hex[:8]}:v1"
+    pinned = push_model_version(f"{MODEL}:1", tag, home=local).reference
+    record = _deploy(team.env(), tag)
+    try:
+        assert record["model"] == f"{MODEL}:1" and record["package"] == pinned
+        with team.api("reader") as api:
+            into = api.get("/lineage/deployment/web:1").json()["upstream"]
+        assert {(e["src_id"], e["relation"]) for e in into} >= {
+            (f"{MODEL}:1", "deployed_as"),
+            (pinned, "deployed_as"),
+        }
+    finally:
+        amlpkg("deployments", "delete", "web", env=team.env())

@@ -24,10 +24,10 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from amlpkg.errors import FailedPreconditionError
+from amlpkg.errors import FailedPreconditionError, InvalidArgumentError, NotFoundError
 from amlpkg.packager.build.records import Package
 from amlpkg.packager.deploy import api, records
 from amlpkg.packager.deploy.records import DeploymentRecord
@@ -39,6 +39,9 @@ from amlpkg.trainer.remote.backend import RemoteBackend
 from amlpkg.trainer.remote.client import TeamClient
 from amlpkg.trainer.remote.config import Server, cache_dir, is_loopback
 from amlpkg.trainer.remote.model_files import download_version_file, require_contributor
+
+if TYPE_CHECKING:
+    from amlpkg.packager.deploy.oci_source import OciModel
 
 _ORIGIN_FILE = "origin"
 _LIVE = ("pending", "ready")
@@ -75,6 +78,13 @@ class ServerSite:
     def packages(self, model_name: str) -> list[Package]:
         found = self.client.request("GET", "/packages", params={"model": model_name}).json()
         return [_package(row) for row in found]
+
+    def registered(self, model: OciModel) -> ModelVersion | None:
+        try:
+            version = self.backend.get_model_version(f"{model.name}:{model.version}")
+        except (NotFoundError, InvalidArgumentError):
+            return None
+        return version if version.sha256 == model.sha256 else None
 
 
 class ServerJournal:

@@ -20,6 +20,7 @@ from amlpkg.trainer.signature import inspect_onnx
 
 if TYPE_CHECKING:
     from amlpkg.packager.build.records import Package
+    from amlpkg.packager.deploy.oci_source import OciModel
 
 # Names a package folder may give its model repository (the folder itself also works).
 _REPOSITORY_DIRS = ("model_repository", "models", "repository")
@@ -38,6 +39,10 @@ class SourceSite(Protocol):
 
     def packages(self, model_name: str) -> list[Package]:
         """The packages of a model, newest first."""
+        ...
+
+    def registered(self, model: OciModel) -> ModelVersion | None:
+        """The version an ``oci://`` model is (same name, number and sha256), if any."""
         ...
 
 
@@ -59,6 +64,12 @@ class WorkspaceSite:
         from amlpkg.packager.build.records import list_packages
 
         return list_packages(self.ws, model_name)
+
+    def registered(self, model: OciModel) -> ModelVersion | None:
+        from amlpkg.packager.deploy import oci_source
+
+        found = oci_source.registered(self.ws, model)
+        return None if found is None else found[0]
 
 
 def resolve_source(
@@ -138,18 +149,18 @@ def _oci_source(
     model = oci_source.fetch(ws, text)
     if trust is not None:
         oci_source.verify(model, trust)
-    found = oci_source.registered(ws, model)
+    found = site.registered(model)
     own_image = model.image if model.kind == "image" else None
     return DeploySource(
         text=model.reference,
-        model=None if found is None else found[0],
+        model=found,
         model_file=model.version_dir / "model.onnx",
         package=model.reference,
         package_dir=model.repository,
         image=image or own_image,
         image_digest=model.digest if image is None and own_image else None,
         oci=model,
-        built=None if found is None else _newest_image(site, found[0]),
+        built=None if found is None else _newest_image(site, found),
     )
 
 
