@@ -133,7 +133,7 @@ def register(app: typer.Typer) -> None:
         machine, and the variants are recorded on the server.
         """
         from amlpkg.errors import FailedPreconditionError
-        from amlpkg.packager.optimize import Limits, optimize
+        from amlpkg.packager.optimize import Limits, OptimizeOptions, optimize
         from amlpkg.packager.optimize.remote import optimize_on_server
         from amlpkg.trainer.signing import configured_key
 
@@ -144,20 +144,23 @@ def register(app: typer.Typer) -> None:
                 "signing optimized variants needs the embedded workspace for now",
                 hint="optimize without --sign-key (and $AMLPKG_SIGNING_KEY unset) on a server",
             )
-        limits = Limits(
-            max_abs_error=max_abs_error,
-            max_slowdown=max_slowdown,
-            max_accuracy_drop=max_accuracy_drop,
+        options = OptimizeOptions(
+            target=target,
+            precision=precision,
+            auto=auto,
+            validation=validation,
+            calibration=calibration,
+            limits=Limits(
+                max_abs_error=max_abs_error,
+                max_slowdown=max_slowdown,
+                max_accuracy_drop=max_accuracy_drop,
+            ),
         )
         with error_console.status("optimizing") as status:
-            options: dict[str, Any] = {
-                "target": target, "precision": precision, "auto": auto, "validation": validation,
-                "calibration": calibration, "limits": limits, "on_step": status.update,
-            }  # fmt: skip
             if server is None:
-                report = optimize(ref, home=home, sign_key=key, **options)
+                report = optimize(ref, options, home=home, sign_key=key, on_step=status.update)
             else:
-                report = optimize_on_server(server, ref, **options)
+                report = optimize_on_server(server, ref, options, on_step=status.update)
         if as_json:
             print_json(report.to_dict())
             return

@@ -10,6 +10,7 @@ ONNX Runtime and the converters are imported only when a variant is made.
 from __future__ import annotations
 
 from amlpkg.packager.optimize.judge import Limits
+from amlpkg.packager.optimize.options import OptimizeOptions
 from amlpkg.packager.optimize.pipeline import optimize
 from amlpkg.packager.optimize.recipe import PRECISIONS, TARGETS, VariantSpec, plan
 from amlpkg.packager.optimize.report import OptimizeReport
@@ -28,6 +29,7 @@ __all__ = [
     "TARGETS",
     "VARIANT_KIND",
     "Limits",
+    "OptimizeOptions",
     "OptimizeReport",
     "Variant",
     "VariantSpec",

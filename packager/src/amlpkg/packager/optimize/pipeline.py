@@ -17,6 +17,7 @@ from typing import Any
 from amlpkg.errors import InvalidArgumentError
 from amlpkg.packager.optimize import data, measure
 from amlpkg.packager.optimize.judge import Limits, choose, decide
+from amlpkg.packager.optimize.options import OptimizeOptions
 from amlpkg.packager.optimize.recipe import GRAPH, ORT_PROVIDERS, VariantSpec, plan
 from amlpkg.packager.optimize.report import OptimizeReport
 from amlpkg.packager.optimize.signing import sign_variants
@@ -101,43 +102,28 @@ def _measure_all(original: Path, made: dict[str, Path], p: _Plan) -> dict[str, d
 
 def optimize(
     ref: str,
+    options: OptimizeOptions | None = None,
     *,
-    target: str = "cpu",
-    precision: str | None = None,
-    auto: bool = False,
-    validation: Path | None = None,
-    calibration: Path | None = None,
-    limits: Limits | None = None,
-    batch_sizes: tuple[int, ...] = measure.DEFAULT_BATCH_SIZES,
-    budget_s: float = 0.25,
     home: str | Path | None = None,
     workspace: Workspace | None = None,
     on_step: Callable[[str], None] | None = None,
     sign_key: Path | None = None,
+    **fields: Any,
 ) -> OptimizeReport:
     """Make the ``target`` variants of the version ``ref``, measure, check and register them.
 
+    ``options`` (:class:`OptimizeOptions`), or its fields given one by one as keywords
+    (``target="cuda", auto=True``; they replace those of ``options``).
     ``validation``/``calibration`` are ``.npz`` files (one array per input, ``y``
     for labels); without them the sample is synthetic (said in the report).
     ``auto`` marks the best accepted variant as chosen for ``target``.
     ``sign_key``: sign every accepted variant with this PEM EC key (read first, so a
     bad key fails before any work).
     """
+    opts = (options or OptimizeOptions()).with_fields(**fields)
     signer = load_signer(sign_key) if sign_key is not None else None
     with using_workspace(workspace, home) as ws:
-        report = optimize_in(
-            WorkspaceStore(ws),
-            ref,
-            target=target,
-            precision=precision,
-            auto=auto,
-            validation=validation,
-            calibration=calibration,
-            limits=limits,
-            batch_sizes=batch_sizes,
-            budget_s=budget_s,
-            on_step=on_step,
-        )
+        report = optimize_in(WorkspaceStore(ws), ref, opts, on_step=on_step)
         if signer is not None:
             if on_step is not None:
                 on_step("signing the accepted variants")
@@ -149,29 +135,23 @@ def optimize(
 def optimize_in(
     store: OptimizeStore,
     ref: str,
+    options: OptimizeOptions,
     *,
-    target: str = "cpu",
-    precision: str | None = None,
-    auto: bool = False,
-    validation: Path | None = None,
-    calibration: Path | None = None,
-    limits: Limits | None = None,
-    batch_sizes: tuple[int, ...] = measure.DEFAULT_BATCH_SIZES,
-    budget_s: float = 0.25,
     on_step: Callable[[str], None] | None = None,
 ) -> OptimizeReport:
     """:func:`optimize` reading the model from ``store`` and recording the variants there."""
-    limits = limits or Limits()
-    specs = plan(target, precision)
+    target = options.target
+    limits = options.limits or Limits()
+    specs = plan(target, options.precision)
     step = on_step or (lambda _text: None)
     p = _prepare(
         store,
         ref,
         specs,
-        validation=validation,
-        calibration=calibration,
-        batch_sizes=batch_sizes,
-        budget_s=budget_s,
+        validation=options.validation,
+        calibration=options.calibration,
+        batch_sizes=options.batch_sizes,
+        budget_s=options.budget_s,
     )
     note = None if p.measured else _not_measurable(p.provider, target)
     report = OptimizeReport(
@@ -229,7 +209,7 @@ def optimize_in(
         variant.accepted, variant.reason = decide(
             spec_of[variant.id], variant, limits, None if report.measured else p.provider
         )
-    if auto:
+    if options.auto:
         report.chosen, report.choice = choose(report.variants, target)
         if report.chosen is not None:
             # The row keeps why it was chosen, not only that it was.

@@ -13,11 +13,10 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from amlpkg.errors import InvalidArgumentError
-from amlpkg.packager.optimize import data, measure
-from amlpkg.packager.optimize.judge import Limits
+from amlpkg.packager.optimize import data
+from amlpkg.packager.optimize.options import OptimizeOptions
 from amlpkg.packager.optimize.pipeline import optimize_in
 from amlpkg.packager.optimize.report import OptimizeReport
 from amlpkg.packager.optimize.store import Variant
@@ -91,27 +90,16 @@ class ServerStore:
 def optimize_on_server(
     server: Server,
     ref: str,
+    options: OptimizeOptions | None = None,
     *,
-    target: str = "cpu",
-    precision: str | None = None,
-    auto: bool = False,
-    validation: Path | None = None,
-    calibration: Path | None = None,
-    limits: Limits | None = None,
-    batch_sizes: tuple[int, ...] = measure.DEFAULT_BATCH_SIZES,
-    budget_s: float = 0.25,
     on_step: Callable[[str], None] | None = None,
 ) -> OptimizeReport:
     """:func:`amlpkg.packager.optimize.optimize` on a version of the team server ``server``."""
-    options: dict[str, Any] = {
-        "target": target, "precision": precision, "auto": auto, "validation": validation,
-        "calibration": calibration, "limits": limits, "batch_sizes": batch_sizes,
-        "budget_s": budget_s, "on_step": on_step,
-    }  # fmt: skip
     backend = RemoteBackend(server)
     try:
         require_contributor(backend.client, "amlpkg optimize")
         with tempfile.TemporaryDirectory(prefix="amlpkg-remote-optimize-") as scratch:
-            return optimize_in(ServerStore(backend, Path(scratch)), ref, **options)
+            store = ServerStore(backend, Path(scratch))
+            return optimize_in(store, ref, options or OptimizeOptions(), on_step=on_step)
     finally:
         backend.close()
