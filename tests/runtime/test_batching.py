@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +15,7 @@ import pytest
 
 from amlpkg.runtime.batching import BatchRecord, DynamicBatcher
 from amlpkg.runtime.batching.merge import run_merged, union_outputs
+from amlpkg.runtime.batching.types import ScheduledResult
 from amlpkg.runtime.dataplane import DataPlane
 from amlpkg.runtime.errors import (
     InferenceFailedError,
@@ -181,18 +184,13 @@ def test_a_request_to_an_idle_model_does_not_wait_the_window(tmp_path: Path) -> 
 
 def test_a_request_arriving_while_a_batch_runs_waits_the_window_for_company() -> None:
     async def main() -> None:
-        run = GatedRun()
-        with ThreadPoolExecutor(1) as pool:
-            batcher = make_batcher(run, pool, max_queue_delay_s=0.2)
-            x = np.ones((1, 1), np.float32)
-            first = asyncio.ensure_future(batcher.submit({"x": x}, ("y",), 1))
-            await asyncio.to_thread(run.started.wait, 30)  # the model is busy now
-            later = [asyncio.ensure_future(batcher.submit({"x": x}, ("y",), 1)) for _ in "ab"]
+        async with busy_batcher(max_queue_delay_s=0.2) as busy:
+            later = [busy.submit() for _ in "ab"]
             await asyncio.sleep(0)
-            run.gate.set()
-            await asyncio.gather(first, *later)
-            assert run.sizes == [1, 2]  # the first ran at once; the others together
-            await batcher.close()
+            busy.run.gate.set()
+            await asyncio.gather(busy.first, *later)
+            assert busy.run.sizes == [1, 2]  # the first ran at once; the others together
+            await busy.batcher.close()
 
     asyncio.run(main())
 
@@ -251,77 +249,88 @@ class GatedRun:
         return [feeds["x"] * 2 for _ in names]
 
 
-def make_batcher(run: GatedRun, pool: ThreadPoolExecutor, **kwargs: int) -> DynamicBatcher:
+def make_batcher(run: GatedRun, pool: ThreadPoolExecutor, **kwargs: float) -> DynamicBatcher:
     records: list[BatchRecord] = []
     options: dict = {"max_batch_size": 8, "max_queue_delay_s": 0.0, "max_queue_size": 2}
     options.update(kwargs)
     return DynamicBatcher(run, pool, records.append, name="gated", **options)
 
 
+@dataclass
+class Busy:
+    """A gated batcher whose only instance runs ``first`` until the test opens the gate."""
+
+    run: GatedRun
+    batcher: DynamicBatcher
+    first: asyncio.Future[ScheduledResult]
+
+    def submit(self, scale: float = 1.0) -> asyncio.Future[ScheduledResult]:
+        """Queue one request of a single row (``scale`` times ones)."""
+        x = np.full((1, 1), scale, np.float32)
+        return asyncio.ensure_future(self.batcher.submit({"x": x}, ("y",), 1))
+
+
+@contextlib.asynccontextmanager
+async def busy_batcher(**kwargs: float) -> AsyncIterator[Busy]:
+    """A :class:`Busy` batcher (``kwargs`` as for :func:`make_batcher`)."""
+    run = GatedRun()
+    with ThreadPoolExecutor(1) as pool:
+        batcher = make_batcher(run, pool, **kwargs)
+        x = np.ones((1, 1), np.float32)
+        first = asyncio.ensure_future(batcher.submit({"x": x}, ("y",), 1))
+        await asyncio.to_thread(run.started.wait, 30)  # the only instance is busy now
+        yield Busy(run, batcher, first)
+
+
 def test_a_full_queue_refuses_with_unavailable() -> None:
     async def main() -> None:
-        run = GatedRun()
-        with ThreadPoolExecutor(1) as pool:
-            batcher = make_batcher(run, pool)
-            x = np.ones((1, 1), np.float32)
-            first = asyncio.ensure_future(batcher.submit({"x": x}, ("y",), 1))
-            await asyncio.to_thread(run.started.wait, 30)  # the only instance is busy now
-            queued = [asyncio.ensure_future(batcher.submit({"x": x}, ("y",), 1)) for _ in "ab"]
+        async with busy_batcher() as busy:
+            queued = [busy.submit() for _ in "ab"]
             await asyncio.sleep(0)
             with pytest.raises(QueueFullError) as caught:
-                await batcher.submit({"x": x}, ("y",), 1)
+                await busy.submit()
             assert caught.value.http_status == 503
             assert grpc_code_name(caught.value) == "UNAVAILABLE"
             assert "queue is full (2 waiting)" in caught.value.message
-            run.gate.set()
-            await asyncio.gather(first, *queued)
-            assert run.sizes == [1, 2]  # the two that waited ran together
-            await batcher.close()
+            busy.run.gate.set()
+            await asyncio.gather(busy.first, *queued)
+            assert busy.run.sizes == [1, 2]  # the two that waited ran together
+            await busy.batcher.close()
 
     asyncio.run(main())
 
 
 def test_a_cancelled_waiter_does_not_break_its_batch() -> None:
     async def main() -> None:
-        run = GatedRun()
-        with ThreadPoolExecutor(1) as pool:
-            batcher = make_batcher(run, pool, max_queue_size=10)
-            x = np.ones((1, 1), np.float32)
-            first = asyncio.ensure_future(batcher.submit({"x": x}, ("y",), 1))
-            await asyncio.to_thread(run.started.wait, 30)
-            gone = asyncio.ensure_future(batcher.submit({"x": x * 3}, ("y",), 1))
-            stays = asyncio.ensure_future(batcher.submit({"x": x * 5}, ("y",), 1))
+        async with busy_batcher(max_queue_size=10) as busy:
+            gone = busy.submit(3.0)
+            stays = busy.submit(5.0)
             await asyncio.sleep(0)
             gone.cancel()
-            run.gate.set()
+            busy.run.gate.set()
             result = await stays
             assert result.outputs["y"][0, 0] == 10.0
-            await first
+            await busy.first
             assert gone.cancelled()
-            await batcher.close()
+            await busy.batcher.close()
 
     asyncio.run(main())
 
 
 def test_close_fails_queued_requests_and_refuses_new_ones() -> None:
     async def main() -> None:
-        run = GatedRun()
-        with ThreadPoolExecutor(1) as pool:
-            batcher = make_batcher(run, pool, max_queue_size=10)
-            x = np.ones((1, 1), np.float32)
-            first = asyncio.ensure_future(batcher.submit({"x": x}, ("y",), 1))
-            await asyncio.to_thread(run.started.wait, 30)
-            waiting = asyncio.ensure_future(batcher.submit({"x": x}, ("y",), 1))
+        async with busy_batcher(max_queue_size=10) as busy:
+            waiting = busy.submit()
             await asyncio.sleep(0)
-            closing = asyncio.ensure_future(batcher.close())
+            closing = asyncio.ensure_future(busy.batcher.close())
             await asyncio.sleep(0)
-            run.gate.set()
+            busy.run.gate.set()
             await closing
-            assert (await first).outputs["y"][0, 0] == 2.0  # running batches finish
+            assert (await busy.first).outputs["y"][0, 0] == 2.0  # running batches finish
             with pytest.raises(UnavailableError, match="unloaded"):
                 await waiting
             with pytest.raises(UnavailableError, match="shutting down"):
-                await batcher.submit({"x": x}, ("y",), 1)
+                await busy.submit()
 
     asyncio.run(main())
 
