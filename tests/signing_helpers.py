@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import onnx
@@ -55,3 +56,28 @@ def export_version(home: Path, ref: str, folder: Path) -> Path:
     """The signed version folder of ``ref`` written at ``folder``."""
     export_signed(ref, folder, home=home)
     return folder
+
+
+@dataclass(frozen=True)
+class SignedFolders:
+    """Signed version folders: v1 and v2 by the trusted key, and a v2 by another key."""
+
+    trusted: Path
+    """The trusted public key."""
+    v1: Path
+    v2: Path
+    v2_other_key: Path
+
+
+def signed_folders(root: Path, name: str = "adder") -> SignedFolders:
+    """Two signed versions of ``name`` by a trusted key and one by another key, under ``root``."""
+    key, pub = make_keypair(root, "trusted")
+    other_key, _ = make_keypair(root, "other")
+    refs = signed_versions(root / "ws", key, name)
+    other_refs = signed_versions(root / "ws-other", other_key, name)
+    return SignedFolders(
+        pub,
+        export_version(root / "ws", refs[0], root / "v1"),
+        export_version(root / "ws", refs[1], root / "v2"),
+        export_version(root / "ws-other", other_refs[1], root / "v2-other"),
+    )

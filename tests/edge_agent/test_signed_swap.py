@@ -13,7 +13,6 @@ import hashlib
 import shutil
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -24,32 +23,14 @@ from amlpkg.errors import AmlpkgError
 from amlpkg.release import MODEL_FILE, RELEASE_FILE, SIGNATURE_FILE
 from amlpkg.runtime.dataplane import DataPlane
 from amlpkg.runtime.signing import Trust
-from tests.signing_helpers import export_version, make_keypair, signed_versions
+from tests.signing_helpers import SignedFolders, signed_folders
 
 NAME = "adder"
 
 
-@dataclass
-class Folders:
-    trusted: Path
-    v1: Path
-    v2: Path
-    other: Path
-
-
 @pytest.fixture(scope="module")
-def folders(tmp_path_factory: pytest.TempPathFactory) -> Folders:
-    root = tmp_path_factory.mktemp("signed")
-    key, pub = make_keypair(root, "trusted")
-    other_key, _ = make_keypair(root, "other")
-    refs = signed_versions(root / "ws", key)
-    other = signed_versions(root / "ws-other", other_key)
-    return Folders(
-        pub,
-        export_version(root / "ws", refs[0], root / "v1"),
-        export_version(root / "ws", refs[1], root / "v2"),
-        export_version(root / "ws-other", other[1], root / "other"),
-    )
+def folders(tmp_path_factory: pytest.TempPathFactory) -> SignedFolders:
+    return signed_folders(tmp_path_factory.mktemp("signed"), NAME)
 
 
 def desired(folder: Path, version: int, *, signed: bool = True) -> DesiredModel:
@@ -96,12 +77,12 @@ def _flipped(folder: Path, tmp: Path) -> Path:
     ],
 )
 def test_refused_models_leave_the_signed_version_serving(
-    folders: Folders, tmp_path: Path, attack: str, reason: str
+    folders: SignedFolders, tmp_path: Path, attack: str, reason: str
 ) -> None:
     asyncio.run(_refused(folders, tmp_path, attack, reason))
 
 
-async def _refused(folders: Folders, tmp_path: Path, attack: str, reason: str) -> None:
+async def _refused(folders: SignedFolders, tmp_path: Path, attack: str, reason: str) -> None:
     async with device(tmp_path, folders.trusted) as (dp, swapper):
         swapper.min_version = 2
         assert await swapper.apply(desired(folders.v2, 2))
@@ -113,7 +94,7 @@ async def _refused(folders: Folders, tmp_path: Path, attack: str, reason: str) -
         elif attack == "missing signature":
             bad = desired(folders.v2, 3, signed=False)
         elif attack == "other key":
-            bad = desired(folders.other, 3)
+            bad = desired(folders.v2_other_key, 3)
         elif attack == "replayed older version":
             bad = desired(folders.v1, 1)
         else:  # the twin says version 3 but the signed release says 1
@@ -128,7 +109,7 @@ async def _refused(folders: Folders, tmp_path: Path, attack: str, reason: str) -
         assert metadata.versions == ("2",)
 
 
-def test_the_twin_carries_min_version_and_signature_urls(folders: Folders) -> None:
+def test_the_twin_carries_min_version_and_signature_urls(folders: SignedFolders) -> None:
     doc = {"model": desired(folders.v2, 2).model_dump(), "min_version": 2}
     state = parse_desired(doc)
     assert state.min_version == 2

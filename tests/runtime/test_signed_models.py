@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import shutil
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -19,38 +18,20 @@ import pytest
 
 from amlpkg.release import MODEL_FILE, RELEASE_FILE, SIGNATURE_FILE
 from tests.runtime.conftest import ServerProcess, start_server
-from tests.signing_helpers import export_version, make_keypair, signed_versions
+from tests.signing_helpers import SignedFolders, signed_folders
 
 NAME = "adder"
 
 
-@dataclass
-class Signed:
-    """Two signed versions by the trusted key, and v2 signed by another key."""
-
-    trusted: Path
-    v1: Path
-    v2: Path
-    v2_other_key: Path
+@pytest.fixture(scope="module")
+def signed(tmp_path_factory: pytest.TempPathFactory) -> SignedFolders:
+    return signed_folders(tmp_path_factory.mktemp("signed"), NAME)
 
 
 @pytest.fixture(scope="module")
-def signed(tmp_path_factory: pytest.TempPathFactory) -> Signed:
-    root = tmp_path_factory.mktemp("signed")
-    key, pub = make_keypair(root, "trusted")
-    other, _ = make_keypair(root, "other")
-    refs = signed_versions(root / "ws", key)
-    other_refs = signed_versions(root / "ws-other", other)
-    return Signed(
-        pub,
-        export_version(root / "ws", refs[0], root / "v1"),
-        export_version(root / "ws", refs[1], root / "v2"),
-        export_version(root / "ws-other", other_refs[1], root / "v2-other"),
-    )
-
-
-@pytest.fixture(scope="module")
-def server(signed: Signed, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+def server(
+    signed: SignedFolders, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
     repo = tmp_path_factory.mktemp("repo")
     shutil.copytree(signed.v2, repo / NAME / "1")
     unsigned = repo / "unsigned" / "1"
@@ -84,7 +65,7 @@ def _files(folder: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in folder.iterdir()}
 
 
-def _serving_v2(server: ServerProcess, signed: Signed) -> None:
+def _serving_v2(server: ServerProcess, signed: SignedFolders) -> None:
     meta = httpx.get(f"{server.base_url}/v2/models/{NAME}").json()
     assert meta["parameters"]["signed_version"] == "2"
     infer = httpx.post(
@@ -100,7 +81,7 @@ def _serving_v2(server: ServerProcess, signed: Signed) -> None:
 
 
 def test_signed_model_serves_with_its_digest_and_signer(
-    server: ServerProcess, signed: Signed
+    server: ServerProcess, signed: SignedFolders
 ) -> None:
     meta = httpx.get(f"{server.base_url}/v2/models/{NAME}").json()
     params = meta["parameters"]
@@ -137,7 +118,7 @@ def _flip(data: bytes) -> bytes:
     ],
 )
 def test_attacks_are_refused_and_the_signed_version_keeps_serving(
-    server: ServerProcess, signed: Signed, attack: str, reason: str
+    server: ServerProcess, signed: SignedFolders, attack: str, reason: str
 ) -> None:
     files = _files(signed.v2)
     if attack == "flipped model byte":
@@ -157,7 +138,7 @@ def test_attacks_are_refused_and_the_signed_version_keeps_serving(
 
 
 def test_the_signed_version_reloads_through_the_load_api(
-    server: ServerProcess, signed: Signed
+    server: ServerProcess, signed: SignedFolders
 ) -> None:
     answer = _load(server, _files(signed.v2))
     assert answer.status_code == 200, answer.text
@@ -165,7 +146,7 @@ def test_the_signed_version_reloads_through_the_load_api(
 
 
 def test_a_replay_after_a_restart_is_refused_with_a_state_folder(
-    signed: Signed, tmp_path: Path
+    signed: SignedFolders, tmp_path: Path
 ) -> None:
     """The highest signed version served is kept in the state folder, so a server that
     restarts on a repository where someone put the older signed v1 refuses it."""
