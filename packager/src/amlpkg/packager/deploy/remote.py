@@ -18,6 +18,7 @@ only from the machine that deployed it; elsewhere the commands say so.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import tempfile
 import uuid
@@ -45,6 +46,9 @@ if TYPE_CHECKING:
 
 _ORIGIN_FILE = "origin"
 _LIVE = ("pending", "ready")
+# The fields of a new revision, and those a revision moves on in, as the server takes them.
+_CREATED = ("revision", "target", "model", "package", "image", "image_digest", "created_by")
+_UPDATED = ("status", "reason", "state", "endpoint_http", "endpoint_grpc", "image_digest")
 _STAGE = {"pending": 0, "ready": 1, "failed": 1, "stopped": 2}  # a revision only moves on
 
 
@@ -95,28 +99,13 @@ class ServerJournal:
         self.origin = origin
 
     def created(self, record: DeploymentRecord) -> None:
-        row = {
-            "revision": record.revision,
-            "target": record.target,
-            "model": record.model,
-            "package": record.package,
-            "image": record.image,
-            "image_digest": record.image_digest,
-            # Which cache workspace made it: what runs on one machine is reached from there.
-            "config": {**record.config, "origin": self.origin},
-            "created_by": record.created_by,
-        }
+        row = {key: getattr(record, key) for key in _CREATED}
+        # Which cache workspace made it: what runs on one machine is reached from there.
+        row["config"] = {**record.config, "origin": self.origin}
         deployment_rows.create_revision(self.client, record.name, row)
 
     def updated(self, record: DeploymentRecord) -> None:
-        row = {
-            "status": record.status,
-            "reason": record.reason,
-            "state": record.state,
-            "endpoint_http": record.endpoint_http,
-            "endpoint_grpc": record.endpoint_grpc,
-            "image_digest": record.image_digest,
-        }
+        row = {key: getattr(record, key) for key in _UPDATED}
         deployment_rows.update_revision(self.client, record.name, record.revision, row)
 
 
@@ -127,9 +116,17 @@ def workspace_home(server: Server) -> Path:
 
 
 def _origin(ws: Workspace) -> str:
+    """This cache workspace's id, made once (the first of two racing processes wins)."""
     path = ws.home / _ORIGIN_FILE
     if not path.is_file():
-        path.write_text(uuid.uuid4().hex + "\n")
+        with tempfile.NamedTemporaryFile("w", dir=ws.home, delete=False) as out:
+            out.write(uuid.uuid4().hex + "\n")
+        try:
+            os.link(out.name, path)
+        except FileExistsError:
+            pass
+        finally:
+            os.unlink(out.name)
     return path.read_text().strip()
 
 
