@@ -10,30 +10,30 @@ removed by ``delete`` and checked gone.
 
 from __future__ import annotations
 
-import contextlib
 import getpass
+import json
 import os
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from amlpkg.errors import AmlpkgError
 from amlpkg.packager import deploy as api
 from amlpkg.packager.build.records import Package
-from amlpkg.packager.deploy import records
 from amlpkg.packager.deploy.targets.docker import LABEL, ROLE
-from amlpkg.store.workspace import Workspace, open_workspace
+from amlpkg.store.workspace import Workspace
+from tests.packager import test_deploy_oci
 from tests.services import REGISTRY, docker_available, registry_available, require, sshd_server
 from tests.signing_helpers import make_keypair, signed_versions
 
 pytestmark = pytest.mark.slow
 AMLPKG = str(Path(sys.executable).parent / "amlpkg")
+# A workspace that never saw the model; its deployments are deleted after.
+fresh = test_deploy_oci.fresh
 
 
 @pytest.fixture(scope="module")
@@ -52,21 +52,9 @@ def pushed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         capture_output=True, text=True, env=env, timeout=300, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    import json
-
     reference = json.loads(done.stdout)["reference"]
     assert "@sha256:" in reference
     return {"reference": reference, "pub": pub}
-
-
-@pytest.fixture
-def fresh(tmp_path: Path) -> Iterator[Workspace]:
-    """A workspace that never saw the model; its deployments are deleted after."""
-    with open_workspace(tmp_path / "ws") as workspace:
-        yield workspace
-        for record in records.latest_per_name(workspace):
-            with contextlib.suppress(AmlpkgError):
-                api.delete(record.name, workspace=workspace)
 
 
 def _engine_state(name: str) -> tuple[list[Any], list[Any]]:

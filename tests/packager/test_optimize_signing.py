@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from amlpkg.errors import InvalidArgumentError
-from amlpkg.packager.optimize import Limits, get_variant, optimize
+from amlpkg.packager.optimize import Limits, Variant, get_variant, optimize
 from amlpkg.packager.optimize.signing import export_signed_variant, variant_signature
 from amlpkg.packager.repository import place_signature
 from amlpkg.release import MODEL_FILE, RELEASE_FILE, SIGNATURE_FILE, Release
@@ -42,6 +42,12 @@ def ws(tmp_path: Path) -> Iterator[Workspace]:
 @pytest.fixture
 def keys(tmp_path: Path) -> tuple[Path, Path]:
     return make_keypair(tmp_path, "signer")
+
+
+def _signed_variant(ws: Workspace, key: Path) -> Variant:
+    """An accepted variant of ``mlp:1``, signed at optimize time."""
+    report = optimize("mlp:1", workspace=ws, limits=LIMITS, sign_key=key, **FAST)
+    return next(v for v in report.variants if v.accepted)
 
 
 def test_accepted_variants_are_signed_with_optimize_provenance(
@@ -101,8 +107,7 @@ def test_a_bad_key_fails_before_any_variant_is_made(ws: Workspace, tmp_path: Pat
 def test_variant_folder_verifies_and_a_version_signature_beside_it_does_not(
     ws: Workspace, keys: tuple[Path, Path], tmp_path: Path
 ) -> None:
-    report = optimize("mlp:1", workspace=ws, limits=LIMITS, sign_key=keys[0], **FAST)
-    variant = next(v for v in report.variants if v.accepted)
+    variant = _signed_variant(ws, keys[0])
     folder = tmp_path / "variant"
     export_signed_variant(ws, variant.id, folder)
     verified = Trust(keys[1]).verify_folder(folder)
@@ -173,8 +178,7 @@ def test_cli_refuses_a_signing_key_against_a_team_server(
 def test_runtime_requiring_signatures_serves_a_signed_variant(
     ws: Workspace, keys: tuple[Path, Path], tmp_path: Path
 ) -> None:
-    report = optimize("mlp:1", workspace=ws, limits=LIMITS, sign_key=keys[0], **FAST)
-    variant = next(v for v in report.variants if v.accepted)
+    variant = _signed_variant(ws, keys[0])
     repo = tmp_path / "repo"
     export_signed_variant(ws, variant.id, repo / "mlp" / "1")
     unsigned = repo / "plain" / "1"

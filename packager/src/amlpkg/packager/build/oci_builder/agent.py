@@ -35,7 +35,6 @@ from amlpkg.packager.build.agent_image import (
     agent_wheels,
     amlpkg_version,
 )
-from amlpkg.packager.build.errors import BuildError
 from amlpkg.packager.build.flavors import check_platform
 from amlpkg.packager.build.oci_builder.base import BASE_PYTHON
 from amlpkg.packager.build.oci_builder.build import (
@@ -44,18 +43,17 @@ from amlpkg.packager.build.oci_builder.build import (
     attach_documents,
     base_for,
     chosen_platforms,
+    platform_venv,
     push_platform_image,
     source_date_epoch,
 )
 from amlpkg.packager.build.oci_builder.config import Process
-from amlpkg.packager.build.oci_builder.elf import foreign_binaries
 from amlpkg.packager.build.oci_builder.layers import Layer, write_layer
 from amlpkg.packager.build.oci_builder.push import copy_base_layers, index_document
 from amlpkg.packager.build.oci_builder.registry_io import ImageRef, OciRegistry
-from amlpkg.packager.build.oci_builder.site import build_venv
 from amlpkg.packager.build.options import BuildOptions, Hooks
-from amlpkg.packager.build.recipe import APP, USER_ID, VENV
-from amlpkg.packager.build.wheelhouse import extract_runtime, gather_wheelhouse, pure_wheels
+from amlpkg.packager.build.recipe import APP, USER_ID
+from amlpkg.packager.build.wheelhouse import extract_runtime, pure_wheels
 from amlpkg.store.lineage_edges import add_edge
 from amlpkg.store.workspace import Workspace
 
@@ -135,25 +133,10 @@ def build_oci_agent_image(
                 step(f"{platform}: base image")
                 base = base_for(platform, oci, target.host, hooks)
                 copy_base_layers(registry, base)
-                step(f"{platform}: installing wheels for {platform} (no emulation)")
-                wheelhouse = gather_wheelhouse(
-                    requirements, python_version=python, platform=platform, glibc=opts.glibc,
-                    cache_root=api.cache_root(ws), on_status=hooks.on_status,
-                    find_links=built_here,
-                )  # fmt: skip
-                venv = build_venv(wheelhouse, scratch / platform.replace("/", "-") / "venv",
-                                  flavor=opts.flavor_spec(), platform=platform,
-                                  python_version=python, glibc=opts.glibc)  # fmt: skip
-                wrong = foreign_binaries(venv, platform)
-                if wrong:
-                    raise BuildError(
-                        f"binaries for another machine in the {platform} agent image: "
-                        + ", ".join(wrong[:5]),
-                        hint="a wheel without a manylinux build for this platform got in",
-                    )
-                step(f"{platform}: writing and pushing layers")
-                venv_layer = write_layer({VENV: venv}, venv.parent / "venv.tar.gz", epoch)
-                registry.push_blob_file(venv_layer.path, venv_layer.digest, venv_layer.size)
+                venv, wheelhouse, venv_layer = platform_venv(
+                    registry, requirements, platform=platform, opts=opts, python=python,
+                    scratch=scratch, epoch=epoch, cache=api.cache_root(ws), hooks=hooks,
+                    step=step, find_links=built_here)  # fmt: skip
                 labels = agent_labels(
                     platform=platform, amlpkg_version=amlpkg_version(), created=epoch
                 ) | {"org.opencontainers.image.revision": revision}

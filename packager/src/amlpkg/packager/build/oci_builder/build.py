@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -239,24 +240,10 @@ def build_oci_image(
                 step(f"{platform}: base image")
                 base = base_for(platform, oci, target.host, hooks)
                 copy_base_layers(registry, base)
-                step(f"{platform}: installing wheels for {platform} (no emulation)")
-                wheelhouse = gather_wheelhouse(
-                    requirements, python_version=python, platform=platform, glibc=opts.glibc,
-                    cache_root=api.cache_root(ws), on_status=hooks.on_status,
-                )  # fmt: skip
-                venv = build_venv(wheelhouse, scratch / platform.replace("/", "-") / "venv",
-                                  flavor=flavor, platform=platform, python_version=python,
-                                  glibc=opts.glibc)  # fmt: skip
-                wrong = foreign_binaries(venv, platform)
-                if wrong:
-                    raise BuildError(
-                        f"binaries for another machine in the {platform} image: "
-                        + ", ".join(wrong[:5]),
-                        hint="a wheel without a manylinux build for this platform got in",
-                    )
-                step(f"{platform}: writing and pushing layers")
-                venv_layer = write_layer({VENV: venv}, venv.parent / "venv.tar.gz", epoch)
-                registry.push_blob_file(venv_layer.path, venv_layer.digest, venv_layer.size)
+                venv, wheelhouse, venv_layer = platform_venv(
+                    registry, requirements, platform=platform, opts=opts, python=python,
+                    scratch=scratch, epoch=epoch, cache=api.cache_root(ws), hooks=hooks,
+                    step=step)  # fmt: skip
                 images.append(push_platform_image(
                     registry, base, platform=platform, opts=opts, python=python, labels=labels,
                     layers=[venv_layer, app_layer, model_layer], epoch=epoch,
@@ -277,6 +264,43 @@ def build_oci_image(
         shutil.rmtree(scratch, ignore_errors=True)
     return _record(ws, src, opts=opts, pushed=target.pinned(digest), images=images,
                    labels=labels, started=started)  # fmt: skip
+
+
+def platform_venv(
+    registry: OciRegistry,
+    requirements: list[str],
+    *,
+    platform: str,
+    opts: BuildOptions,
+    python: str,
+    scratch: Path,
+    epoch: int,
+    cache: Path,
+    hooks: Hooks,
+    step: Callable[[str], None],
+    find_links: Path | None = None,
+) -> tuple[Path, Path, Layer]:
+    """``platform``'s venv installed on the host (no emulation), checked for foreign
+    binaries and pushed as a layer: ``(venv, wheelhouse, layer)``."""
+    assert opts.glibc is not None
+    step(f"{platform}: installing wheels for {platform} (no emulation)")
+    wheelhouse = gather_wheelhouse(
+        requirements, python_version=python, platform=platform, glibc=opts.glibc,
+        cache_root=cache, on_status=hooks.on_status, find_links=find_links,
+    )  # fmt: skip
+    venv = build_venv(wheelhouse, scratch / platform.replace("/", "-") / "venv",
+                      flavor=opts.flavor_spec(), platform=platform, python_version=python,
+                      glibc=opts.glibc)  # fmt: skip
+    wrong = foreign_binaries(venv, platform)
+    if wrong:
+        raise BuildError(
+            f"binaries for another machine in the {platform} image: " + ", ".join(wrong[:5]),
+            hint="a wheel without a manylinux build for this platform got in",
+        )
+    step(f"{platform}: writing and pushing layers")
+    layer = write_layer({VENV: venv}, venv.parent / "venv.tar.gz", epoch)
+    registry.push_blob_file(layer.path, layer.digest, layer.size)
+    return venv, wheelhouse, layer
 
 
 def push_platform_image(

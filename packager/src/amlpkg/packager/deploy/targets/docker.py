@@ -197,8 +197,8 @@ class DockerTarget(Lifecycle):
         else:
             # The fetched model goes into a volume through the engine (works on ssh:// too).
             container, volume = dm.create_with_models(client, options, pack, rev.id)
-            rev.live["models_volume"] = rev.state["models_volume"] = volume
-            rev.live["container"] = container
+            rev.live.update(models_volume=volume, container=container)  # abort removes both
+            rev.state["models_volume"] = volume
             container.start()
         rev.live["container"] = container
         backend = {"key": rev.id, "host": container.name, "http_port": 8000, "grpc_port": 8001}
