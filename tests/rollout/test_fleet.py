@@ -11,27 +11,20 @@ for why the devices use the standalone link and not IoT Hub over mosquitto.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from amlpkg.collector.devices import list_devices
-from amlpkg.collector.server import running_collector
 from amlpkg.packager import rollout as ro
 from amlpkg.packager.rollout import cohorts, records
-from amlpkg.packager.rollout.desired_http import DesiredServer, serving_desired
 from amlpkg.store.lineage_edges import describe, downstream
-from amlpkg.store.workspace import Workspace, open_workspace
-from amlpkg.trainer.registry import register
-from tests.rollout.fleet import Fleet, Load, bad_model, good_model
+from tests.rollout.fleet import bad_model, good_model
+from tests.rollout.world import Start, World, fleet_world, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -42,68 +35,14 @@ GATE = "p95_ms<=3*control,error_rate<0.05"  # generous on latency: 30 agents sha
 SOAK = "5s"
 
 
-def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.25)
-
-
-@dataclass
-class World:
-    ws: Workspace
-    fleet: Fleet
-    desired: DesiredServer
-    desired_dir: Path
-    home: Path
-    load: Load
-
-
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    tmp = tmp_path_factory.mktemp("fleet")
-    home, desired_dir = tmp / "ws", tmp / "desired"
-    desired_dir.mkdir()
-    with open_workspace(home) as ws:
-        for version, data in enumerate(
-            [good_model(1.0), good_model(2.0), bad_model(3.0), good_model(4.0)], start=1
-        ):
-            path = tmp / f"m{version}.onnx"
-            path.write_bytes(data)
-            assert register("m", path, workspace=ws).version == version
-        v1 = ws.conn.execute("SELECT sha256 FROM model_versions WHERE version = 1").scalar()
-        start_doc = {
-            "model": {"name": "m", "version": "1", "sha256": v1, "url": (tmp / "m1.onnx").as_uri()},
-            "telemetry_interval_s": 0.5,
-        }
-        with (
-            running_collector(ws, port=0) as collector,
-            serving_desired(desired_dir) as desired,
-        ):
-            fleet = Fleet(tmp / "devices", desired.url, collector.url)
-            for i in range(DEVICES):
-                agent = fleet.add(f"dev-{i:02d}")
-                (desired_dir / f"{agent.device_id}.json").write_text(json.dumps(start_doc))
-            try:
-                # Start in small waves: 30 interpreters importing at once starve 2 cores.
-                for wave in range(0, DEVICES, 6):
-                    for agent in list(fleet.agents.values())[wave : wave + 6]:
-                        fleet.start(agent)
-                    time.sleep(1.0)
-                with Load(fleet) as load:
-                    wait_for(
-                        # restart_exited: a port can be taken by another process meanwhile
-                        lambda: (
-                            fleet.restart_exited() >= 0
-                            and sum(d.reported_model == "m:1" for d in list_devices(ws)) == DEVICES
-                        ),
-                        150,
-                        "every device reporting m:1",
-                    )
-                    yield World(ws, fleet, desired, desired_dir, home, load)
-            finally:
-                fleet.stop_all()
+    models = [good_model(1.0), good_model(2.0), bad_model(3.0), good_model(4.0)]
+    # Start in small waves: 30 interpreters importing at once starve 2 cores.
+    start = Start(extra={"telemetry_interval_s": 0.5}, wave=6, timeout_s=150)
+    devices = [f"dev-{i:02d}" for i in range(DEVICES)]
+    with fleet_world(tmp_path_factory.mktemp("fleet"), models, devices, start) as world:
+        yield world
 
 
 def _status_text(world: World, rollout_id: str) -> str:

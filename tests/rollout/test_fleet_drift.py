@@ -9,25 +9,20 @@ what it runs. See :mod:`tests.rollout.fleet` for why devices use the standalone 
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from amlpkg.collector.devices import list_devices, set_tags
-from amlpkg.collector.server import running_collector
+from amlpkg.collector.devices import set_tags
 from amlpkg.packager import rollout as ro
 from amlpkg.packager.rollout import cohorts, records
-from amlpkg.packager.rollout.desired_http import DesiredServer, serving_desired
-from amlpkg.store.workspace import Workspace, open_workspace
-from amlpkg.trainer.registry import register
-from tests.rollout.fleet import Fleet, Load, good_model
-from tests.rollout.test_fleet import wait_for
+from amlpkg.store.workspace import Workspace
+from tests.rollout.fleet import good_model
+from tests.rollout.world import Start, World, fleet_world, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -37,54 +32,17 @@ GATE = "error_rate<0.05,drift<0.2"
 SOAK = "8s"
 
 
-@dataclass
-class World:
-    ws: Workspace
-    fleet: Fleet
-    desired: DesiredServer
-    desired_dir: Path
-    home: Path
+def _tag(ws: Workspace, device_id: str) -> None:
+    set_tags(ws, device_id, {"region": REGIONS[device_id], "site": {"line": 3}})
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    tmp = tmp_path_factory.mktemp("drift")
-    home, desired_dir = tmp / "ws", tmp / "desired"
-    desired_dir.mkdir()
     # v2 answers as v1 does (to the bin); v3's outputs are shifted, as fast and as sound
     models = [good_model(1.0), good_model(1.0 + 1e-6), good_model(5.0)]
-    with open_workspace(home) as ws:
-        for version, data in enumerate(models, start=1):
-            path = tmp / f"m{version}.onnx"
-            path.write_bytes(data)
-            assert register("m", path, workspace=ws).version == version
-        v1 = ws.conn.execute("SELECT sha256 FROM model_versions WHERE version = 1").scalar()
-        start = {"model": {"name": "m", "version": "1", "sha256": v1,
-                           "url": (tmp / "m1.onnx").as_uri()}}  # fmt: skip
-        with (
-            running_collector(ws, port=0) as collector,
-            serving_desired(desired_dir) as desired,
-        ):
-            fleet = Fleet(tmp / "devices", desired.url, collector.url)
-            for device_id, region in REGIONS.items():
-                fleet.add(device_id)
-                (desired_dir / f"{device_id}.json").write_text(json.dumps(start))
-                set_tags(ws, device_id, {"region": region, "site": {"line": 3}})
-            try:
-                for agent in fleet.agents.values():
-                    fleet.start(agent)
-                with Load(fleet, rps_per_device=4.0):
-                    wait_for(
-                        lambda: (
-                            fleet.restart_exited() >= 0
-                            and sum(d.reported_model == "m:1" for d in list_devices(ws)) == 6
-                        ),
-                        120,
-                        "every device reporting m:1",
-                    )
-                    yield World(ws, fleet, desired, desired_dir, home)
-            finally:
-                fleet.stop_all()
+    start = Start(on_added=_tag, rps_per_device=4.0, timeout_s=120)
+    with fleet_world(tmp_path_factory.mktemp("drift"), models, list(REGIONS), start) as world:
+        yield world
 
 
 def _create(world: World, version: int, fleet: str, stages: str) -> records.Rollout:
