@@ -90,12 +90,17 @@ def test_deploy_status_rollback_delete_run_here_and_are_recorded_on_the_server(
 
     # Another machine (its own cache workspace) cannot reach this supervisor: it says so.
     elsewhere = {**env, "XDG_CACHE_HOME": str(tmp_path / "other-machine")}
-    for command in (("status", "web"), ("delete", "web"), ("rollback", "web")):
-        refused = amlpkg("deployments", *command, env=elsewhere, check=False)
+    for command in (
+        ("deployments", "status", "web"),
+        ("deployments", "delete", "web"),
+        ("deployments", "rollback", "web"),
+        ("deploy", f"{MODEL}:2", "-n", "web"),
+    ):
+        refused = amlpkg(*command, env=elsewhere, check=False)
         assert refused.returncode == 2, refused.stdout + refused.stderr
         assert "runs on the machine that deployed it" in refused.stderr
         assert "Traceback" not in refused.stderr
-    assert _score_http(endpoint) == 1
+    assert _score_http(endpoint) == 1 and len(_server_rows(team)) == 3
 
     deleted = amlpkg("deployments", "delete", "web", env=env)
     assert "web:3 stopped" in deleted.stdout
