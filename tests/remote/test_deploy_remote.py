@@ -101,6 +101,13 @@ def test_deploy_status_rollback_delete_run_here_and_are_recorded_on_the_server(
         assert "runs on the machine that deployed it" in refused.stderr
         assert "Traceback" not in refused.stderr
     assert _score_http(endpoint) == 1 and len(_server_rows(team)) == 3
+    # Nor can the server itself (the web UI's buttons): it says where to run it from.
+    with team.api("contributor") as api:
+        for answer in (api.post("/deployments/web/rollback"), api.delete("/deployments/web")):
+            assert answer.status_code == 400, answer.text
+            assert "deployed from a user's machine" in answer.text
+            assert "amlpkg deployments" in answer.text
+    assert _score_http(endpoint) == 1 and len(_server_rows(team)) == 3
 
     deleted = amlpkg("deployments", "delete", "web", env=env)
     assert "web:3 stopped" in deleted.stdout

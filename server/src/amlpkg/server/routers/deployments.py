@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Path, Request
 from pydantic import BaseModel, Field, StringConstraints
 
-from amlpkg.errors import InvalidArgumentError
+from amlpkg.errors import FailedPreconditionError, InvalidArgumentError
 from amlpkg.packager.build.records import get_package
 from amlpkg.packager.deploy import records as deployments
 from amlpkg.server.bodies import Body
@@ -160,17 +160,34 @@ def update_revision(
     return deployments.update(ws, record.id, **body.model_dump()).to_dict()
 
 
+def _acted_on_here(ws: WorkspaceDep, name: str, command: str) -> str:
+    """``name``, unless a user's machine deployed it: its target (a supervisor, a Docker
+    engine, a kube context, an IoT hub) is reached from there, not from this server."""
+    name = _name(name)
+    made_by_client = [r for r in deployments.history(ws, name) if r.config.get("origin")]
+    if made_by_client:
+        last = made_by_client[-1]
+        raise FailedPreconditionError(
+            f"deployment {name!r} was deployed from a user's machine ({last.created_by}),"
+            " and this server does not reach its target",
+            hint=f"run `amlpkg deployments {command} {name}` with this server configured",
+        )
+    return name
+
+
 @router.post("/deployments/{name}/rollback", response_model=DeploymentOut, dependencies=WRITE)
 def rollback(name: str, ws: WorkspaceDep) -> dict[str, Any]:
-    """Deploy again what the revision before the serving one ran (a new revision)."""
+    """Deploy again what the revision before the serving one ran (a new revision); only
+    for deployments made on this server's own workspace (``amlpkg deploy --home``)."""
     from amlpkg.packager.deploy import api  # pulls in the targets' clients: only when used
 
-    return api.rollback(_name(name), workspace=ws).to_dict()
+    return api.rollback(_acted_on_here(ws, name, "rollback"), workspace=ws).to_dict()
 
 
 @router.delete("/deployments/{name}", response_model=DeploymentOut, dependencies=WRITE)
 def delete(name: str, ws: WorkspaceDep) -> dict[str, Any]:
-    """Stop everything running for a deployment; its records stay as history."""
+    """Stop everything running for a deployment; its records stay as history. As for
+    ``rollback``, a deployment made from a user's machine is deleted from there."""
     from amlpkg.packager.deploy import api
 
-    return api.delete(_name(name), workspace=ws).to_dict()
+    return api.delete(_acted_on_here(ws, name, "delete"), workspace=ws).to_dict()
