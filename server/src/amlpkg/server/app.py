@@ -21,6 +21,7 @@ from amlpkg.server.routers import (
     access,
     artifacts,
     deployments,
+    direct,
     lineage,
     packager,
     registry,
@@ -71,8 +72,8 @@ def create_app(home: Path, settings: ServerSettings | None = None) -> FastAPI:
     app.state.amlpkg = state
     failures.install(app, redact)
     app.include_router(access.health_router)
-    for module in (runs, artifacts, registry, lineage, packager, deployments, telemetry,
-                   views, access):  # fmt: skip
+    for module in (runs, artifacts, direct, registry, lineage, packager, deployments,
+                   telemetry, views, access):  # fmt: skip
         app.include_router(module.router)
     collector = create_collector_app(TelemetryStore(telemetry_ws))
     app.include_router(telemetry.receiver_router(collector, settings.max_otlp_bytes))

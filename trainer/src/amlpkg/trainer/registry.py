@@ -173,6 +173,32 @@ def register(
             return _insert(ws, name, content, description, clean_tags, aliases, in_transaction)
 
 
+def register_stored(
+    name: str,
+    sha256: str,
+    *,
+    source: str,
+    run: str | None = None,
+    description: str | None = None,
+    aliases: Sequence[str] = (),
+    in_transaction: InTransaction | None = None,
+    workspace: Workspace,
+) -> ModelVersion:
+    """Register the blob ``sha256`` already in the artifact store (a file the client sent
+    straight to the bucket, checked there) as the next version; ``source`` is what it
+    records as the file's origin. Like :func:`register`, in one transaction."""
+    check_name(name)
+    for alias in aliases:
+        check_alias(alias)
+    ws = workspace
+    with write_tx(ws.conn, lock=_lock(name)):
+        run_id = queries.resolve_run_id(ws, run) if run is not None else None
+        blob = ws.artifacts.verified_path(sha256)
+        signature, opset = inspect_onnx(blob, shown_as=Path(source))
+        content = _Content(sha256, blob.stat().st_size, signature, opset, run_id, source)
+        return _insert(ws, name, content, description, {}, aliases, in_transaction)
+
+
 def _lock(name: str) -> str:
     # Concurrent registrations of one model (other processes, other server replicas)
     # take turns, so each reads the version the previous one wrote.

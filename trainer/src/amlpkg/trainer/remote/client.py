@@ -254,8 +254,16 @@ class TeamClient:
         return list(self._json("GET", f"/runs/{run_id}/artifacts"))
 
     def upload_artifact(self, run_id: str, path: str, file: Path) -> Json:
-        """Stream ``file`` as artifact ``path``; the server checks its sha256 before storing."""
+        """Stream ``file`` as artifact ``path``; the server checks its sha256 before storing.
+
+        A large file goes straight to the server's bucket instead (:mod:`.direct`).
+        """
         digest, size = file_sha256(file)
+        sent = self._send_direct(file, digest, size)
+        if sent is not None:
+            commit = f"/uploads/{sent.pop('upload_id')}/artifact"
+            body = {**sent, "run": run_id, "path": path}
+            return dict(self._json("POST", commit, json=body, idempotent=False))
         url = f"/runs/{run_id}/artifacts/{quote(path, safe='/')}"
         # A fresh generator each try: PUT of the same bytes to the same path is idempotent.
         for attempt in range(1, self.retries + 2):
@@ -278,6 +286,12 @@ class TeamClient:
                     raise
                 time.sleep(backoff(attempt))
         raise AssertionError("unreachable")
+
+    def _send_direct(self, file: Path, digest: str, size: int) -> Json | None:
+        """A large file sent to the bucket (the commit's body), or None: stream it here."""
+        from amlpkg.trainer.remote import direct  # it needs this class
+
+        return direct.send(self, file, digest, size) if size >= direct.threshold() else None
 
     # -- models ---------------------------------------------------------------
     def list_models(self) -> list[Json]:
@@ -310,6 +324,12 @@ class TeamClient:
     ) -> Json:
         """Register a local ONNX file (streamed, sha256 checked) as the next version."""
         digest, size = file_sha256(file)
+        sent = self._send_direct(file, digest, size)
+        if sent is not None:
+            commit = f"/uploads/{sent.pop('upload_id')}/model-version"
+            body = {**sent, "name": name, "filename": file.name, "run": run}
+            body["description"] = description
+            return dict(self._json("POST", commit, json=body, idempotent=False))
         params: dict[str, Any] = {"sha256": digest, "filename": file.name}
         if run is not None:
             params["run"] = run
