@@ -16,7 +16,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,6 +24,7 @@ import pytest
 
 from amlpkg.errors import FailedPreconditionError, InvalidArgumentError
 from tests.services import docker_available, free_port, require, sshd_server
+from tests.team_server import wait_healthy
 
 CLI = str(Path(sys.executable).parent / "amlpkg")
 SCRIPT = """\
@@ -85,16 +85,7 @@ def _team_server(
         stderr=subprocess.STDOUT,
     )
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/api/v1/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert server.poll() is None, (folder / "server.log").read_text()
-            assert time.monotonic() < deadline, "the server did not start"
-            time.sleep(0.2)
+        wait_healthy(url, server, folder / "server.log")
         for name in ("AMLPKG_HOME", "AMLPKG_STORE", "AMLPKG_ARTIFACTS"):
             monkeypatch.delenv(name, raising=False)
         monkeypatch.setenv("AMLPKG_TRACKING_URI", url)

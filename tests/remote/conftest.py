@@ -10,7 +10,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ import httpx
 import pytest
 
 from tests.services import free_port
+from tests.team_server import wait_healthy
 
 AMLPKG = str(Path(sys.executable).parent / "amlpkg")
 ROOT = Path(__file__).resolve().parents[2]
@@ -60,16 +60,7 @@ class TeamServer:
                 [AMLPKG, "server", "--store", str(self.home), "--port", str(self.port)],
                 stdout=out, stderr=subprocess.STDOUT,
             )  # fmt: skip
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{self.url}/api/v1/health", timeout=2).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            assert self.process.poll() is None, self.log.read_text()
-            assert time.monotonic() < deadline, "the server did not start"
-            time.sleep(0.1)
+        wait_healthy(self.url, self.process, self.log)
 
     def stop(self) -> None:
         """Stop the server (SIGTERM, then wait)."""

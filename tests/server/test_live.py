@@ -8,7 +8,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import pytest
 
 from tests.server.conftest import onnx_bytes, sha256
 from tests.services import free_port
+from tests.team_server import wait_healthy
 
 pytestmark = pytest.mark.slow
 CLI = [str(Path(sys.executable).parent / "amlpkg")]
@@ -54,16 +54,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[s
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/api/v1/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert server.poll() is None, (home.parent / "server.log").read_text()
-            assert time.monotonic() < deadline, "the server did not start"
-            time.sleep(0.1)
+        wait_healthy(url, server, home.parent / "server.log")
         yield url, tokens
     finally:
         server.terminate()

@@ -23,6 +23,7 @@ import pytest
 from amlpkg.store.workspace import open_workspace
 from tests.services import free_port
 from tests.store.conftest import TeamStore
+from tests.team_server import wait_healthy
 from tests.trainer.conftest import make_onnx
 
 pytestmark = pytest.mark.slow
@@ -189,16 +190,8 @@ def replicas(team_store: TeamStore, tmp_path: Path) -> Iterator[tuple[list[str],
             )
             urls.append(f"http://127.0.0.1:{port}")
         for i, url in enumerate(urls):
-            deadline = time.monotonic() + 90
-            while True:
-                try:
-                    if httpx.get(f"{url}/api/v1/health", timeout=2).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert servers[i].poll() is None, (tmp_path / f"server{i}.log").read_text()
-                assert time.monotonic() < deadline, "a replica did not start"
-                time.sleep(0.2)
+            log_path = tmp_path / f"server{i}.log"
+            wait_healthy(url, servers[i], log_path, timeout_s=90, what="a replica")
         yield urls, token
     finally:
         for server in servers:

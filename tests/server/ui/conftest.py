@@ -20,6 +20,7 @@ import pytest
 
 from tests.server.conftest import make_token
 from tests.services import free_port, require
+from tests.team_server import wait_healthy
 
 CHROMIUM = Path("/usr/bin/chromium")
 CLI = str(Path(sys.executable).parent / "amlpkg")
@@ -41,19 +42,6 @@ class Site:
         """A client of /api/v1 with the token of ``role``."""
         auth = {"Authorization": f"Bearer {self.tokens[role]}"}
         return httpx.Client(base_url=f"{self.url}/api/v1", headers=auth, timeout=30)
-
-
-def _wait_ready(url: str, server: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"{url}/api/v1/health", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        assert server.poll() is None, log.read_text()
-        assert time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.1)
 
 
 def _populate(site: Site) -> tuple[str, str]:
@@ -109,7 +97,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_ready(url, server, log)
+        wait_healthy(url, server, log)
         site = Site(url, tokens, run_id, "", "", "plant-7")
         site.second_run, site.live_run = _populate(site)
         yield site
