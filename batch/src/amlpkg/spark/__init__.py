@@ -4,7 +4,8 @@ The driver resolves the model in the workspace, checks the DataFrame's columns a
 the model's signature (so a wrong mapping fails here, not in an executor), broadcasts
 the model's bytes and returns ``df.mapInArrow(...)``: each executor Python worker makes
 one ONNX Runtime session per model digest, on first use, from the broadcast bytes it
-verified, and reuses it for every later batch and task (Spark reuses Python workers).
+verified, and reuses it for every later batch and task (Spark reuses Python workers),
+with as many intra-op threads as the task has cores (``spark.task.cpus``).
 Executors need this distribution installed (``amlpkg-batch``) in ``PYSPARK_PYTHON``.
 """
 
@@ -21,6 +22,7 @@ from amlpkg.batch.lineage import dataset_id, record_scoring
 from amlpkg.batch.model import ResolvedModel, resolve_model
 from amlpkg.batch.plan import InputsSpec, OutputsSpec, ScorePlan
 from amlpkg.errors import InvalidArgumentError
+from amlpkg.spark.session import task_cores
 from amlpkg.store.workspace import open_workspace
 
 if TYPE_CHECKING:
@@ -38,7 +40,7 @@ def _scorer(
 
     def score_partition(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         # `model.value` is read (from the executor's broadcast block) only on a cache miss.
-        session = session_for(digest, lambda: model.value, threads=1)
+        session = session_for(digest, lambda: model.value, threads=task_cores())
         yield from score_batches(session, plan, batches, batch_rows)
 
     return score_partition

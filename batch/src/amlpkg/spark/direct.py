@@ -34,7 +34,7 @@ from amlpkg.batch.model import ResolvedModel
 from amlpkg.batch.parquet_out import ParquetOut
 from amlpkg.batch.plan import InputsSpec, OutputsSpec, ScorePlan
 from amlpkg.errors import InvalidArgumentError, NotFoundError
-from amlpkg.spark.session import call_spark
+from amlpkg.spark.session import call_spark, task_cores
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -107,7 +107,7 @@ def _task(plan: ScorePlan, model: Any, columns: list[str], staging: str, batch_r
         from pyspark import TaskContext
 
         index, piece = item
-        session = session_for(digest, lambda: model.value, threads=1)
+        session = session_for(digest, lambda: model.value, threads=task_cores())
         reader = pq.ParquetFile(piece.path)
         batches: Iterator[pa.RecordBatch] = reader.iter_batches(
             batch_size=batch_rows, row_groups=list(piece.row_groups), columns=columns

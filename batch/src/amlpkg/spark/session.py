@@ -40,6 +40,17 @@ def spark_session(master: str, app_name: str = "amlpkg-score") -> SparkSession:
     )
 
 
+def task_cores() -> int:
+    """The cores Spark gave the running task (``spark.task.cpus``); 1 outside a task.
+
+    ONNX Runtime's intra-op threads: more would contend with the executor's other tasks.
+    """
+    from pyspark import TaskContext
+
+    context = TaskContext.get()
+    return max(1, int(context.cpus())) if context is not None else 1
+
+
 def _first_lines(exc: BaseException) -> str:
     text = str(exc).strip()
     # Executors' Python errors arrive wrapped in a JVM stack trace: keep amlpkg's line.
