@@ -61,10 +61,9 @@ def list_runs(  # noqa: PLR0917 - FastAPI maps parameters to query fields
     ``X-Total-Count`` says how many runs match; ``Link`` gives the next and previous pages.
     """
     query = pages.run_query(experiment, status, q, tag or [], sort, order, limit, offset)
-    found = queries.search_runs(ws, query)
-    # A page that is not full is the last one: its end is the count, no second query.
-    last = bool(found) or offset == 0
-    total = offset + len(found) if last and len(found) < limit else count_runs(ws, query)
+    found, total = queries.search_page(ws, query)
+    if total is None:  # no row said it: an empty first page, or a page past the end
+        total = 0 if offset == 0 else count_runs(ws, query)
     pages.set_headers(response, request, total, limit, offset)
     return [r.to_dict() for r in found]
 

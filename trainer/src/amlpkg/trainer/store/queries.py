@@ -8,7 +8,7 @@ from amlpkg.errors import InvalidArgumentError, NotFoundError
 from amlpkg.store.db import Database, Record
 from amlpkg.store.workspace import Workspace
 from amlpkg.trainer.store.run_filter import Comparison, Sort, parse_search, parse_sort
-from amlpkg.trainer.store.run_search import RunQuery, check_page, page_sql
+from amlpkg.trainer.store.run_search import TOTAL, RunQuery, check_page, page_sql
 from amlpkg.trainer.store.runs import RunInfo, RunRecord
 
 _CHUNK = 500  # run ids per IN list
@@ -100,9 +100,15 @@ def get_run(ws: Workspace, ref: str) -> RunRecord:
 
 def search_runs(ws: Workspace, query: RunQuery) -> list[RunRecord]:
     """One page of runs: filtered, sorted and paged in the database (see :mod:`run_search`)."""
+    return search_page(ws, query)[0]
+
+
+def search_page(ws: Workspace, query: RunQuery) -> tuple[list[RunRecord], int | None]:
+    """One page of runs and how many runs match in all (None for a page past the end)."""
     check_page(query.limit, query.offset)
     sql, binds = page_sql(query)
-    return _records(ws.conn, ws.conn.execute(sql, binds).fetchall())
+    rows = ws.conn.execute(sql, binds).fetchall()
+    return _records(ws.conn, rows), int(rows[0][TOTAL]) if rows else None
 
 
 def list_runs(

@@ -21,6 +21,7 @@ from amlpkg.trainer.store.runs import RUN_STATUSES
 MAX_PAGE = 1000
 MAX_OFFSET = 10_000_000
 FROM = "FROM runs r JOIN experiments e ON e.id = r.experiment_id"
+TOTAL = "total_matching"  # the column of page_sql with the number of runs that match
 
 
 @dataclass(frozen=True)
@@ -112,7 +113,8 @@ def _sort_sql(sort: Sort, bind: _Binds) -> str:
 
 
 def page_sql(query: RunQuery) -> tuple[str, dict[str, object]]:
-    """The SELECT of one page of run rows (``r.*`` and ``experiment``), with its binds."""
+    """The SELECT of one page of run rows (``r.*``, ``experiment`` and :data:`TOTAL`), with
+    its binds."""
     bind = _Binds()
     where = where_sql(query, bind)
     expr = _sort_sql(query.sort, bind)
@@ -125,10 +127,12 @@ def page_sql(query: RunQuery) -> tuple[str, dict[str, object]]:
     # neither repeat nor skip a run. NULLS LAST on the output column (SQLite 3.30+,
     # PostgreSQL) keeps the value computed once per run.
     tail = f"r.start_time {direction}, r.id {direction}"
+    # Every row also says how many runs match (the page's total): no second query.
+    columns = f"r.*, e.name AS experiment, COUNT(*) OVER () AS {TOTAL}"
     if query.sort.field == "start_time":
-        sql = f"SELECT r.*, e.name AS experiment {FROM}{where} ORDER BY {tail}"
+        sql = f"SELECT {columns} {FROM}{where} ORDER BY {tail}"
     else:
-        sql = f"SELECT r.*, e.name AS experiment, {expr} AS sort_value {joined}{where}"
+        sql = f"SELECT {columns}, {expr} AS sort_value {joined}{where}"
         sql += f" ORDER BY sort_value {direction} NULLS LAST, {tail}"
     if query.limit is not None:
         sql += f" LIMIT {bind(int(query.limit))}"
