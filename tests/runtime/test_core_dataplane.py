@@ -24,6 +24,7 @@ from tests.runtime.toy_models import (
     identity_model,
     infer_request,
     mlp_model,
+    sample,
     save,
     write_config,
 )
@@ -59,20 +60,6 @@ def with_dataplane(repo: Path, body: Callable[[DataPlane], Awaitable[T]]) -> T:
             await dp.stop(drain_timeout=5)
 
     return asyncio.run(main())
-
-
-def sample(datatype: str, shape: tuple[int, ...]) -> np.ndarray:
-    rng = np.random.default_rng(7)
-    if datatype == "BYTES":
-        return np.array(
-            [f"s{i}".encode() for i in range(int(np.prod(shape)))], dtype=object
-        ).reshape(shape)
-    if datatype == "BOOL":
-        return rng.integers(0, 2, shape).astype(bool)
-    dtype = {"FP16": np.float16, "FP32": np.float32, "FP64": np.float64}.get(datatype)
-    if dtype is not None:
-        return rng.standard_normal(shape).astype(dtype)
-    return rng.integers(0, 100, shape).astype(datatype.lower())
 
 
 @pytest.fixture

@@ -11,7 +11,8 @@ import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
 from tests.runtime.conftest import IDENTITY_TYPES, ServerProcess, identity_name
-from tests.runtime.test_tritonclient_http import ort_run, sample
+from tests.runtime.test_tritonclient_http import ort_run
+from tests.runtime.toy_models import sample
 
 pytestmark = pytest.mark.slow
 

@@ -11,6 +11,7 @@ import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
 from tests.runtime.conftest import IDENTITY_TYPES, ServerProcess, identity_name
+from tests.runtime.toy_models import sample
 
 pytestmark = pytest.mark.slow
 
@@ -20,22 +21,6 @@ def client(server: ServerProcess) -> httpclient.InferenceServerClient:
     """A tritonclient HTTP client of the shared server."""
     with httpclient.InferenceServerClient(server.http_url) as c:
         yield c
-
-
-def sample(datatype: str, shape: tuple[int, ...] = (2, 4)) -> np.ndarray:
-    """Deterministic test data of a V2 datatype."""
-    rng = np.random.default_rng(7)
-    if datatype == "BYTES":
-        return np.array(
-            [f"s{i}é".encode() for i in range(int(np.prod(shape)))], dtype=object
-        ).reshape(shape)
-    if datatype == "BOOL":
-        return rng.integers(0, 2, shape).astype(bool)
-    dtype = {"FP16": np.float16, "FP32": np.float32, "FP64": np.float64}.get(datatype)
-    if dtype is not None:
-        return rng.standard_normal(shape).astype(dtype)
-    info = np.iinfo(np.dtype(datatype.lower()))
-    return rng.integers(max(info.min, -1000), min(info.max, 1000), shape).astype(info.dtype)
 
 
 def ort_run(

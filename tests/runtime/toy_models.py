@@ -98,6 +98,22 @@ def mlp_model(sizes: tuple[int, ...] = (64, 256, 256, 10), seed: int = 0) -> onn
     return _model(graph)
 
 
+def sample(datatype: str, shape: tuple[int, ...] = (2, 4)) -> np.ndarray:
+    """Deterministic test data of a V2 datatype."""
+    rng = np.random.default_rng(7)
+    if datatype == "BYTES":
+        return np.array(
+            [f"s{i}é".encode() for i in range(int(np.prod(shape)))], dtype=object
+        ).reshape(shape)
+    if datatype == "BOOL":
+        return rng.integers(0, 2, shape).astype(bool)
+    dtype = {"FP16": np.float16, "FP32": np.float32, "FP64": np.float64}.get(datatype)
+    if dtype is not None:
+        return rng.standard_normal(shape).astype(dtype)
+    info = np.iinfo(np.dtype(datatype.lower()))
+    return rng.integers(max(info.min, -1000), min(info.max, 1000), shape).astype(info.dtype)
+
+
 def save(model: onnx.ModelProto, repo: Path, name: str, version: int = 1) -> Path:
     """Write ``model`` as ``<repo>/<name>/<version>/model.onnx`` and return that path."""
     path = repo / name / str(version) / "model.onnx"
