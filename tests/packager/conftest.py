@@ -8,17 +8,21 @@ building their own. Everything that needs Docker or the registry goes through
 
 from __future__ import annotations
 
+import contextlib
 import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from tests.services import REGISTRY, docker_available, free_port, registry_available, require
+
+if TYPE_CHECKING:
+    from amlpkg.store.workspace import Workspace
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,19 @@ class Running:
     container: Any
     http_port: int
     grpc_port: int
+
+
+@contextlib.contextmanager
+def scorer_workspace(folder: Path) -> Iterator[Workspace]:
+    """A workspace in ``folder/home`` with ``scorer:1``, a small MLP (4 -> 8 -> 3)."""
+    from amlpkg.store.workspace import open_workspace
+    from amlpkg.trainer.registry import register
+    from tests.runtime import toy_models
+
+    with open_workspace(folder / "home") as workspace:
+        path = toy_models.save(toy_models.mlp_model((4, 8, 3)), folder / "m", "scorer")
+        register("scorer", path, workspace=workspace)
+        yield workspace
 
 
 @pytest.fixture(scope="session")

@@ -25,10 +25,9 @@ from amlpkg.packager.deploy.options import parse as parse_options
 from amlpkg.packager.deploy.sources import resolve_source
 from amlpkg.packager.deploy.targets.base import DeployRequest
 from amlpkg.packager.deploy.targets.iotedge import IotEdgeTarget, manifest_for
-from amlpkg.store.workspace import Workspace, open_workspace
+from amlpkg.store.workspace import Workspace
 from amlpkg.trainer.lineage_view import lineage
-from amlpkg.trainer.registry import register
-from tests.runtime import toy_models
+from tests.packager.conftest import scorer_workspace
 
 SCHEMA = Path(edge.__file__).parent / "schemas" / "iotedge-deployment.schema.json"
 IMAGE = "myregistry.azurecr.io/scorer:1-arm64"
@@ -45,9 +44,7 @@ def validator() -> jsonschema.Draft202012Validator:
 
 @pytest.fixture
 def ws(tmp_path: Path) -> Iterator[Workspace]:
-    with open_workspace(tmp_path / "home") as workspace:
-        path = toy_models.save(toy_models.mlp_model((4, 8, 3)), tmp_path / "m", "scorer")
-        register("scorer", path, workspace=workspace)
+    with scorer_workspace(tmp_path) as workspace:
         yield workspace
 
 

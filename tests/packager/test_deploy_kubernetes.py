@@ -37,10 +37,9 @@ from amlpkg.packager.deploy.options import parse as parse_options
 from amlpkg.packager.deploy.sources import resolve_source
 from amlpkg.packager.deploy.targets.base import DeployRequest
 from amlpkg.packager.deploy.targets.kubernetes import KubernetesTarget, object_path
-from amlpkg.store.workspace import Workspace, open_workspace
+from amlpkg.store.workspace import Workspace
 from amlpkg.trainer.lineage_view import lineage
-from amlpkg.trainer.registry import register
-from tests.runtime import toy_models
+from tests.packager.conftest import scorer_workspace
 
 VERSIONS = ("1.29.0", "1.33.0")
 IMAGE = "127.0.0.1:5000/scorer@sha256:" + "ab" * 32
@@ -145,9 +144,7 @@ def api_client(mock: _KMock) -> Iterator[Any]:
 
 @pytest.fixture
 def ws(tmp_path: Path) -> Iterator[Workspace]:
-    with open_workspace(tmp_path / "home") as workspace:
-        path = toy_models.save(toy_models.mlp_model((4, 8, 3)), tmp_path / "m", "scorer")
-        register("scorer", path, workspace=workspace)
+    with scorer_workspace(tmp_path) as workspace:
         yield workspace
 
 

@@ -27,10 +27,9 @@ from amlpkg.packager.deploy.options import parse as parse_options
 from amlpkg.packager.deploy.sources import resolve_source
 from amlpkg.packager.deploy.targets.base import DeployRequest
 from amlpkg.packager.deploy.targets.kubernetes import KubernetesTarget
-from amlpkg.store.workspace import Workspace, open_workspace
-from amlpkg.trainer.registry import register
+from amlpkg.store.workspace import Workspace
+from tests.packager.conftest import scorer_workspace
 from tests.packager.test_deploy_kubernetes import VERSIONS, _KMock
-from tests.runtime import toy_models
 
 GATE = "p95_ms<=1.2*control,error_rate<0.01"
 DEPLOYMENTS = "/apis/apps/v1/namespaces/default/deployments"
@@ -42,9 +41,7 @@ def image(n: int) -> str:
 
 @pytest.fixture
 def ws(tmp_path: Path) -> Iterator[Workspace]:
-    with open_workspace(tmp_path / "home") as workspace:
-        path = toy_models.save(toy_models.mlp_model((4, 8, 3)), tmp_path / "m", "scorer")
-        register("scorer", path, workspace=workspace)
+    with scorer_workspace(tmp_path) as workspace:
         yield workspace
 
 
