@@ -5,8 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -15,13 +14,7 @@ import pytest
 from amlpkg.collector import app as collector_app
 from amlpkg.collector.app import MAX_DEVICE_BODY, PROTOBUF, create_app
 from amlpkg.collector.store import TelemetryStore
-from amlpkg.store.workspace import Workspace, open_workspace
-
-
-@pytest.fixture
-def ws(tmp_path: Path) -> Iterator[Workspace]:
-    with open_workspace(tmp_path / "ws") as workspace:
-        yield workspace
+from amlpkg.store.workspace import Workspace
 
 
 def _post(store: TelemetryStore, path: str, **kwargs: Any) -> httpx.Response:

@@ -1,4 +1,4 @@
-"""Fixtures for the trainer tests: a fresh workspace per test, small ONNX models."""
+"""Fixtures for the trainer tests: small ONNX models (``home``/``ws``: tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from amlpkg.store.workspace import Workspace, open_workspace
 from amlpkg.trainer import tracking
 from tests.services import require
 
@@ -25,19 +24,6 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[N
     monkeypatch.delenv(tracking.RUN_ID_ENV, raising=False)
     yield
     tracking.end_run("failed")  # a test that left a run open must not leak it
-
-
-@pytest.fixture
-def home(tmp_path: Path) -> Path:
-    """A workspace folder that does not exist yet."""
-    return tmp_path / "ws"
-
-
-@pytest.fixture
-def ws(home: Path) -> Iterator[Workspace]:
-    """An open, migrated workspace."""
-    with open_workspace(home) as workspace:
-        yield workspace
 
 
 def make_onnx(path: Path, *, n_features: int = 4, weight_bytes: int = 0) -> Path:
