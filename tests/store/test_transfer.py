@@ -101,6 +101,24 @@ def test_sqlite_round_trip(source: QuickstartResult, tmp_path: Path) -> None:
         _assert_same(src, dst, source)
 
 
+@pytest.fixture
+def archive(source: QuickstartResult, tmp_path: Path) -> Path:
+    """The quickstart workspace exported to ``ws.tar``."""
+    path = tmp_path / "ws.tar"
+    with open_workspace(source.home) as src:
+        export_workspace(src, path)
+    return path
+
+
+def _assert_refused(archive: Path, target: Path, error: type[Exception], match: str) -> None:
+    """Importing ``archive`` into a new workspace at ``target`` fails and leaves it empty."""
+    with open_workspace(target) as dst:
+        with pytest.raises(error, match=match):
+            import_workspace(dst, archive)
+        assert all(not rows for rows in _dump(dst).values())
+        assert list(dst.artifacts.iter_digests()) == []
+
+
 def _rewrite(archive: Path, out: Path, change: Any) -> None:
     """Copy ``archive`` to ``out``, passing each (TarInfo, bytes) through ``change``."""
     with tarfile.open(archive) as tin, tarfile.open(out, "w") as tout:
@@ -112,11 +130,7 @@ def _rewrite(archive: Path, out: Path, change: Any) -> None:
                 tout.addfile(info, io.BytesIO(data))
 
 
-def test_tampered_archive_is_refused(source: QuickstartResult, tmp_path: Path) -> None:
-    archive = tmp_path / "ws.tar"
-    with open_workspace(source.home) as src:
-        export_workspace(src, archive)
-
+def test_tampered_archive_is_refused(archive: Path, tmp_path: Path) -> None:
     def flip(info: tarfile.TarInfo, data: bytes) -> list[tuple[tarfile.TarInfo, bytes]]:
         if info.name.startswith("blobs/") and not getattr(flip, "done", False):
             flip.done = True  # type: ignore[attr-defined]
@@ -125,24 +139,13 @@ def test_tampered_archive_is_refused(source: QuickstartResult, tmp_path: Path) -
 
     tampered = tmp_path / "tampered.tar"
     _rewrite(archive, tampered, flip)
-    with open_workspace(tmp_path / "target") as dst:
-        before = _dump(dst)
-        with pytest.raises(IntegrityError, match="tampered"):
-            import_workspace(dst, tampered)
-        assert _dump(dst) == before
-        assert list(dst.artifacts.iter_digests()) == []
+    _assert_refused(tampered, tmp_path / "target", IntegrityError, "tampered")
 
 
 @pytest.mark.parametrize(
     "name", ["../evil", "/etc/passwd", "tables/../../x.jsonl", "blobs/sha256/link"]
 )
-def test_unexpected_members_are_refused(
-    source: QuickstartResult, tmp_path: Path, name: str
-) -> None:
-    archive = tmp_path / "ws.tar"
-    with open_workspace(source.home) as src:
-        export_workspace(src, archive)
-
+def test_unexpected_members_are_refused(archive: Path, tmp_path: Path, name: str) -> None:
     def add(info: tarfile.TarInfo, data: bytes) -> list[tuple[tarfile.TarInfo, bytes]]:
         out = [(info, data)]
         if info.name == "manifest.json":
@@ -151,17 +154,11 @@ def test_unexpected_members_are_refused(
 
     evil = tmp_path / "evil.tar"
     _rewrite(archive, evil, add)
-    with open_workspace(tmp_path / "target") as dst:
-        with pytest.raises(InvalidArgumentError, match="not a valid workspace archive"):
-            import_workspace(dst, evil)
-        assert all(not rows for rows in _dump(dst).values())
+    refusal = "not a valid workspace archive"
+    _assert_refused(evil, tmp_path / "target", InvalidArgumentError, refusal)
 
 
-def test_row_count_mismatch_rolls_back(source: QuickstartResult, tmp_path: Path) -> None:
-    archive = tmp_path / "ws.tar"
-    with open_workspace(source.home) as src:
-        export_workspace(src, archive)
-
+def test_row_count_mismatch_rolls_back(archive: Path, tmp_path: Path) -> None:
     def lie(info: tarfile.TarInfo, data: bytes) -> list[tuple[tarfile.TarInfo, bytes]]:
         if info.name == "manifest.json":
             doc = json.loads(data)
@@ -171,16 +168,10 @@ def test_row_count_mismatch_rolls_back(source: QuickstartResult, tmp_path: Path)
 
     bad = tmp_path / "bad.tar"
     _rewrite(archive, bad, lie)
-    with open_workspace(tmp_path / "target") as dst:
-        with pytest.raises(InvalidArgumentError, match="the manifest says"):
-            import_workspace(dst, bad)
-        assert all(not rows for rows in _dump(dst).values())
+    _assert_refused(bad, tmp_path / "target", InvalidArgumentError, "the manifest says")
 
 
-def test_non_empty_target_is_refused(source: QuickstartResult, tmp_path: Path) -> None:
-    archive = tmp_path / "ws.tar"
-    with open_workspace(source.home) as src:
-        export_workspace(src, archive)
+def test_non_empty_target_is_refused(archive: Path, tmp_path: Path) -> None:
     with open_workspace(tmp_path / "copy") as dst:
         import_workspace(dst, archive)
         before = _dump(dst)
