@@ -56,6 +56,19 @@ def _fresh(server: ServerProcess, method: str, path: str, **kwargs: object) -> h
         return client.request(method, path, **kwargs)  # type: ignore[arg-type]
 
 
+def _infer_add_sub(server: ServerProcess, count: int) -> None:
+    """``count`` add_sub requests, each on a connection of its own (any worker may answer)."""
+    body = {
+        "inputs": [
+            {"name": n, "datatype": "FP32", "shape": [1, 16], "data": list(range(16))}
+            for n in ("INPUT0", "INPUT1")
+        ]
+    }
+    for _ in range(count):
+        answer = _fresh(server, "POST", "/v2/models/add_sub/infer", json=body)
+        assert answer.status_code == 200, answer.text
+
+
 def _infer_body() -> dict[str, object]:
     return {
         "inputs": [
@@ -121,15 +134,7 @@ def test_statistics_over_grpc_add_up_every_worker(workers: ServerProcess) -> Non
         return int(stats["model_stats"][0].get("inference_count", 0))
 
     before = grpc_count()
-    body = {
-        "inputs": [
-            {"name": n, "datatype": "FP32", "shape": [1, 16], "data": list(range(16))}
-            for n in ("INPUT0", "INPUT1")
-        ]
-    }
-    for _ in range(15):
-        answer = _fresh(workers, "POST", "/v2/models/add_sub/infer", json=body)
-        assert answer.status_code == 200, answer.text
+    _infer_add_sub(workers, 15)
     assert {grpc_count() for _ in range(8)} == {before + 15}
 
 
@@ -146,15 +151,7 @@ def test_metrics_add_up_every_worker(workers: ServerProcess) -> None:
         )
 
     before = served()
-    body = {
-        "inputs": [
-            {"name": n, "datatype": "FP32", "shape": [1, 16], "data": list(range(16))}
-            for n in ("INPUT0", "INPUT1")
-        ]
-    }
-    for _ in range(24):
-        answer = _fresh(workers, "POST", "/v2/models/add_sub/infer", json=body)
-        assert answer.status_code == 200, answer.text
+    _infer_add_sub(workers, 24)
     # Whichever worker answers /metrics reports both workers' requests.
     assert [served() - before for _ in range(6)] == [24.0] * 6
 
