@@ -127,22 +127,9 @@ def test_triton_export_is_a_valid_triton_repository(
     trained_model: TrainedModel, tmp_path: Path
 ) -> None:
     output = tmp_path / "triton"
-    result = CliRunner().invoke(
-        app,
-        [
-            "build",
-            trained_model.ref,
-            "--format",
-            "triton",
-            "--output",
-            str(output),
-            "--max-batch-size",
-            "32",
-            "--home",
-            str(trained_model.home),
-            "--json",
-        ],
-    )
+    build = ["build", trained_model.ref, "--format", "triton", "--output", str(output),
+             "--home", str(trained_model.home)]  # fmt: skip
+    result = CliRunner().invoke(app, [*build, "--max-batch-size", "32", "--json"])
     assert result.exit_code == 0, result.output
     version = get_model_version(trained_model.ref, home=trained_model.home)
     model_dir = output / version.name
@@ -154,19 +141,7 @@ def test_triton_export_is_a_valid_triton_repository(
     assert [i.name for i in config.input] == [s["name"] for s in version.signature["inputs"]]
     assert list(config.input[0].dims) == [4]
     # Writing over it again is refused, and the first export is left as it was.
-    again = CliRunner().invoke(
-        app,
-        [
-            "build",
-            trained_model.ref,
-            "--format",
-            "triton",
-            "--output",
-            str(output),
-            "--home",
-            str(trained_model.home),
-        ],
-    )
+    again = CliRunner().invoke(app, build)
     assert again.exit_code != 0
     assert isinstance(again.exception, AlreadyExistsError)
     assert "max_batch_size: 32" in (model_dir / "config.pbtxt").read_text()
