@@ -24,8 +24,6 @@ COMMANDS = {
     "amlpkg devices import-tags": ["devices", "import-tags"],
     "amlpkg score": ["score", "iris:1", "-i", "in.parquet", "-o", "out.parquet"],
     "amlpkg serve --model": ["serve", "--model", "iris:1"],
-    "amlpkg models sign": ["models", "sign", "iris:1"],
-    "amlpkg models verify": ["models", "verify", "iris:1", "--trust", "key.pem"],
     "amlpkg push": ["push", "iris:1", "oci://127.0.0.1:5000/iris:1"],
     "amlpkg rollout create": ["rollout", "create", "iris:2", "--fleet", "id=cam-*"],
     "amlpkg rollout status": ["rollout", "status", "r1"],

@@ -311,8 +311,6 @@ def register(app: typer.Typer) -> None:
                 require_embedded("amlpkg build --flavor edge-agent", home, tracking_uri)
             elif (server := tracking_server(home, tracking_uri)) is not None:
                 assert ref is not None
-                if require_signature:
-                    require_embedded("amlpkg build --require-signature", home, tracking_uri)
                 _report(build_on_server(server, ref, options, hooks).to_dict(), as_json)
                 return
             with open_workspace(home) as ws:

@@ -10,11 +10,12 @@ from rich.table import Table
 
 from amlpkg.cli.output import console, print_json, print_table
 from amlpkg.cli.runs import HomeOption, JsonOption, TrackingUriOption, when
-from amlpkg.errors import FailedPreconditionError, InvalidArgumentError
+from amlpkg.errors import InvalidArgumentError
 from amlpkg.trainer import signing
 from amlpkg.trainer.refs import parse_model_ref
 from amlpkg.trainer.registry import ModelVersion
-from amlpkg.trainer.remote.backend import EmbeddedBackend, open_backend
+from amlpkg.trainer.remote.backend import RemoteBackend, open_backend
+from amlpkg.trainer.remote.signatures import sign_with
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -90,16 +91,16 @@ def register_command(  # noqa: PLR0917 - Typer maps parameters to CLI arguments
     """Register an ONNX model as the next version of NAME."""
     key = sign_key or signing.configured_key()
     with open_backend(home, tracking_uri) as backend:
-        if key is not None and not isinstance(backend, EmbeddedBackend):
-            raise FailedPreconditionError(
-                "signing at registration needs the embedded workspace for now",
-                hint="register without --sign-key (and $AMLPKG_SIGNING_KEY unset) on a server",
-            )
+        if key is not None:
+            signing.load_signer(key)  # a bad key is refused before anything is registered
         version = backend.register(name, source, run, parse_tags(tag or []), description)
-    if key is not None:
-        record = signing.sign_model_version(version.ref, key, home=home)
-        if not as_json:
-            console.print(f"[green]signed[/] {version.ref} by {record.signer}")
+        if key is not None:
+            if isinstance(backend, RemoteBackend):
+                record = sign_with(backend, version.ref, key)
+            else:
+                record = signing.sign_model_version(version.ref, key, home=home)
+            if not as_json:
+                console.print(f"[green]signed[/] {version.ref} by {record.signer}")
     if as_json:
         print_json(version.to_dict())
         return

@@ -12,12 +12,17 @@ import shutil
 from collections.abc import Iterable
 from pathlib import Path
 
-from amlpkg.errors import AlreadyExistsError, NotFoundError
+from amlpkg.errors import AlreadyExistsError
 from amlpkg.packager.optimize.store import VARIANT_KIND
 from amlpkg.release import RELEASE_FILE, SIGNATURE_FILE
 from amlpkg.store.workspace import Workspace
-from amlpkg.trainer.registry import ModelVersion, resolve_model_file, using_workspace
-from amlpkg.trainer.signing import SignatureRecord, latest_signature, signature_of
+from amlpkg.trainer.registry import (
+    MODEL_VERSION_KIND,
+    ModelVersion,
+    resolve_model_file,
+    using_workspace,
+)
+from amlpkg.trainer.signing import SignatureRecord, signature_of
 
 
 def _place(source: Path, target: Path) -> None:
@@ -30,13 +35,14 @@ def _place(source: Path, target: Path) -> None:
 
 
 def find_signature(ws: Workspace, ref: str, variant: str | None = None) -> SignatureRecord | None:
-    """The newest signature of version ``ref`` (of its ``variant`` when given), or None."""
+    """The newest signature of version ``ref`` (of its ``variant`` when given), or None.
+
+    ``ref`` is a resolved ``NAME:VERSION``; the version need not be registered in
+    ``ws`` (a build against a team server copies the signature alone into its cache).
+    """
     if variant is not None:
         return signature_of(ws, (VARIANT_KIND, variant))
-    try:
-        return latest_signature(ref, workspace=ws)
-    except NotFoundError:
-        return None
+    return signature_of(ws, (MODEL_VERSION_KIND, ref))
 
 
 def place_signature(

@@ -161,8 +161,23 @@ def sign_derived_file(
 
 
 def _sign(ws: Workspace, signer: Signer, subject: SignedFile, provenance: bytes) -> SignatureRecord:
+    files = sign_file(signer, subject, provenance)
+    return record_signature(ws, subject.node, subject.version.version, signer.fingerprint, files)
+
+
+@dataclass(frozen=True)
+class SignatureFiles:
+    """What signing makes: the bundle, the signed release file and the provenance statement."""
+
+    bundle: bytes
+    release: bytes
+    provenance: bytes
+
+
+def sign_file(signer: Signer, subject: SignedFile, provenance: bytes) -> SignatureFiles:
+    """Sign ``subject`` with its ``provenance`` here; nothing is stored."""
     version = subject.version
-    prov_digest, _ = ws.artifacts.put_bytes(provenance)
+    prov_digest = hashlib.sha256(provenance).hexdigest()
     release = Release(version.name, version.version, subject.sha256, prov_digest)
     with tempfile.TemporaryDirectory(prefix="amlpkg-sign-") as tmp:
         folder = Path(tmp) / "signed"
@@ -173,20 +188,39 @@ def _sign(ws: Workspace, signer: Signer, subject: SignedFile, provenance: bytes)
             signer.config.sign(folder, folder / SIGNATURE_FILE)
         except Exception as exc:
             raise FailedPreconditionError(f"signing {subject.node[1]} failed: {exc}") from None
-        bundle_digest, _ = ws.artifacts.put_file(folder / SIGNATURE_FILE)
-    release_digest, _ = ws.artifacts.put_bytes(release.to_json())
+        bundle = (folder / SIGNATURE_FILE).read_bytes()
+    return SignatureFiles(bundle, release.to_json(), provenance)
+
+
+def record_signature(
+    ws: Workspace,
+    node: tuple[str, str],
+    version: int,
+    signer: str,
+    files: SignatureFiles,
+    *,
+    signed: float | None = None,
+) -> SignatureRecord:
+    """Store ``files`` as artifacts with their record, linked from ``node`` in the lineage.
+
+    The one way a signature is kept, whether it was made in this workspace or on a
+    user's machine and sent to a team server.
+    """
+    prov_digest, _ = ws.artifacts.put_bytes(files.provenance)
+    bundle_digest, _ = ws.artifacts.put_bytes(files.bundle)
+    release_digest, _ = ws.artifacts.put_bytes(files.release)
     record = SignatureRecord(
-        ref=subject.node[1],
-        version=version.version,
-        signer=signer.fingerprint,
+        ref=node[1],
+        version=version,
+        signer=signer,
         bundle_sha256=bundle_digest,
         release_sha256=release_digest,
         provenance_sha256=prov_digest,
-        signed=time.time(),
+        signed=time.time() if signed is None else signed,
     )
     body = json.dumps(record.to_dict(), sort_keys=True).encode()
     record_digest, _ = ws.artifacts.put_bytes(body)
-    add_edge(ws, subject.node, (SIGNATURE_KIND, record_digest), "signed")
+    add_edge(ws, node, (SIGNATURE_KIND, record_digest), "signed")
     return SignatureRecord(**{**record.to_dict(), "record_sha256": record_digest})
 
 
@@ -278,6 +312,7 @@ def record_verification(
 __all__ = [
     "KEY_ENV",
     "PROVENANCE_FILE",
+    "SignatureFiles",
     "SignatureRecord",
     "SignedFile",
     "Signer",
@@ -285,8 +320,10 @@ __all__ = [
     "export_signed",
     "latest_signature",
     "load_signer",
+    "record_signature",
     "record_verification",
     "sign_derived_file",
+    "sign_file",
     "sign_model_version",
     "signature_of",
     "write_signed_folder",

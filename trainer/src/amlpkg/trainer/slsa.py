@@ -18,6 +18,7 @@ from amlpkg.store.workspace import Workspace
 from amlpkg.trainer.registry import ModelVersion
 from amlpkg.trainer.store import queries
 from amlpkg.trainer.store import runs as store_runs
+from amlpkg.trainer.store.runs import RunRecord
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE = "https://slsa.dev/provenance/v1"
@@ -32,17 +33,15 @@ def _rfc3339(seconds: float | None) -> str | None:
 
 
 def _run_part(
-    ws: Workspace, run_id: str
+    run_id: str, run: RunRecord | None, artifacts: list[dict[str, Any]]
 ) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]:
     """(run parameters, resolved dependencies, run metadata) of the run that made it."""
-    try:
-        run = queries.get_run(ws, run_id)
-    except NotFoundError:
+    if run is None:
         return {"run": run_id, "missing": True}, [], {"invocationId": run_id}
     deps: list[dict[str, Any]] = []
     if run.info.git_commit:
         deps.append({"uri": "git+commit", "digest": {"gitCommit": run.info.git_commit}})
-    for artifact in store_runs.list_artifacts(ws, run.id):
+    for artifact in artifacts:
         deps.append(
             {
                 "name": f"runs:/{run.id}/{artifact['path']}",
@@ -77,12 +76,33 @@ def provenance_statement(
     ``subject``: ``(name, sha256)`` of an optimized variant of the version; the
     version's own file is then a resolved dependency of the statement.
     """
+    run, artifacts = None, []
+    if version.run_id is not None:
+        try:
+            run = queries.get_run(ws, version.run_id)
+        except NotFoundError:
+            run = None
+        else:
+            artifacts = store_runs.list_artifacts(ws, run.id)
+    return statement_of(version, run, artifacts, optimize, subject=subject)
+
+
+def statement_of(
+    version: ModelVersion,
+    run: RunRecord | None,
+    artifacts: list[dict[str, Any]],
+    optimize: dict[str, Any] | None = None,
+    *,
+    subject: tuple[str, str] | None = None,
+) -> bytes:
+    """:func:`provenance_statement` from the version's ``run`` (None: not found) and its
+    ``artifacts`` (path and sha256 of each), wherever they were read."""
     external: dict[str, Any] = {"model": version.ref, "source": version.source}
     deps: list[dict[str, Any]] = []
     metadata: dict[str, Any] = {"invocationId": version.ref}
     exporter = version.tags.get("onnx_exporter")
     if version.run_id is not None:
-        run_params, deps, metadata = _run_part(ws, version.run_id)
+        run_params, deps, metadata = _run_part(version.run_id, run, artifacts)
         external["run"] = run_params
         exporter = exporter or run_params.get("exporter")
     name, digest = subject or (f"{version.ref}/model.onnx", version.sha256)

@@ -3,7 +3,9 @@
 The image or folder is made on the user's machine (their Docker engine, their
 registry, their caches); :class:`ServerSite` fetches the version, or the variant
 ``amlpkg optimize --auto`` chose on the server, sha256 checked, and records the
-package row and its lineage edges on the server.
+package row and its lineage edges on the server. A version signed on the server
+has its signature copied into the build's cache workspace, so the build places it
+beside the model (and ``--require-signature`` builds) as an embedded build does.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from amlpkg.packager.build.recipe import ModelFacts
 from amlpkg.packager.build.records import Package
 from amlpkg.packager.build.sites import Made
 from amlpkg.packager.build.source import ModelSource
-from amlpkg.store.workspace import open_workspace
+from amlpkg.store.workspace import Workspace, open_workspace
 from amlpkg.trainer.remote.backend import RemoteBackend
 from amlpkg.trainer.remote.config import Server, cache_dir
 from amlpkg.trainer.remote.model_files import (
@@ -26,15 +28,17 @@ from amlpkg.trainer.remote.model_files import (
     record_package,
     require_contributor,
 )
+from amlpkg.trainer.remote.signatures import keep_signature
 
 
 class ServerSite:
     """A team server as the model source and package record of a build."""
 
-    def __init__(self, backend: RemoteBackend, scratch: Path) -> None:
+    def __init__(self, backend: RemoteBackend, scratch: Path, ws: Workspace) -> None:
         self.backend = backend
         self.client = backend.client
         self.scratch = scratch
+        self.ws = ws  # the build's cache workspace: the signature is copied there
 
     def resolve(self, ref: str, target: str, *, use_variant: bool) -> ModelSource:
         version = self.backend.get_model_version(ref)
@@ -50,6 +54,8 @@ class ServerSite:
                 self.client, version.name, version.version, version.sha256, model_file
             )
             sha256, variant_id, providers = version.sha256, None, None
+            # Beside the model in the build, as an embedded build places it.
+            keep_signature(self.client, version, self.ws)
         else:
             download_variant_file(self.client, variant, model_file)
             sha256, variant_id = str(variant["sha256"]), str(variant["id"])
@@ -92,7 +98,7 @@ def build_on_server(
             open_workspace(cache_dir() / "build-workspace") as ws,
             tempfile.TemporaryDirectory(prefix="amlpkg-remote-build-") as scratch,
         ):
-            site = ServerSite(backend, Path(scratch))
+            site = ServerSite(backend, Path(scratch), ws)
             if options.format == "image":
                 return build_image(ws, ref, options, hooks, site=site)
             return make_package(ws, ref, options, hooks, site=site)
