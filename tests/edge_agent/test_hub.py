@@ -17,7 +17,7 @@ from amlpkg.edge_agent.agent import AgentConfig, EdgeAgent
 from amlpkg.edge_agent.hub import HubLink
 from tests.edge_agent.broker import Broker, Responder, connection_string
 from tests.edge_agent.conftest import add_model, sha256, write
-from tests.edge_agent.test_swap import Scorer
+from tests.edge_agent.test_swap import running_scorer
 
 pytestmark = pytest.mark.slow
 
@@ -93,18 +93,13 @@ def test_hub_swap_reject_report_and_methods(tmp_path: Path, broker: Broker) -> N
             assert agent.server is not None
             port = agent.server.http_port
             await asyncio.to_thread(responder.wait_reported, version_is("1"))
-            scorer = Scorer(port)
-            scorer.start()
-            try:
+            async with running_scorer(port) as scorer:
                 await scorer.answers(20, poll_s=0.05)
                 # IoT Hub sends only what changed: the patch has no model name
                 change = {k: v for k, v in model_doc(tmp_path, 2.0, 2).items() if k != "name"}
                 responder.patch_desired({"model": change})
                 state = await asyncio.to_thread(responder.wait_reported, version_is("2"))
                 await scorer.answers(20, poll_s=0.05)
-            finally:
-                scorer.stop.set()
-                await asyncio.to_thread(scorer.join, 10)
             assert scorer.failures == []
             assert scorer.seen == {1.0, 2.0}
             assert state["providers"] == ["cpu"]  # what the session really runs on

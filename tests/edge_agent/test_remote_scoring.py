@@ -28,7 +28,7 @@ from amlpkg.errors import (
 from amlpkg.store.workspace import open_workspace
 from tests.edge_agent.conftest import add_model, sha256, write
 from tests.edge_agent.test_standalone import desired, infer, wait_for
-from tests.edge_agent.test_swap import Scorer, desired_for
+from tests.edge_agent.test_swap import desired_for, running_scorer
 from tests.runtime.conftest import ServerProcess, start_server
 
 pytestmark = pytest.mark.slow
@@ -72,9 +72,7 @@ def test_remote_swap_under_load_fails_no_request(tmp_path: Path, scoring: Server
 async def _remote_swap_under_load(tmp_path: Path, scoring: ServerProcess) -> None:
     swapper = ModelSwapper(RemoteBackend(scoring.base_url), None, tmp_path / "state")
     assert await swapper.apply(desired_for(tmp_path, 1.0, 1))
-    scorer = Scorer(scoring.http_port)
-    scorer.start()
-    try:
+    async with running_scorer(scoring.http_port) as scorer:
         await scorer.answers(20)
         assert await swapper.apply(desired_for(tmp_path, 2.0, 2))
         await scorer.answers(20)
@@ -91,9 +89,6 @@ async def _remote_swap_under_load(tmp_path: Path, scoring: ServerProcess) -> Non
         with pytest.raises(FailedPreconditionError, match="load/smoke check"):
             await swapper.apply(broken)
         await scorer.answers(20)
-    finally:
-        scorer.stop.set()
-        await asyncio.to_thread(scorer.join, 10)
     assert scorer.failures == []
     assert scorer.seen == {1.0, 2.0}
     assert swapper.state.current is not None and swapper.state.current.version == "2"

@@ -75,6 +75,18 @@ class Scorer(threading.Thread):
             await asyncio.sleep(poll_s)
 
 
+@asynccontextmanager
+async def running_scorer(port: int) -> AsyncIterator[Scorer]:
+    """A :class:`Scorer` of ``port`` running for the block; stopped and joined after it."""
+    scorer = Scorer(port)
+    scorer.start()
+    try:
+        yield scorer
+    finally:
+        scorer.stop.set()
+        await asyncio.to_thread(scorer.join, 10)
+
+
 def test_swap_under_load_fails_no_request(tmp_path: Path) -> None:
     asyncio.run(_swap_under_load_fails_no_request(tmp_path))
 
@@ -82,15 +94,10 @@ def test_swap_under_load_fails_no_request(tmp_path: Path) -> None:
 async def _swap_under_load_fails_no_request(tmp_path: Path) -> None:
     async with agent_runtime(tmp_path) as (server, swapper):
         assert await swapper.apply(desired_for(tmp_path, 1.0, 1))
-        scorer = Scorer(server.http_port)
-        scorer.start()
-        try:
+        async with running_scorer(server.http_port) as scorer:
             await scorer.answers(20)
             assert await swapper.apply(desired_for(tmp_path, 2.0, 2))
             await scorer.answers(20)
-        finally:
-            scorer.stop.set()
-            await asyncio.to_thread(scorer.join, 10)
         assert scorer.failures == []
         assert scorer.seen == {1.0, 2.0}
         assert swapper.state.current is not None and swapper.state.current.version == "2"
