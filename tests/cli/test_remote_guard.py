@@ -22,7 +22,6 @@ COMMANDS = {
     "amlpkg telemetry serve": ["telemetry", "serve", "--port", "9"],
     "amlpkg devices tag": ["devices", "tag", "plant-7", "site=north"],
     "amlpkg devices import-tags": ["devices", "import-tags"],
-    "amlpkg score": ["score", "iris:1", "-i", "in.parquet", "-o", "out.parquet"],
     "amlpkg serve --model": ["serve", "--model", "iris:1"],
     "amlpkg push": ["push", "iris:1", "oci://127.0.0.1:5000/iris:1"],
     "amlpkg rollout create": ["rollout", "create", "iris:2", "--fleet", "id=cam-*"],

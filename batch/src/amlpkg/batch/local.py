@@ -20,12 +20,11 @@ import pyarrow.csv as pacsv
 import pyarrow.dataset as pads
 
 from amlpkg.batch.kernel import score_batches, session_for
-from amlpkg.batch.lineage import local_dataset_id, record_scoring
-from amlpkg.batch.model import resolve_model
+from amlpkg.batch.lineage import local_dataset_id
 from amlpkg.batch.parquet_out import ParquetOut
 from amlpkg.batch.plan import InputsSpec, OutputsSpec
+from amlpkg.batch.sites import scoring_site
 from amlpkg.errors import AlreadyExistsError, InvalidArgumentError, NotFoundError
-from amlpkg.store.workspace import open_workspace
 
 FORMATS = ("parquet", "csv")
 DEFAULT_BATCH_ROWS = 65_536
@@ -152,8 +151,8 @@ def score_file(
     if target.exists() and not overwrite:
         raise AlreadyExistsError(f"output {target} exists", hint="remove it or pass --overwrite")
     started = time.perf_counter()
-    with open_workspace(home) as ws:
-        resolved = resolve_model(model, workspace=ws)
+    with scoring_site(home) as site:
+        resolved = site.resolve(model)
         schema, batches = read_batches(source, in_fmt, batch_rows)
         plan = resolved.plan(schema, inputs, outputs, keep)
         session = session_for(resolved.digest, lambda: resolved.data, threads=threads)
@@ -171,7 +170,7 @@ def score_file(
             partial.unlink(missing_ok=True)
         input_id = local_dataset_id(source, rows)
         output_id = local_dataset_id(target, rows)
-        record_scoring(ws, resolved.ref, input_id, output_id)
+        site.record(resolved.ref, input_id, output_id)
     return ScoreResult(
         resolved.ref, rows, time.perf_counter() - started, str(target), input_id, output_id
     )

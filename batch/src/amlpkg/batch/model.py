@@ -12,7 +12,7 @@ from amlpkg.batch.kernel import session_for
 from amlpkg.batch.plan import InputsSpec, OutputsSpec, ScorePlan, TensorInfo, make_plan
 from amlpkg.errors import PayloadTooLargeError
 from amlpkg.store.workspace import Workspace
-from amlpkg.trainer.registry import resolve_model_file
+from amlpkg.trainer.registry import ModelVersion, resolve_model_file
 
 # Spark broadcasts the bytes and ONNX Runtime keeps a copy: past this, ship it another way.
 MAX_MODEL_BYTES = 2 * 1024**3
@@ -55,13 +55,22 @@ def resolve_model(
     session made from them is the one the local engine scores with (same cache).
     """
     version, path = resolve_model_file(ref, home=home, workspace=workspace)
+    check_size(version)
+    return model_of(version, path.read_bytes())
+
+
+def check_size(version: ModelVersion) -> None:
+    """Refuse a version too large to ship to the scoring engines (before reading it)."""
     if version.size > MAX_MODEL_BYTES:
         raise PayloadTooLargeError(
             f"{version.ref} is {version.size} bytes; batch scoring ships models up to"
             f" {MAX_MODEL_BYTES} bytes",
             hint="optimize or quantize it first (amlpkg optimize)",
         )
-    data = path.read_bytes()
+
+
+def model_of(version: ModelVersion, data: bytes) -> ResolvedModel:
+    """``version`` ready to score from its file's bytes ``data`` (already checked)."""
     session = session_for(version.sha256, lambda: data, threads=0)
     return ResolvedModel(
         version.ref,

@@ -18,12 +18,12 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from amlpkg.batch.kernel import score_batches, session_for
-from amlpkg.batch.lineage import dataset_id, record_scoring
-from amlpkg.batch.model import ResolvedModel, resolve_model
+from amlpkg.batch.lineage import dataset_id
+from amlpkg.batch.model import ResolvedModel
 from amlpkg.batch.plan import InputsSpec, OutputsSpec, ScorePlan
+from amlpkg.batch.sites import scoring_site
 from amlpkg.errors import InvalidArgumentError
 from amlpkg.spark.session import task_cores
-from amlpkg.store.workspace import open_workspace
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -92,15 +92,15 @@ def score(
     """
     if batch_rows < 1:
         raise InvalidArgumentError("batch_rows must be at least 1")
-    with open_workspace(home) as ws:
-        resolved = resolve_model(model, workspace=ws)
+    with scoring_site(home) as site:
+        resolved = site.resolve(model)
         scored = score_resolved(
             df, resolved, inputs=inputs, outputs=outputs, keep=keep, batch_rows=batch_rows
         )
         if record_lineage:
             location, files = _input_location(df)
             rows = None if files else df.count()
-            record_scoring(ws, resolved.ref, dataset_id(location, files, rows), None)
+            site.record(resolved.ref, dataset_id(location, files, rows), None)
     return scored
 
 

@@ -7,15 +7,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from amlpkg.batch.lineage import dataset_id, local_dataset_id, record_scoring
+from amlpkg.batch.lineage import dataset_id, local_dataset_id
 from amlpkg.batch.local import ScoreResult, file_format
-from amlpkg.batch.model import ResolvedModel, resolve_model
+from amlpkg.batch.model import ResolvedModel
 from amlpkg.batch.plan import InputsSpec, OutputsSpec
+from amlpkg.batch.sites import scoring_site
 from amlpkg.errors import AlreadyExistsError, InvalidArgumentError, NotFoundError
 from amlpkg.spark import score_resolved
 from amlpkg.spark.direct import score_parquet_files
 from amlpkg.spark.session import call_spark, spark_session
-from amlpkg.store.workspace import open_workspace
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -86,8 +86,8 @@ def score_on_spark(
     started = time.perf_counter()
     spark = spark_session(master)
     try:
-        with open_workspace(home) as ws:
-            resolved = resolve_model(model, workspace=ws)
+        with scoring_site(home) as site:
+            resolved = site.resolve(model)
             if fmt == "parquet" and source is not None and target is not None:
                 # Executors read and write the files: no row crosses Spark's row path.
                 rows = score_parquet_files(
@@ -105,7 +105,7 @@ def score_on_spark(
             output_id = (
                 local_dataset_id(target, rows) if target else dataset_id(output_path, rows=rows)
             )
-            record_scoring(ws, resolved.ref, input_id, output_id)
+            site.record(resolved.ref, input_id, output_id)
     finally:
         spark.stop()
     return ScoreResult(

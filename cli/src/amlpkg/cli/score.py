@@ -3,6 +3,8 @@
 Parses options and delegates to :func:`amlpkg.batch.local.score_file` (this process,
 pyarrow) or :func:`amlpkg.spark.files.score_on_spark` (a Spark master). Both come from
 the optional ``amlpkg-batch`` distribution, imported only when the command runs.
+Against a team server the model comes from the server and the lineage goes there
+(:mod:`amlpkg.batch.sites`); the scoring runs here either way.
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ import typer
 from amlpkg.cli.output import console, print_json
 from amlpkg.cli.runs import HomeOption, JsonOption
 from amlpkg.errors import FailedPreconditionError, InvalidArgumentError
-from amlpkg.trainer.remote.guard import require_embedded
 
 
 class Engine(StrEnum):
@@ -94,7 +95,6 @@ def register(app: typer.Typer) -> None:
         as_json: JsonOption = False,
     ) -> None:
         """Score a dataset with a registered model; lineage records which version scored it."""
-        require_embedded("amlpkg score", home)
         try:
             if engine is Engine.spark:
                 from amlpkg.spark.files import score_on_spark

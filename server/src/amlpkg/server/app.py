@@ -26,6 +26,7 @@ from amlpkg.server.routers import (
     packager,
     registry,
     runs,
+    scorings,
     signatures,
     telemetry,
     views,
@@ -74,7 +75,7 @@ def create_app(home: Path, settings: ServerSettings | None = None) -> FastAPI:
     failures.install(app, redact)
     app.include_router(access.health_router)
     for module in (runs, artifacts, direct, registry, lineage, packager, deployments,
-                   telemetry, views, access, signatures):  # fmt: skip
+                   telemetry, views, access, signatures, scorings):  # fmt: skip
         app.include_router(module.router)
     collector = create_collector_app(TelemetryStore(telemetry_ws))
     app.include_router(telemetry.receiver_router(collector, settings.max_otlp_bytes))
