@@ -23,7 +23,6 @@ COMMANDS = {
     "amlpkg devices tag": ["devices", "tag", "plant-7", "site=north"],
     "amlpkg devices import-tags": ["devices", "import-tags"],
     "amlpkg serve --model": ["serve", "--model", "iris:1"],
-    "amlpkg push": ["push", "iris:1", "oci://127.0.0.1:5000/iris:1"],
     "amlpkg rollout create": ["rollout", "create", "iris:2", "--fleet", "id=cam-*"],
     "amlpkg rollout status": ["rollout", "status", "r1"],
     "amlpkg rollout list": ["rollout", "list"],

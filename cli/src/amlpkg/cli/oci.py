@@ -8,21 +8,29 @@ from typing import Annotated
 import typer
 
 from amlpkg.cli.output import console, print_json
-from amlpkg.cli.runs import HomeOption, JsonOption
-from amlpkg.trainer.remote.guard import require_embedded
+from amlpkg.cli.runs import HomeOption, JsonOption, TrackingUriOption
+from amlpkg.trainer.remote.config import tracking_server
 
 
 def push_command(
     ref: Annotated[str, typer.Argument(help="NAME:VERSION (or NAME, NAME@ALIAS).")],
     target: Annotated[str, typer.Argument(help="oci://HOST[:PORT]/REPO:TAG")],
     home: HomeOption = None,
+    tracking_uri: TrackingUriOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Push a model version as a ModelPack artifact; its signature and provenance as referrers."""
-    from amlpkg.packager.oci.modelpack import push_model_version
+    """Push a model version as a ModelPack artifact; its signature and provenance as referrers.
 
-    require_embedded("amlpkg push", home)
-    pushed = push_model_version(ref, target, home=home)
+    Against a team server the version and its signature come from the server.
+    """
+    from amlpkg.packager.oci.modelpack import push_model_version
+    from amlpkg.packager.oci.remote import push_from_server
+
+    server = tracking_server(home, tracking_uri)
+    if server is not None:
+        pushed = push_from_server(server, ref, target)
+    else:
+        pushed = push_model_version(ref, target, home=home)
     if as_json:
         print_json(pushed.__dict__)
         return

@@ -29,8 +29,12 @@ from amlpkg.packager.oci.registry import (
 )
 from amlpkg.release import MODEL_FILE, RELEASE_FILE, SIGNATURE_FILE
 from amlpkg.store.workspace import Workspace
-from amlpkg.trainer.registry import resolve_model_file, using_workspace
-from amlpkg.trainer.signing import latest_signature
+from amlpkg.trainer.registry import ModelVersion, resolve_model_file, using_workspace
+from amlpkg.trainer.signing import (
+    SignatureFiles,
+    SignatureRecord,
+    latest_signature,
+)
 
 ARTIFACT_TYPE = "application/vnd.cncf.model.manifest.v1+json"
 CONFIG_TYPE = "application/vnd.cncf.model.config.v1+json"
@@ -74,6 +78,15 @@ def _annotations(version: Any, signer: str | None, bundle: str | None) -> dict[s
     return notes
 
 
+@dataclass(frozen=True)
+class PushSource:
+    """What a push sends: a version, its ONNX file and its signature files when signed."""
+
+    version: ModelVersion
+    model_file: Path
+    signed: tuple[SignatureRecord, SignatureFiles] | None
+
+
 def push_model_version(
     ref: str,
     target: str,
@@ -89,52 +102,58 @@ def push_model_version(
             record = latest_signature(version.ref, workspace=ws)
         except NotFoundError:
             record = None
-        files = {MODEL_FILE: (WEIGHT_RAW, blob.read_bytes())}
+        signed = None
         if record is not None:
-            files[RELEASE_FILE] = (
-                WEIGHT_CONFIG_RAW,
-                ws.artifacts.read_bytes(record.release_sha256),
+            read = ws.artifacts.read_bytes
+            files = SignatureFiles(
+                read(record.bundle_sha256),
+                read(record.release_sha256),
+                read(record.provenance_sha256),
             )
-        registry = Registry(where)
-        try:
-            layers = []
-            for name, (media, data) in sorted(files.items()):
-                registry.push_blob(data)
-                layers.append(descriptor(media, data, annotations={FILEPATH: name, TITLE: name}))
-            config = {
-                "descriptor": {"name": version.name, "version": str(version.version)},
-                "config": {"format": "onnx"},
-                "modelfs": {"type": "layers", "diffIds": [layer["digest"] for layer in layers]},
-            }
-            config_bytes = json.dumps(config, sort_keys=True).encode()
-            registry.push_blob(config_bytes)
-            manifest = {
-                "schemaVersion": 2,
-                "mediaType": MANIFEST,
-                "artifactType": ARTIFACT_TYPE,
-                "config": descriptor(CONFIG_TYPE, config_bytes),
-                "layers": layers,
-                "annotations": _annotations(
-                    version,
-                    record.signer if record else None,
-                    record.bundle_sha256 if record else None,
-                ),
-            }
-            digest = registry.push_manifest(manifest, tag=where.tag)
-            subject = {"mediaType": MANIFEST, "digest": digest, "size": _size(manifest)}
-            sig = prov = None
-            if record is not None:
-                sig = _attach(
-                    registry, subject, BUNDLE_TYPE, ws.artifacts.read_bytes(record.bundle_sha256)
-                )
-                prov = _attach(
-                    registry,
-                    subject,
-                    PROVENANCE_TYPE,
-                    ws.artifacts.read_bytes(record.provenance_sha256),
-                )
-        finally:
-            registry.close()
+            signed = (record, files)
+        return push_source(PushSource(version, blob, signed), where)
+
+
+def push_source(source: PushSource, where: Reference) -> Pushed:
+    """Push ``source`` to ``where``: the model manifest, then signature and provenance referrers."""
+    version = source.version
+    record, signature = source.signed if source.signed is not None else (None, None)
+    files = {MODEL_FILE: (WEIGHT_RAW, source.model_file.read_bytes())}
+    if signature is not None:
+        files[RELEASE_FILE] = (WEIGHT_CONFIG_RAW, signature.release)
+    registry = Registry(where)
+    try:
+        layers = []
+        for name, (media, data) in sorted(files.items()):
+            registry.push_blob(data)
+            layers.append(descriptor(media, data, annotations={FILEPATH: name, TITLE: name}))
+        config = {
+            "descriptor": {"name": version.name, "version": str(version.version)},
+            "config": {"format": "onnx"},
+            "modelfs": {"type": "layers", "diffIds": [layer["digest"] for layer in layers]},
+        }
+        config_bytes = json.dumps(config, sort_keys=True).encode()
+        registry.push_blob(config_bytes)
+        manifest = {
+            "schemaVersion": 2,
+            "mediaType": MANIFEST,
+            "artifactType": ARTIFACT_TYPE,
+            "config": descriptor(CONFIG_TYPE, config_bytes),
+            "layers": layers,
+            "annotations": _annotations(
+                version,
+                record.signer if record else None,
+                record.bundle_sha256 if record else None,
+            ),
+        }
+        digest = registry.push_manifest(manifest, tag=where.tag)
+        subject = {"mediaType": MANIFEST, "digest": digest, "size": _size(manifest)}
+        sig = prov = None
+        if signature is not None:
+            sig = _attach(registry, subject, BUNDLE_TYPE, signature.bundle)
+            prov = _attach(registry, subject, PROVENANCE_TYPE, signature.provenance)
+    finally:
+        registry.close()
     return Pushed(f"oci://{where.host}/{where.repo}@{digest}", digest, sig, prov)
 
 
