@@ -9,7 +9,7 @@ import typer
 from amlpkg.cli.output import console, new_table, print_json, print_table
 from amlpkg.cli.runs import HomeOption, JsonOption, TrackingUriOption, when
 from amlpkg.trainer.remote.fleet import open_fleet
-from amlpkg.trainer.remote.guard import require_embedded
+from amlpkg.trainer.remote.guard import open_embedded, require_embedded
 
 devices_app = typer.Typer(no_args_is_help=True)
 
@@ -117,10 +117,8 @@ def tag_command(
 def import_tags_command(home: HomeOption = None, as_json: JsonOption = False) -> None:
     """Copy the IoT Hub twins' tags into the device records (AMLPKG_IOTHUB_CONNECTION_STRING)."""
     from amlpkg.packager.rollout.twins import import_twin_tags, registry_from_env
-    from amlpkg.store.workspace import open_workspace
 
-    require_embedded("amlpkg devices import-tags", home)
-    with open_workspace(home) as ws:
+    with open_embedded("amlpkg devices import-tags", home) as ws:
         done = import_twin_tags(ws, registry_from_env())
     if as_json:
         print_json({"imported": done.imported, "refused": done.refused})

@@ -9,7 +9,7 @@ import typer
 
 from amlpkg.cli.output import console, new_table, print_json, print_table
 from amlpkg.cli.runs import HomeOption, JsonOption, when
-from amlpkg.trainer.remote.guard import require_embedded
+from amlpkg.trainer.remote.guard import open_embedded
 
 rollout_app = typer.Typer(no_args_is_help=True)
 
@@ -119,15 +119,13 @@ def create_command(  # noqa: PLR0917 - Typer maps parameters to CLI options
 ) -> None:
     """Record a rollout and drive it stage by stage (Ctrl-C leaves it to `resume`)."""
     from amlpkg.packager import rollout as ro
-    from amlpkg.store.workspace import open_workspace
 
     options: dict[str, Any] = {"priority": priority, "platform": platform}
     if image:
         options["image"] = image
     if agent_image:
         options["agent_image"] = agent_image
-    require_embedded("amlpkg rollout create", home)
-    with open_workspace(home) as ws:
+    with open_embedded("amlpkg rollout create", home) as ws:
         created = ro.create(
             ws, model, fleet_condition=fleet, stages=stages, gate=gate, soak=soak,
             quorum=quorum, max_wait=max_wait, target=target, model_url=model_url,
@@ -149,10 +147,8 @@ def status_command(
 ) -> None:
     """Where a rollout is, each stage's gate, and its devices."""
     from amlpkg.packager.rollout import records
-    from amlpkg.store.workspace import open_workspace
 
-    require_embedded("amlpkg rollout status", home)
-    with open_workspace(home) as ws:
+    with open_embedded("amlpkg rollout status", home) as ws:
         rollout = records.get(ws, rollout_id)
         devices = records.devices(ws, rollout_id)
     if as_json:
@@ -166,10 +162,8 @@ def status_command(
 def list_command(home: HomeOption = None, as_json: JsonOption = False) -> None:
     """Every rollout, newest first."""
     from amlpkg.packager.rollout import records
-    from amlpkg.store.workspace import open_workspace
 
-    require_embedded("amlpkg rollout list", home)
-    with open_workspace(home) as ws:
+    with open_embedded("amlpkg rollout list", home) as ws:
         rollouts = records.list_rollouts(ws)
     if as_json:
         print_json([r.to_dict() for r in rollouts])
@@ -187,10 +181,8 @@ def pause_command(
 ) -> None:
     """Stop moving on (the driver exits; devices keep what they have)."""
     from amlpkg.packager.rollout import records
-    from amlpkg.store.workspace import open_workspace
 
-    require_embedded("amlpkg rollout pause", home)
-    with open_workspace(home) as ws:
+    with open_embedded("amlpkg rollout pause", home) as ws:
         records.set_state(ws, rollout_id, "paused", allowed=("running",))
     console.print(f"paused {rollout_id}", highlight=False)
 
@@ -204,10 +196,8 @@ def resume_command(
 ) -> None:
     """Continue a paused rollout, or one whose driver died, from where it was."""
     from amlpkg.packager.rollout import records
-    from amlpkg.store.workspace import open_workspace
 
-    require_embedded("amlpkg rollout resume", home)
-    with open_workspace(home) as ws:
+    with open_embedded("amlpkg rollout resume", home) as ws:
         records.set_state(ws, rollout_id, "running", allowed=("running", "paused"))
     if not detach:
         _drive(home, rollout_id, poll)
@@ -219,10 +209,8 @@ def abort_command(
 ) -> None:
     """Stop a rollout and put every device it changed back on its previous model."""
     from amlpkg.packager import rollout as ro
-    from amlpkg.store.workspace import open_workspace
 
-    require_embedded("amlpkg rollout abort", home)
-    with open_workspace(home) as ws:
+    with open_embedded("amlpkg rollout abort", home) as ws:
         aborted = ro.abort(ws, rollout_id, ro.applier_for(ro.records.get(ws, rollout_id)))
     console.print(f"aborted {aborted.id}; its devices' desired state is back", highlight=False)
 
@@ -239,10 +227,8 @@ def canary_command(
     """Promote or roll back a Kubernetes canary by the gate (exit 1 when rolled back)."""
     from amlpkg.packager.deploy import canary
     from amlpkg.packager.deploy.targets.kubernetes import KubernetesTarget
-    from amlpkg.store.workspace import open_workspace
 
-    require_embedded("amlpkg rollout canary", home)
-    with open_workspace(home) as ws:
+    with open_embedded("amlpkg rollout canary", home) as ws:
         verdict, record = canary.decide(ws, KubernetesTarget(), name, gate)
     if as_json:
         print_json(verdict)

@@ -10,7 +10,10 @@ name a workspace explicitly), but no token is needed to be refused.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from amlpkg.errors import FailedPreconditionError
 from amlpkg.trainer.remote.config import (
@@ -19,6 +22,9 @@ from amlpkg.trainer.remote.config import (
     logged_in,
     normalize_url,
 )
+
+if TYPE_CHECKING:
+    from amlpkg.store.workspace import Workspace
 
 
 def configured_url(home: str | Path | None = None, tracking_uri: str | None = None) -> str | None:
@@ -52,3 +58,13 @@ def require_embedded(
         hint="pass --home DIR to use a local workspace explicitly (or set AMLPKG_HOME), or"
         f" unset {TRACKING_URI_ENV} / run `amlpkg logout`",
     )
+
+
+@contextmanager
+def open_embedded(command: str, home: str | Path | None = None) -> Iterator[Workspace]:
+    """The embedded workspace ``command`` works on (see :func:`require_embedded`), open."""
+    from amlpkg.store.workspace import open_workspace  # the database only once allowed
+
+    require_embedded(command, home)
+    with open_workspace(home) as ws:
+        yield ws
