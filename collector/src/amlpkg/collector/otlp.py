@@ -14,16 +14,20 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from amlpkg.collector import outputs
 from amlpkg.collector.store import TelemetryRow
 from amlpkg.errors import InvalidArgumentError
 
+if TYPE_CHECKING:
+    from google.protobuf.message import Message
+
 SPAN_NAME = "infer"
 OUTPUTS_METRIC = "amlpkg_output_summary"
 _STATUS_ERROR = 2
 _DELTA = 1  # AggregationTemporality.AGGREGATION_TEMPORALITY_DELTA
+_Message = TypeVar("_Message", bound="Message")
 
 
 def _attrs(attributes: Any) -> dict[str, Any]:
@@ -45,18 +49,24 @@ def _quantile(sorted_values: list[float], q: float) -> float:
     return sorted_values[index]
 
 
+def _parsed(request: _Message, body: bytes, what: str) -> _Message:
+    """``request`` read from the protobuf ``body``; a 400 naming ``what`` when it is not."""
+    from google.protobuf.message import DecodeError
+
+    try:
+        request.ParseFromString(body)
+    except DecodeError as exc:
+        raise InvalidArgumentError(f"OTLP {what} body is not protobuf: {exc}") from None
+    return request
+
+
 def rows_from_traces(body: bytes) -> list[TelemetryRow]:
     """Rows from an ``ExportTraceServiceRequest``."""
-    from google.protobuf.message import DecodeError
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
         ExportTraceServiceRequest,
     )
 
-    request = ExportTraceServiceRequest()
-    try:
-        request.ParseFromString(body)
-    except DecodeError as exc:
-        raise InvalidArgumentError(f"OTLP traces body is not protobuf: {exc}") from None
+    request = _parsed(ExportTraceServiceRequest(), body, "traces")
     groups: dict[tuple[str | None, str | None, str | None], list[Any]] = {}
     for resource_spans in request.resource_spans:
         deployment = _deployment(_attrs(resource_spans.resource.attributes))
@@ -112,16 +122,11 @@ def _points(metric: Any) -> list[dict[str, Any]]:
 
 def rows_from_metrics(body: bytes) -> list[TelemetryRow]:
     """Rows from an ``ExportMetricsServiceRequest`` (one per resource)."""
-    from google.protobuf.message import DecodeError
     from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
         ExportMetricsServiceRequest,
     )
 
-    request = ExportMetricsServiceRequest()
-    try:
-        request.ParseFromString(body)
-    except DecodeError as exc:
-        raise InvalidArgumentError(f"OTLP metrics body is not protobuf: {exc}") from None
+    request = _parsed(ExportMetricsServiceRequest(), body, "metrics")
     rows = []
     digest = hashlib.sha256(body).hexdigest()
     for index, resource_metrics in enumerate(request.resource_metrics):
