@@ -56,6 +56,8 @@ def test_the_upgrade_backfill_matches_what_logging_kept(ws: Workspace) -> None:
         store_runs.log_metrics(ws, run, {"acc": 9.0}, 1)
     kept = _latest(ws)
     assert len(kept) == 6 and all(kept[(r, "acc")][1] == 2 for r, _ in kept)
+    ws.conn.execute(BACKFILL)  # again over rows kept on write: they stay as they are
+    assert _latest(ws) == kept
     ws.conn.execute("DELETE FROM latest_metrics")
     ws.conn.execute(BACKFILL)
     assert _latest(ws) == kept

@@ -16,12 +16,14 @@ down_revision = "trainer_0001"
 branch_labels = None
 depends_on = None
 
-# One pass over the history: window functions exist in SQLite 3.25+ and PostgreSQL.
+# One pass over the history: window functions exist in SQLite 3.25+ and PostgreSQL. Rows
+# already there (kept on write) stay, so bulk loaders may run it again after a load.
 BACKFILL = (
     "INSERT INTO latest_metrics (run_id, key, value, step, timestamp)"
     " SELECT run_id, key, value, step, timestamp FROM (SELECT run_id, key, value, step,"
     " timestamp, ROW_NUMBER() OVER (PARTITION BY run_id, key"
     " ORDER BY step DESC, timestamp DESC, id DESC) AS n FROM metrics) ranked WHERE n = 1"
+    " ON CONFLICT (run_id, key) DO NOTHING"
 )
 
 
