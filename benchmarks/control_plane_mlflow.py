@@ -214,11 +214,15 @@ def notes(ctx: cpm.Context, asked: list[str]) -> list[str]:
         " thread sends batches; end_run() returns once all are stored. MLflow's"
         " synchronous=False queues values for a pool of sender threads (here about one"
         " request per point); flush_async_logging() waits for them.",
-        "Search: " + "; ".join(asked) + f"; {plan.queries} queries per side after 3 warm-ups.",
+        "Search: " + "; ".join(asked) + f"; {plan.queries} queries per side after 3 warm-ups."
+        " Both read each run's final metric values from a table kept on write"
+        " (latest_metrics on each side); ours answers the page, its values and the total"
+        " count of matching runs in two statements.",
         f"Registration: {plan.registrations} versions of one model, one at a time (3 warm-ups)."
         " amlpkg registers runs:/RUN/model.onnx and reads and validates that ONNX file"
-        " (signature, opset) each time; MLflow records the source URI it is given"
-        " (runs:/RUN/model) without reading it.",
+        " (signature, opset) each time, and writes the version, its lineage edge and the"
+        " audit row in one transaction (after the token's lookup); MLflow records the"
+        " source URI it is given (runs:/RUN/model) without reading it, and no audit row.",
     ]
     if ctx.seed_seconds:
         found.append(
