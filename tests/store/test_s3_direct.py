@@ -76,6 +76,11 @@ def test_multipart_parts_are_read_back_and_a_tampered_part_is_refused(
 
     grant = s3_direct.start(bucket, digest, len(data), part_bytes=5 * MIB)
     etags = _send(grant, data)
+    with pytest.raises(InvalidArgumentError, match="cannot join its parts"):
+        s3_direct.finish(
+            bucket, grant.upload_id, digest, len(data),
+            multipart_id=grant.multipart_id, etags=['"0123"', *etags[1:]],
+        )  # fmt: skip
     s3_direct.finish(
         bucket, grant.upload_id, digest, len(data), multipart_id=grant.multipart_id, etags=etags
     )

@@ -115,10 +115,7 @@ def finish(
     client, bucket = store.client, store.bucket
     try:
         if multipart_id is not None:
-            parts = [{"PartNumber": n, "ETag": tag} for n, tag in enumerate(etags, start=1)]
-            client.complete_multipart_upload(
-                Bucket=bucket, Key=key, UploadId=multipart_id, MultipartUpload={"Parts": parts}
-            )
+            _complete(store, key, multipart_id, etags, what)
         try:
             head = client.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
         except ClientError as err:
@@ -136,6 +133,29 @@ def finish(
             client.delete_object(Bucket=bucket, Key=key)
     except (BotoCoreError, ClientError) as err:
         raise _s3_error(err, f"finishing {what}") from err
+
+
+_BAD_PARTS = ("InvalidPart", "InvalidPartOrder", "NoSuchUpload", "EntityTooSmall")
+
+
+def _complete(
+    store: S3ArtifactStore, key: str, multipart_id: str, etags: Sequence[str], what: str
+) -> None:
+    from botocore.exceptions import ClientError
+
+    parts = [{"PartNumber": n, "ETag": tag} for n, tag in enumerate(etags, start=1)]
+    try:
+        store.client.complete_multipart_upload(
+            Bucket=store.bucket, Key=key, UploadId=multipart_id, MultipartUpload={"Parts": parts}
+        )
+    except ClientError as err:
+        code = err.response.get("Error", {}).get("Code")
+        if code in _BAD_PARTS:
+            raise InvalidArgumentError(
+                f"{what}: the bucket cannot join its parts ({code})",
+                hint="send every part to the URLs given and commit their ETags in order",
+            ) from err
+        raise
 
 
 def _check(
