@@ -229,7 +229,11 @@ def signature_of(ws: Workspace, node: tuple[str, str]) -> SignatureRecord | None
     edges = [e for e in edges_from(ws, node) if e.dst_kind == SIGNATURE_KIND]
     if not edges:
         return None
-    digest = edges[-1].dst_id
+    return read_signature(ws, edges[-1].dst_id)
+
+
+def read_signature(ws: Workspace, digest: str) -> SignatureRecord:
+    """The signature record stored as artifact ``digest``."""
     data = json.loads(ws.artifacts.read_bytes(digest))
     return SignatureRecord(**{**data, "record_sha256": digest})
 
@@ -320,6 +324,7 @@ __all__ = [
     "export_signed",
     "latest_signature",
     "load_signer",
+    "read_signature",
     "record_signature",
     "record_verification",
     "sign_derived_file",

@@ -16,6 +16,7 @@ import base64
 import binascii
 import hashlib
 import json
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
@@ -33,6 +34,7 @@ from amlpkg.trainer.signing import (
     SIGNATURE_KIND,
     SignatureFiles,
     SignatureRecord,
+    read_signature,
     record_signature,
     record_verification,
     signature_of,
@@ -52,25 +54,13 @@ class SignatureIn(BaseModel):
     provenance: Annotated[str, StringConstraints(min_length=2, max_length=MAX_PART)]
 
 
-class SignatureOut(BaseModel):
-    """Where a version's signature files are kept (their sha256) and who signed it."""
+@dataclass(frozen=True)
+class SignedFilesOut(SignatureRecord):
+    """The newest signature (where its files are kept, who signed) with its three files."""
 
-    ref: str
-    version: int
-    signer: str
-    bundle_sha256: str
-    release_sha256: str
-    provenance_sha256: str
-    signed: float
-    record_sha256: str
-
-
-class SignedFilesOut(SignatureOut):
-    """The newest signature with its files, to verify, build or push elsewhere."""
-
-    bundle: str
-    release: str
-    provenance: str
+    bundle: str = ""
+    release: str = ""
+    provenance: str = ""
 
 
 class VerificationIn(BaseModel):
@@ -166,7 +156,7 @@ def newest_signature(name: str, version: VersionNumber, ws: WorkspaceDep) -> dic
 
 @router.post(
     "/models/{name}/versions/{version}/signatures",
-    response_model=SignatureOut,
+    response_model=SignatureRecord,
     status_code=201,
     dependencies=WRITE,
 )
@@ -205,5 +195,4 @@ def signature_of_version(ws: Workspace, found: ModelVersion, digest: str) -> Sig
     node = (MODEL_VERSION_KIND, found.ref)
     if not any(e.dst_kind == SIGNATURE_KIND and e.dst_id == digest for e in edges_from(ws, node)):
         raise NotFoundError(f"{found.ref} has no signature with record sha256 {digest[:12]}...")
-    data = json.loads(ws.artifacts.read_bytes(digest))
-    return SignatureRecord(**{**data, "record_sha256": digest})
+    return read_signature(ws, digest)
