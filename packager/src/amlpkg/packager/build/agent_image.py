@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import tempfile
 import time
 import zipfile
 from dataclasses import asdict, dataclass, replace
@@ -31,7 +30,7 @@ from typing import Any
 
 from amlpkg.errors import FailedPreconditionError, InvalidArgumentError
 from amlpkg.packager.build import image
-from amlpkg.packager.build.api import BUILT_AS, IMAGE_KIND, PUSHED_AS, cache_root
+from amlpkg.packager.build.api import BUILT_AS, IMAGE_KIND, PUSHED_AS, build_scratch, cache_root
 from amlpkg.packager.build.api import _amlpkg_version as amlpkg_version
 from amlpkg.packager.build.context import add_wheelhouse
 from amlpkg.packager.build.errors import WheelhouseError
@@ -252,9 +251,7 @@ def build_agent_image(
     started = time.monotonic()
     tag = opts.tag or default_agent_tag(opts.platform)
     image.split_ref(tag)
-    scratch_parent = cache_root(ws) / "build"
-    scratch_parent.mkdir(parents=True, exist_ok=True)
-    dest = opts.output or Path(tempfile.mkdtemp(prefix="agent-", dir=scratch_parent))
+    dest = opts.output or build_scratch(ws, "agent-")
     try:
         lay_out_agent(ws, opts, dest, hooks)
         labels = agent_labels(platform=opts.platform, amlpkg_version=amlpkg_version())

@@ -48,6 +48,13 @@ def cache_root(ws: Workspace) -> Path:
     return ws.home / "cache"
 
 
+def build_scratch(ws: Workspace, prefix: str) -> Path:
+    """A new folder for one build's files under ``<home>/cache/build`` (the caller removes it)."""
+    parent = cache_root(ws) / "build"
+    parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+
+
 def default_tag(facts: ModelFacts, flavor: str) -> str:
     """``amlpkg/<name>:<version>-<flavor>`` (lower case, as image references must be)."""
     return f"amlpkg/{facts.name.lower()}:{facts.version}-{flavor}"
@@ -179,9 +186,7 @@ def build_image(
     src = site.resolve(ref, opts.flavor, use_variant=opts.use_variant)
     tag = opts.tag or default_tag(src.facts, opts.flavor)
     image.split_ref(tag)  # a bad tag fails before minutes of work
-    scratch_parent = cache_root(ws) / "build"
-    scratch_parent.mkdir(parents=True, exist_ok=True)
-    dest = opts.output or Path(tempfile.mkdtemp(prefix="ctx-", dir=scratch_parent))
+    dest = opts.output or build_scratch(ws, "ctx-")
     try:
         lay_out(ws, src, opts, dest, hooks)
         labels = package_labels(src, opts)

@@ -38,6 +38,18 @@ class Hooks:
     on_status: Callable[[str], None] = _quiet
     on_step: Callable[[int, int, str], None] = _no_step
 
+    def counted(self, total: int) -> Callable[[str], None]:
+        """A ``step(text)`` that reports each call as the next of ``total`` steps, and says it."""
+        done = 0
+
+        def step(text: str) -> None:
+            nonlocal done
+            done += 1
+            self.on_step(done, total, text)
+            self.on_status(text)
+
+        return step
+
 
 def host_platform_name() -> str:
     """``linux/amd64`` or ``linux/arm64`` for this machine."""

@@ -16,7 +16,6 @@ REPO@sha256:...`` for each platform (the index's digest when there are several),
 from __future__ import annotations
 
 import shutil
-import tempfile
 import time
 from pathlib import Path
 
@@ -110,17 +109,8 @@ def build_oci_agent_image(
     requirements = agent_requirements(wheels)
     built_here = pure_wheels(SDIST_ONLY, api.cache_root(ws), hooks.on_status)
     revision = oci.revision or api.checkout_revision() or "unknown"
-    total, done = 1 + 3 * len(platforms) + 1, 0
-
-    def step(text: str) -> None:
-        nonlocal done
-        done += 1
-        hooks.on_step(done, total, text)
-        hooks.on_status(text)
-
-    scratch_parent = api.cache_root(ws) / "build"
-    scratch_parent.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix="oci-agent-", dir=scratch_parent))
+    step = hooks.counted(1 + 3 * len(platforms) + 1)
+    scratch = api.build_scratch(ws, "oci-agent-")
     images: list[PlatformImage] = []
     labels: dict[str, str] = {}
     try:

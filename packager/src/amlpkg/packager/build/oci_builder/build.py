@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -217,18 +216,8 @@ def build_oci_image(
         api.refuse_unsigned(src)
     labels = _labels(src, opts, oci, epoch)
     requirements = runtime_requirements(installed_requires(), flavor, api.image_extras(opts))
-    total = 2 + 3 * len(platforms) + 1
-    done = 0
-
-    def step(text: str) -> None:
-        nonlocal done
-        done += 1
-        hooks.on_step(done, total, text)
-        hooks.on_status(text)
-
-    scratch_parent = api.cache_root(ws) / "build"
-    scratch_parent.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix="oci-", dir=scratch_parent))
+    step = hooks.counted(2 + 3 * len(platforms) + 1)
+    scratch = api.build_scratch(ws, "oci-")
     images: list[PlatformImage] = []
     try:
         step("writing the amlpkg and model layers")
