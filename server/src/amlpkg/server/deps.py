@@ -7,7 +7,7 @@ write routes add :data:`WRITE` (contributor and audited), owner routes :data:`OW
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -15,6 +15,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from fastapi.params import Depends as DependsParam
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
 from amlpkg.errors import UnauthenticatedError
 from amlpkg.server import audit, tokens
@@ -45,15 +46,25 @@ class ServerState:
         self.telemetry.close()
 
 
-def server_state(request: Request) -> ServerState:
+# Dependencies that do no I/O are ``async def``: FastAPI runs a plain ``def`` one on the
+# thread pool, and each such hop (a thread woken, then the loop) cost a request more than
+# the work on a busy machine.
+
+
+def state_of(request: Request) -> ServerState:
     """The app's :class:`ServerState`."""
     state: ServerState = request.app.state.amlpkg
     return state
 
 
+async def server_state(request: Request) -> ServerState:
+    """The app's :class:`ServerState` (the dependency)."""
+    return state_of(request)
+
+
 def workspace(request: Request) -> Iterator[Workspace]:
     """A workspace lent to this request alone."""
-    with server_state(request).pool.workspace() as ws:
+    with state_of(request).pool.workspace() as ws:
         yield ws
 
 
@@ -74,10 +85,10 @@ def principal(
     return tokens.authenticate(ws, credentials.credentials)
 
 
-def require(role: Role) -> Callable[..., TokenInfo]:
+def require(role: Role) -> Callable[..., Awaitable[TokenInfo]]:
     """A dependency that lets through tokens of ``role`` or above, else 403."""
 
-    def check(caller: Annotated[TokenInfo, Depends(principal)]) -> TokenInfo:
+    async def check(caller: Annotated[TokenInfo, Depends(principal)]) -> TokenInfo:
         if not caller.role.allows(role):
             raise PermissionDeniedError(
                 f"a {caller.role.value} token may not do this; it needs {role.value} or above",
@@ -89,9 +100,9 @@ def require(role: Role) -> Callable[..., TokenInfo]:
     return check
 
 
-def audited(
+async def audited(
     request: Request, ws: WorkspaceDep, caller: Annotated[TokenInfo, Depends(principal)]
-) -> Iterator[None]:
+) -> AsyncIterator[None]:
     """Record the change after the handler succeeded (a failed one changed nothing).
 
     The handler may name what it made in ``request.state.audit_target``, or write the
@@ -99,7 +110,7 @@ def audited(
     """
     yield
     if not getattr(request.state, "audited", False):
-        audit_now(request, ws, caller)
+        await run_in_threadpool(audit_now, request, ws, caller)
 
 
 def audit_now(
