@@ -12,27 +12,13 @@ import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
-from onnx import TensorProto, helper, numpy_helper
 from tritonclient.utils import InferenceServerException
 
+from tests.edge_agent.conftest import add_model
 from tests.runtime.conftest import MAX_REQUEST_SIZE, ServerProcess, start_server
 
 # Triton's own form of a config: name and platform are accepted when they match.
 TRITON_CONFIG = json.dumps({"name": "m", "platform": "onnxruntime_onnx", "max_batch_size": 0})
-
-
-def add_model(offset: float) -> bytes:
-    """Y = X + offset over FP32 [batch, 4]: each file answers differently."""
-    graph = helper.make_graph(
-        [helper.make_node("Add", ["X", "B"], ["Y"])],
-        "add",
-        [helper.make_tensor_value_info("X", TensorProto.FLOAT, ["batch", 4])],
-        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, ["batch", 4])],
-        [numpy_helper.from_array(np.full((4,), offset, dtype=np.float32), "B")],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    return model.SerializeToString()
 
 
 @pytest.fixture(scope="module")
