@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
+from collections.abc import Callable, Iterator
 from importlib.metadata import EntryPoint
 from pathlib import Path
 
@@ -170,12 +172,23 @@ def test_reopening_a_workspace_keeps_data_and_schema(home: Path) -> None:
 ALL_ROLES = list(schema_upgrade.entry_points(group=schema_upgrade.ENTRY_POINT_GROUP))
 
 
-def _only_roles(monkeypatch: pytest.MonkeyPatch, names: set[str]) -> None:
-    """Pretend only these roles' schema entry points are installed."""
-    kept = [e for e in ALL_ROLES if e.name in names]
-    monkeypatch.setattr(schema_upgrade, "entry_points", lambda group: kept)
-    schema_upgrade.installed_sources.cache_clear()
-    schema_upgrade.script_directory.cache_clear()
+@contextlib.contextmanager
+def _partial_install(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[set[str]], None]]:
+    """``only_roles(names)``: pretend only these roles' schema entry points are installed;
+    every role is back after the block."""
+
+    def only_roles(names: set[str]) -> None:
+        kept = [e for e in ALL_ROLES if e.name in names]
+        monkeypatch.setattr(schema_upgrade, "entry_points", lambda group: kept)
+        schema_upgrade.installed_sources.cache_clear()
+        schema_upgrade.script_directory.cache_clear()
+
+    try:
+        yield only_roles
+    finally:
+        monkeypatch.undo()
+        schema_upgrade.installed_sources.cache_clear()
+        schema_upgrade.script_directory.cache_clear()
 
 
 def test_an_install_with_fewer_roles_opens_a_workspace_and_leaves_the_others_alone(
@@ -185,18 +198,14 @@ def test_an_install_with_fewer_roles_opens_a_workspace_and_leaves_the_others_alo
     made: the revisions of roles it lacks stay recorded, their tables untouched."""
     with open_workspace(home) as ws, ws.engine.connect() as conn:
         everything = schema_upgrade.current_revisions(conn)
-    try:
-        _only_roles(monkeypatch, {"trainer"})
+    with _partial_install(monkeypatch) as only_roles:
+        only_roles({"trainer"})
         with open_workspace(home) as ws, ws.engine.connect() as conn:
             assert pending_revisions(conn) == []
             assert schema_upgrade.current_revisions(conn) == everything
             assert {"variants", "deployments", "server_tokens"} <= set(
                 inspect(conn).get_table_names()
             )
-    finally:
-        monkeypatch.undo()
-        schema_upgrade.installed_sources.cache_clear()
-        schema_upgrade.script_directory.cache_clear()
     with open_workspace(home) as ws, ws.engine.connect() as conn:
         assert pending_revisions(conn) == []
 
@@ -208,19 +217,15 @@ def test_a_partial_install_that_would_have_to_migrate_is_refused_clearly(
     roles but lacks the server's: its tables would need making while Alembic's record
     holds a revision it cannot read, so it says what to do; the full install then
     upgrades it."""
-    try:
-        _only_roles(monkeypatch, {"trainer", "server"})
+    with _partial_install(monkeypatch) as only_roles:
+        only_roles({"trainer", "server"})
         with open_workspace(home):
             pass
-        _only_roles(monkeypatch, {"trainer", "collector", "packager"})
+        only_roles({"trainer", "collector", "packager"})
         with pytest.raises(FailedPreconditionError, match="roles not installed here") as caught:
             open_workspace(home).__enter__()
         assert "server_0001" in str(caught.value) and "optimize_0001" in str(caught.value)
         assert "an install of every role" in (caught.value.hint or "")
-    finally:
-        monkeypatch.undo()
-        schema_upgrade.installed_sources.cache_clear()
-        schema_upgrade.script_directory.cache_clear()
     with open_workspace(home) as ws, ws.engine.connect() as conn:
         assert pending_revisions(conn) == []
         assert set(inspect(conn).get_table_names()) >= ROLE_TABLES
@@ -231,14 +236,10 @@ def test_a_partial_install_without_a_record_of_the_branches_is_refused(
 ) -> None:
     with open_workspace(home) as ws, ws.engine.begin() as conn:
         conn.exec_driver_sql("DELETE FROM schema_branches")  # as a workspace of before
-    try:
-        _only_roles(monkeypatch, {"trainer"})
+    with _partial_install(monkeypatch) as only_roles:
+        only_roles({"trainer"})
         with pytest.raises(FailedPreconditionError, match="no record of where"):
             open_workspace(home).__enter__()
-    finally:
-        monkeypatch.undo()
-        schema_upgrade.installed_sources.cache_clear()
-        schema_upgrade.script_directory.cache_clear()
     with open_workspace(home) as ws, ws.engine.connect() as conn:  # the full install records it
         rows = dict(conn.exec_driver_sql("SELECT branch, revision FROM schema_branches").all())
     assert rows["trainer"] == "trainer_0002" and rows["core"] == "core_0002"
