@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import numpy as np
@@ -23,28 +26,42 @@ def test_percentile_interpolates_cumulative_buckets() -> None:
     assert percentile([(0.1, 0.0), (float("inf"), 0.0)], 0.5) is None
 
 
+def _put(repo: Path, version: int, offset: float) -> None:
+    """Version ``version`` of model ``m``: Y = X + ``offset``."""
+    (repo / "m" / str(version)).mkdir(parents=True)
+    (repo / "m" / str(version) / "model.onnx").write_bytes(add_model(offset))
+
+
+def _request(width: int = 4) -> InferRequest:
+    """One row of zeros for ``m`` (a width other than 4 fails)."""
+    x = np.zeros((1, width), dtype=np.float32)
+    return InferRequest("m", None, [InferInput("X", "FP32", (1, width), x)])
+
+
+@asynccontextmanager
+async def _sampled(repo: Path) -> AsyncIterator[tuple[DataPlane, TelemetrySampler]]:
+    """A started data plane over ``repo`` and a sampler of it; stopped after the block."""
+    dp = DataPlane.from_repository(repo)
+    await dp.start()
+    try:
+        yield dp, TelemetrySampler(dp)
+    finally:
+        await dp.stop()
+
+
 def test_sample_reports_deltas_since_the_previous_sample(tmp_path: Path) -> None:
-    (tmp_path / "m" / "1").mkdir(parents=True)
-    (tmp_path / "m" / "1" / "model.onnx").write_bytes(add_model(1.0))
+    _put(tmp_path, 1, 1.0)
 
     async def scenario() -> tuple[dict[str, object], dict[str, object], dict[str, object]]:
-        dp = DataPlane.from_repository(tmp_path)
-        await dp.start()
-        sampler = TelemetrySampler(dp)
-        x = np.zeros((1, 4), dtype=np.float32)
-        good = InferRequest("m", None, [InferInput("X", "FP32", (1, 4), x)])
-        bad = InferRequest("m", None, [InferInput("X", "FP32", (1, 3), x[:, :3])])
-        try:
+        async with _sampled(tmp_path) as (dp, sampler):
             for _ in range(5):
-                await dp.infer(good)
+                await dp.infer(_request())
             with pytest.raises(Exception):
-                await dp.infer(bad)
+                await dp.infer(_request(width=3))
             first = await sampler.sample()
-            await dp.infer(good)
+            await dp.infer(_request())
             second = await sampler.sample()
             third = await sampler.sample()
-        finally:
-            await dp.stop()
         return first, second, third
 
     first, second, third = asyncio.run(scenario())
@@ -56,26 +73,17 @@ def test_sample_reports_deltas_since_the_previous_sample(tmp_path: Path) -> None
 
 
 def test_requests_served_before_a_swap_are_still_counted(tmp_path: Path) -> None:
-    (tmp_path / "m" / "1").mkdir(parents=True)
-    (tmp_path / "m" / "1" / "model.onnx").write_bytes(add_model(1.0))
+    _put(tmp_path, 1, 1.0)
 
     async def scenario() -> dict[str, object]:
-        dp = DataPlane.from_repository(tmp_path)
-        await dp.start()
-        sampler = TelemetrySampler(dp)
-        x = np.zeros((1, 4), dtype=np.float32)
-        request = InferRequest("m", None, [InferInput("X", "FP32", (1, 4), x)])
-        try:
+        async with _sampled(tmp_path) as (dp, sampler):
             for _ in range(3):
-                await dp.infer(request)
-            (tmp_path / "m" / "2").mkdir()
-            (tmp_path / "m" / "2" / "model.onnx").write_bytes(add_model(2.0))
+                await dp.infer(_request())
+            _put(tmp_path, 2, 2.0)
             await dp.load_model("m")  # latest policy: version 2 replaces version 1
             assert (await dp.model_metadata("m")).versions == ("2",)
-            await dp.infer(request)
+            await dp.infer(_request())
             return await sampler.sample()
-        finally:
-            await dp.stop()
 
     record = asyncio.run(scenario())
     assert record["requests"] == 4
@@ -84,31 +92,20 @@ def test_requests_served_before_a_swap_are_still_counted(tmp_path: Path) -> None
 
 def test_after_a_rollback_the_version_that_answers_is_reported(tmp_path: Path) -> None:
     """A higher version's series outlive its rollback: the record names who served."""
-    import shutil
-
-    (tmp_path / "m" / "1").mkdir(parents=True)
-    (tmp_path / "m" / "1" / "model.onnx").write_bytes(add_model(1.0))
+    _put(tmp_path, 1, 1.0)
 
     async def scenario() -> list[dict[str, object]]:
-        dp = DataPlane.from_repository(tmp_path)
-        await dp.start()
-        sampler = TelemetrySampler(dp)
-        x = np.zeros((1, 4), dtype=np.float32)
-        request = InferRequest("m", None, [InferInput("X", "FP32", (1, 4), x)])
-        try:
-            (tmp_path / "m" / "2").mkdir()
-            (tmp_path / "m" / "2" / "model.onnx").write_bytes(add_model(2.0))
+        async with _sampled(tmp_path) as (dp, sampler):
+            _put(tmp_path, 2, 2.0)
             await dp.load_model("m")
-            await dp.infer(request)
+            await dp.infer(_request())
             on_two = await sampler.sample()
             shutil.rmtree(tmp_path / "m" / "2")  # rolled back: version 1 serves again
             await dp.load_model("m")
-            await dp.infer(request)
+            await dp.infer(_request())
             rolled_back = await sampler.sample()
             quiet = await sampler.sample()
             return [on_two, rolled_back, quiet]
-        finally:
-            await dp.stop()
 
     on_two, rolled_back, quiet = asyncio.run(scenario())
     assert on_two["version"] == "2"
