@@ -128,9 +128,13 @@ def test_lineage_says_which_rollout_stage_put_a_model_on_a_device(tmp_path: Path
         store = TelemetryStore(ws)
         for i in range(4):
             _send(store, f"d{i}", "1")
-        good = ro.create(ws, "m:2", fleet_condition="*", stages="50%,100%",
-                         gate="error_rate<0.05", soak="0.1s", quorum=1.0,
-                         desired_dir=tmp_path / "desired")  # fmt: skip
+
+        def create(model: str) -> records.Rollout:
+            return ro.create(ws, model, fleet_condition="*", stages="50%,100%",
+                             gate="error_rate<0.05", soak="0.1s", quorum=1.0,
+                             desired_dir=tmp_path / "desired")  # fmt: skip
+
+        good = create("m:2")
         ro.step(ws, good.id, Recorder())
         first = [d.device_id for d in records.devices(ws, good.id)]
         time.sleep(0.15)
@@ -149,9 +153,7 @@ def test_lineage_says_which_rollout_stage_put_a_model_on_a_device(tmp_path: Path
         relations = {(e["src_kind"], e["relation"]) for e in view["upstream"]}
         assert {("rollout", "staged"), ("model_version", "rolled_out")} <= relations
 
-        bad = ro.create(ws, "m:3", fleet_condition="*", stages="50%,100%",
-                        gate="error_rate<0.05", soak="0.1s", quorum=1.0,
-                        desired_dir=tmp_path / "desired")  # fmt: skip
+        bad = create("m:3")
         ro.step(ws, bad.id, Recorder())
         cohort = [d.device_id for d in records.devices(ws, bad.id)]
         time.sleep(0.15)
