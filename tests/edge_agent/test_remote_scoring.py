@@ -27,7 +27,7 @@ from amlpkg.errors import (
 )
 from amlpkg.store.workspace import open_workspace
 from tests.edge_agent.conftest import add_model, sha256, write
-from tests.edge_agent.test_standalone import desired, infer, wait_for
+from tests.edge_agent.test_standalone import desired, infer, serves_one_then_two, wait_for
 from tests.edge_agent.test_swap import desired_for, running_scorer
 from tests.runtime.conftest import ServerProcess, start_server
 
@@ -175,16 +175,7 @@ def test_agent_process_drives_the_scoring_module(tmp_path: Path, scoring: Server
         ]  # fmt: skip
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         try:
-            wait_for(lambda: infer(scoring.http_port) == 1.0, 60, "model 1", proc)
-            state_file.write_text(json.dumps(desired(tmp_path, 2.0, 2)))
-            wait_for(lambda: infer(scoring.http_port) == 2.0, 60, "model 2", proc)
-            reported = tmp_path / "agent" / "reported.json"
-            wait_for(
-                lambda: json.loads(reported.read_text())["model"]["version"] == "2",
-                30,
-                "reported version 2",
-                proc,
-            )
+            serves_one_then_two(tmp_path, state_file, scoring.http_port, proc)
             count = (
                 "SELECT COALESCE(SUM(requests), 0) FROM telemetry"
                 " WHERE device_id = 'dev-r' AND model_name = 'm'"
@@ -194,7 +185,7 @@ def test_agent_process_drives_the_scoring_module(tmp_path: Path, scoring: Server
             proc.send_signal(signal.SIGTERM)
             output = proc.communicate(timeout=60)[0]
         assert proc.returncode == 0, output
-        state = json.loads(reported.read_text())
+        state = json.loads((tmp_path / "agent" / "reported.json").read_text())
         assert state["providers"] == ["cpu"]
         assert state["deployment"] == "dep-r:1"
     # the agent hosted no runtime of its own: no local repository was made

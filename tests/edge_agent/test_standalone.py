@@ -59,6 +59,22 @@ def desired(tmp: Path, offset: float, version: int) -> dict[str, object]:
     }
 
 
+def serves_one_then_two(
+    tmp_path: Path, state_file: Path, port: int, proc: subprocess.Popen[str]
+) -> None:
+    """The agent serves m:1, then m:2 once ``state_file`` asks for it, and reports m:2."""
+    wait_for(lambda: infer(port) == 1.0, 60, "model 1", proc)
+    state_file.write_text(json.dumps(desired(tmp_path, 2.0, 2)))
+    wait_for(lambda: infer(port) == 2.0, 60, "model 2", proc)
+    reported = tmp_path / "agent" / "reported.json"
+    wait_for(
+        lambda: json.loads(reported.read_text())["model"]["version"] == "2",
+        30,
+        "reported version 2",
+        proc,
+    )
+
+
 def test_standalone_agent_follows_the_desired_file(tmp_path: Path) -> None:
     state_file = tmp_path / "desired.json"
     state_file.write_text(json.dumps(desired(tmp_path, 1.0, 1)))
@@ -75,16 +91,7 @@ def test_standalone_agent_follows_the_desired_file(tmp_path: Path) -> None:
         ]  # fmt: skip
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         try:
-            wait_for(lambda: infer(http_port) == 1.0, 60, "model 1", proc)
-            state_file.write_text(json.dumps(desired(tmp_path, 2.0, 2)))
-            wait_for(lambda: infer(http_port) == 2.0, 60, "model 2", proc)
-            reported = tmp_path / "agent" / "reported.json"
-            wait_for(
-                lambda: json.loads(reported.read_text())["model"]["version"] == "2",
-                30,
-                "reported version 2",
-                proc,
-            )
+            serves_one_then_two(tmp_path, state_file, http_port, proc)
             count = "SELECT COUNT(*) FROM telemetry WHERE device_id = 'dev-s'"
             wait_for(lambda: ws.conn.execute(count).fetchone()[0] >= 2, 30, "telemetry", proc)
         finally:
