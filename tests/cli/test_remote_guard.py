@@ -20,8 +20,6 @@ COMMANDS = {
     "amlpkg build --builder oci": ["build", "iris:1", "--builder", "oci"],
     "amlpkg build --flavor edge-agent": ["build", "--flavor", "edge-agent"],
     "amlpkg telemetry serve": ["telemetry", "serve", "--port", "9"],
-    "amlpkg devices tag": ["devices", "tag", "plant-7", "site=north"],
-    "amlpkg devices import-tags": ["devices", "import-tags"],
     "amlpkg serve --model": ["serve", "--model", "iris:1"],
     "amlpkg rollout create": ["rollout", "create", "iris:2", "--fleet", "id=cam-*"],
     "amlpkg rollout status": ["rollout", "status", "r1"],

@@ -9,7 +9,6 @@ import typer
 from amlpkg.cli.output import console, new_table, print_json, print_table
 from amlpkg.cli.runs import HomeOption, JsonOption, TrackingUriOption, when
 from amlpkg.trainer.remote.fleet import open_fleet
-from amlpkg.trainer.remote.guard import open_embedded, require_embedded
 
 devices_app = typer.Typer(no_args_is_help=True)
 
@@ -86,7 +85,7 @@ def show_command(
 
 
 @devices_app.command("tag")
-def tag_command(
+def tag_command(  # noqa: PLR0917 - Typer maps parameters to CLI options
     device_id: Annotated[str, typer.Argument(help="Device id.")],
     tags: Annotated[
         list[str] | None, typer.Argument(help="NAME=VALUE to set (nested: site.line=3).")
@@ -95,36 +94,51 @@ def tag_command(
         list[str] | None, typer.Option("--remove", help="Tag NAME to remove (repeatable).")
     ] = None,
     home: HomeOption = None,
+    tracking_uri: TrackingUriOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Set or remove a device's tags (as IoT Hub twin tags; rollouts select on tags.NAME)."""
     from amlpkg.cli.models import parse_tags
     from amlpkg.collector.devices import set_tags
     from amlpkg.store.workspace import open_workspace
+    from amlpkg.trainer.remote.edge_records import tag_device
 
-    require_embedded("amlpkg devices tag", home)
     patch: dict[str, str | None] = {**parse_tags(tags or []), **dict.fromkeys(remove or [])}
-    with open_workspace(home) as ws:
-        device = set_tags(ws, device_id, patch)
+    with open_fleet(home, tracking_uri) as remote:
+        if remote is not None:
+            device = tag_device(remote.client, device_id, patch)
+        else:
+            with open_workspace(home) as ws:
+                device = set_tags(ws, device_id, patch).to_dict()
     if as_json:
-        print_json(device.to_dict())
+        print_json(device)
         return
-    text = ", ".join(f"{k}={v}" for k, v in sorted(device.tags.items())) or "-"
-    console.print(f"{device.id}: tags {text}", markup=False, highlight=False)
+    text = ", ".join(f"{k}={v}" for k, v in sorted(device["tags"].items())) or "-"
+    console.print(f"{device['id']}: tags {text}", markup=False, highlight=False)
 
 
 @devices_app.command("import-tags")
-def import_tags_command(home: HomeOption = None, as_json: JsonOption = False) -> None:
+def import_tags_command(
+    home: HomeOption = None, tracking_uri: TrackingUriOption = None, as_json: JsonOption = False
+) -> None:
     """Copy the IoT Hub twins' tags into the device records (AMLPKG_IOTHUB_CONNECTION_STRING)."""
-    from amlpkg.packager.rollout.twins import import_twin_tags, registry_from_env
+    from amlpkg.packager.rollout.twins import import_twin_tags, registry_from_env, twin_tag_pages
+    from amlpkg.store.workspace import open_workspace
+    from amlpkg.trainer.remote.edge_records import import_tags
 
-    with open_embedded("amlpkg devices import-tags", home) as ws:
-        done = import_twin_tags(ws, registry_from_env())
+    with open_fleet(home, tracking_uri) as remote:
+        hub = registry_from_env()
+        if remote is not None:
+            done = import_tags(remote.client, twin_tag_pages(hub))
+        else:
+            with open_workspace(home) as ws:
+                found = import_twin_tags(ws, hub)
+            done = {"imported": found.imported, "refused": found.refused}
     if as_json:
-        print_json({"imported": done.imported, "refused": done.refused})
+        print_json(done)
         return
-    console.print(f"tags of {len(done.imported)} devices imported", highlight=False)
-    for device_id, why in sorted(done.refused.items()):
+    console.print(f"tags of {len(done['imported'])} devices imported", highlight=False)
+    for device_id, why in sorted(done["refused"].items()):
         console.print(f"  {device_id}: not imported: {why}", markup=False, highlight=False)
 
 

@@ -22,6 +22,7 @@ from amlpkg.server.routers import (
     artifacts,
     deployments,
     direct,
+    edge,
     lineage,
     packager,
     registry,
@@ -75,7 +76,7 @@ def create_app(home: Path, settings: ServerSettings | None = None) -> FastAPI:
     failures.install(app, redact)
     app.include_router(access.health_router)
     for module in (runs, artifacts, direct, registry, lineage, packager, deployments,
-                   telemetry, views, access, signatures, scorings):  # fmt: skip
+                   telemetry, views, access, signatures, scorings, edge):  # fmt: skip
         app.include_router(module.router)
     collector = create_collector_app(TelemetryStore(telemetry_ws))
     app.include_router(telemetry.receiver_router(collector, settings.max_otlp_bytes))

@@ -24,6 +24,7 @@ import json
 import shutil
 import time
 import zipfile
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -54,7 +55,8 @@ from amlpkg.packager.build.wheelhouse import (
     gather_wheelhouse,
     pure_wheels,
 )
-from amlpkg.store.lineage_edges import add_edge, edges_from
+from amlpkg.store.db import write_tx
+from amlpkg.store.lineage_edges import add_edge, add_edge_in_tx, edges_from
 from amlpkg.store.workspace import Workspace
 
 AGENT_FLAVOR = "edge-agent"
@@ -68,6 +70,18 @@ AGENT_IMPORTS = (*WARM_IMPORTS, "azure.iot.device", "cryptography")
 AGENT_COMMAND = ["python", "-m", "amlpkg.edge_agent"]
 # azure-iot-device pins paho-mqtt<2, published as an sdist only: built here as a wheel.
 SDIST_ONLY = ("paho-mqtt>=1.6.1,<2",)
+
+Recorder = Callable[[str, str, str], None]
+"""Records ``(platform, image, relation)``: the lineage arrow of one agent image built."""
+
+
+def recorder(ws: Workspace) -> Recorder:
+    """Record agent images in ``ws`` (the embedded path; a team server has its own route)."""
+
+    def record(platform: str, image_id: str, relation: str) -> None:
+        add_edge(ws, (AGENT_KIND, platform), (IMAGE_KIND, image_id), relation)
+
+    return record
 
 
 @dataclass(frozen=True)
@@ -236,9 +250,10 @@ def check_engine_runs(platform: str, kept: Path | None) -> None:
 
 
 def build_agent_image(
-    ws: Workspace, options: BuildOptions, hooks: Hooks | None = None
+    ws: Workspace, options: BuildOptions, hooks: Hooks | None = None, record: Recorder | None = None
 ) -> AgentImage:
-    """Build (and with ``push`` push) the edge agent image; record it in the lineage."""
+    """Build (and with ``push`` push) the edge agent image; record it in the lineage
+    (of ``ws``, or through ``record``: a team server's)."""
     hooks = hooks or Hooks()
     opts = options.resolved()
     if opts.flavor != AGENT_FLAVOR or opts.format != "image":
@@ -273,10 +288,10 @@ def build_agent_image(
         if opts.output is None:
             shutil.rmtree(dest, ignore_errors=True)
     if built.repo_digest:
-        made = ((IMAGE_KIND, built.repo_digest), PUSHED_AS)
+        made = (built.repo_digest, PUSHED_AS)
     else:
-        made = ((IMAGE_KIND, f"{tag} ({built.id[:19]}, not pushed)"), BUILT_AS)
-    add_edge(ws, (AGENT_KIND, opts.platform), *made)
+        made = (f"{tag} ({built.id[:19]}, not pushed)", BUILT_AS)
+    (record or recorder(ws))(opts.platform, *made)
     return AgentImage(
         ref=tag,
         image_id=built.id,
@@ -293,3 +308,25 @@ def newest_agent_image(ws: Workspace, platform: str) -> str | None:
     """``REPOSITORY@sha256:...`` of the newest agent image pushed for ``platform``, or None."""
     pushed = [e for e in edges_from(ws, (AGENT_KIND, platform)) if e.relation == PUSHED_AS]
     return pushed[-1].dst_id if pushed else None
+
+
+def pushed_agent_images(ws: Workspace) -> dict[str, str]:
+    """``{platform: REPOSITORY@sha256:...}``: the newest agent image pushed for each platform."""
+    rows = ws.conn.execute(
+        "SELECT src_id, dst_id FROM lineage_edges WHERE src_kind = ? AND relation = ?"
+        " ORDER BY created, id",
+        (AGENT_KIND, PUSHED_AS),
+    ).fetchall()
+    return {str(platform): str(image_id) for platform, image_id in rows}
+
+
+def mirror_agent_images(ws: Workspace, images: dict[str, str]) -> None:
+    """Make ``images`` (a team server's :func:`pushed_agent_images`) the newest pushed ones
+    in ``ws``, a deploy's cache workspace of that server; no other pushed ones stay."""
+    with write_tx(ws.conn) as conn:
+        conn.execute(
+            "DELETE FROM lineage_edges WHERE src_kind = ? AND relation = ?",
+            (AGENT_KIND, PUSHED_AS),
+        )
+        for platform, image_id in images.items():
+            add_edge_in_tx(conn, (AGENT_KIND, platform), (IMAGE_KIND, image_id), PUSHED_AS)

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from amlpkg.collector.devices import set_tags
+from amlpkg.collector.devices import flatten_tags, set_tags
 from amlpkg.errors import AmlpkgError, FailedPreconditionError, UnavailableError
 from amlpkg.store.workspace import Workspace
 
@@ -53,15 +54,10 @@ def _twin_fields(twin: Any) -> tuple[str | None, dict[str, Any]]:
     return getattr(twin, "device_id", None), getattr(twin, "tags", None) or {}
 
 
-def import_twin_tags(ws: Workspace, registry: Any, *, page: int = PAGE) -> TagImport:
-    """Copy every device twin's tags into its device record (see the module docstring).
-
-    A twin whose tags the records cannot hold (names, more than 64) is refused and
-    named in the result; the others are imported.
-    """
+def twin_tag_pages(registry: Any, *, page: int = PAGE) -> Iterator[dict[str, dict[str, Any]]]:
+    """The hub's twins' tags, one query page at a time: ``{device id: tags}`` (flattened)."""
     from azure.iot.hub.models import QuerySpecification  # type: ignore[import-untyped]
 
-    result = TagImport()
     token: str | None = None
     while True:
         try:
@@ -71,19 +67,38 @@ def import_twin_tags(ws: Workspace, registry: Any, *, page: int = PAGE) -> TagIm
                 f"IoT Hub refused the twin query: {exc}",
                 hint="check the connection string's rights (registry read)",
             ) from exc
+        found: dict[str, dict[str, Any]] = {}
         for twin in answer.items or []:
             device_id, tags = _twin_fields(twin)
-            if not device_id:
-                continue
-            try:
-                set_tags(ws, device_id, dict(tags), replace=True)
-            except AmlpkgError as exc:
-                result.refused[device_id] = exc.message
-                continue
-            result.imported.append(device_id)
+            if device_id:
+                found[device_id] = flatten_tags(dict(tags))
+        yield found
         token = answer.continuation_token
         if not token:
-            break
+            return
+
+
+def replace_tags(ws: Workspace, tags: dict[str, dict[str, Any]]) -> TagImport:
+    """Give each device exactly ``tags[device]``; one the records cannot hold (names, more
+    than 64) is refused and named in the result, the others are written."""
+    result = TagImport()
+    for device_id, device_tags in tags.items():
+        try:
+            set_tags(ws, device_id, device_tags, replace=True)
+        except AmlpkgError as exc:
+            result.refused[device_id] = exc.message
+            continue
+        result.imported.append(device_id)
+    return result
+
+
+def import_twin_tags(ws: Workspace, registry: Any, *, page: int = PAGE) -> TagImport:
+    """Copy every device twin's tags into its device record (see the module docstring)."""
+    result = TagImport()
+    for tags in twin_tag_pages(registry, page=page):
+        done = replace_tags(ws, tags)
+        result.imported += done.imported
+        result.refused.update(done.refused)
     if result.refused:
         log.warning("twin tags not imported for %d devices", len(result.refused))
     return result

@@ -25,14 +25,15 @@ from amlpkg.packager.build.agent_image import (
     AGENT_COMMAND,
     AGENT_DISTRIBUTIONS,
     AGENT_FLAVOR,
-    AGENT_KIND,
     SDIST_ONLY,
     STATE_DIR,
     AgentImage,
+    Recorder,
     agent_labels,
     agent_requirements,
     agent_wheels,
     amlpkg_version,
+    recorder,
 )
 from amlpkg.packager.build.flavors import check_platform
 from amlpkg.packager.build.oci_builder.base import BASE_PYTHON
@@ -53,7 +54,6 @@ from amlpkg.packager.build.oci_builder.registry_io import ImageRef, OciRegistry
 from amlpkg.packager.build.options import BuildOptions, Hooks
 from amlpkg.packager.build.recipe import APP, USER_ID
 from amlpkg.packager.build.wheelhouse import extract_runtime, pure_wheels
-from amlpkg.store.lineage_edges import add_edge
 from amlpkg.store.workspace import Workspace
 
 AGENT_PROCESS = Process(AGENT_COMMAND, env={"AMLPKG_EDGE_CACHE": STATE_DIR})
@@ -95,8 +95,10 @@ def build_oci_agent_image(
     options: BuildOptions,
     oci: OciOptions | None = None,
     hooks: Hooks | None = None,
+    record: Recorder | None = None,
 ) -> AgentImage:
-    """Build and push the edge agent's image (an index for several platforms); record it."""
+    """Build and push the edge agent's image (an index for several platforms); record it
+    (in ``ws``, or through ``record``: a team server's)."""
     hooks, oci = hooks or Hooks(), oci or OciOptions()
     platforms = chosen_platforms(oci)
     opts = _options(options, platforms)
@@ -150,7 +152,7 @@ def build_oci_agent_image(
         shutil.rmtree(scratch, ignore_errors=True)
     pinned = target.pinned(digest).by_digest()
     for platform in platforms:
-        add_edge(ws, (AGENT_KIND, platform), (api.IMAGE_KIND, pinned), api.PUSHED_AS)
+        (record or recorder(ws))(platform, pinned, api.PUSHED_AS)
     return AgentImage(
         ref=opts.tag,
         image_id=digest,
