@@ -32,6 +32,10 @@ def test_tags_aliases_and_edge_come_with_the_version(ws: Workspace, tmp_path: Pa
     assert (made.version, made.tags, made.aliases) == (1, {"a": "x", "b": "2"}, ["prod", "staging"])
     assert made.source == f"runs:/{run}/m.onnx" and (made.sha256, made.size) == (digest, size)
     assert [e.src_id for e in edges_to(ws, ("model_version", "net:1"))] == [run]
+    with pytest.raises(NotFoundError, match="has no artifact 'other"):
+        registry.register("net", f"runs:/{run}/other.onnx", workspace=ws)
+    with pytest.raises(NotFoundError, match="no run"):
+        registry.register("net", f"runs:/{'0' * 32}/m.onnx", workspace=ws)
     again = registry.register("net", f"runs:/{run}/m.onnx", aliases=["prod"], workspace=ws)
     assert again.version == 2
     assert registry.get_model_version("net@prod", workspace=ws).version == 2

@@ -12,6 +12,7 @@ version or none (at worst an unreferenced blob, never a row without its file).
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -31,6 +32,7 @@ from amlpkg.trainer.store import runs as store_runs
 RUNS_SCHEME = "runs:/"
 MODEL_VERSION_KIND = "model_version"  # lineage node id: "NAME:VERSION"
 RUN_KIND = "run"  # lineage node id: the run id
+_FULL_RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
 @dataclass
@@ -100,10 +102,17 @@ def _stored_source(ws: Workspace, uri: str, run: str | None) -> tuple[Path, str]
         raise InvalidArgumentError(
             f"invalid run artifact URI {uri!r}", hint="use runs:/<run_id>/<artifact path>"
         )
-    uri_run = queries.resolve_run_id(ws, run_ref)
+    # A full run id that has the artifact: one lookup (the other cases, and their errors,
+    # go through the run's resolution first).
+    found = None
+    if _FULL_RUN_ID.match(run_ref):
+        found = ws.conn.execute(
+            "SELECT sha256 FROM artifacts WHERE run_id = ? AND path = ?", (run_ref, artifact)
+        ).fetchone()
+    uri_run = run_ref if found else queries.resolve_run_id(ws, run_ref)
     if run is not None and queries.resolve_run_id(ws, run) != uri_run:
         raise InvalidArgumentError(f"--run {run} contradicts the run in {uri}")
-    digest, _ = store_runs.get_artifact(ws, uri_run, artifact)
+    digest = str(found[0]) if found else store_runs.get_artifact(ws, uri_run, artifact)[0]
     return ws.artifacts.verified_path(digest), uri_run
 
 
