@@ -179,13 +179,23 @@ def tracking_server(
         raise InvalidArgumentError(
             "both a workspace folder and a tracking server were given", hint="choose one"
         )
+    chosen = selected(home, tracking_uri)
+    return server_for(chosen) if isinstance(chosen, str) else chosen
+
+
+def selected(
+    home: str | Path | None = None, tracking_uri: str | None = None
+) -> str | Server | None:
+    """The module's rules, without reading a token for a URL: None for the embedded
+    workspace, the URL named (``tracking_uri``, else the environment), or the server
+    ``amlpkg login`` made current."""
     if home is not None:
         return None
     if tracking_uri:
-        return server_for(tracking_uri)
+        return tracking_uri
     from_env = os.environ.get(TRACKING_URI_ENV)
     if from_env:
-        return server_for(from_env)
+        return from_env
     if any(os.environ.get(name) for name in EMBEDDED_ENVS):
         return None
     return logged_in()

@@ -9,7 +9,6 @@ name a workspace explicitly), but no token is needed to be refused.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,10 +16,9 @@ from typing import TYPE_CHECKING
 
 from amlpkg.errors import FailedPreconditionError
 from amlpkg.trainer.remote.config import (
-    EMBEDDED_ENVS,
     TRACKING_URI_ENV,
-    logged_in,
     normalize_url,
+    selected,
 )
 
 if TYPE_CHECKING:
@@ -29,17 +27,10 @@ if TYPE_CHECKING:
 
 def configured_url(home: str | Path | None = None, tracking_uri: str | None = None) -> str | None:
     """The team server the settings select, or None for the embedded workspace (no token read)."""
-    if home is not None:
-        return None
-    if tracking_uri:
-        return normalize_url(tracking_uri)
-    from_env = os.environ.get(TRACKING_URI_ENV)
-    if from_env:
-        return normalize_url(from_env)
-    if any(os.environ.get(name) for name in EMBEDDED_ENVS):
-        return None
-    server = logged_in()
-    return None if server is None else server.url
+    chosen = selected(home, tracking_uri)
+    if isinstance(chosen, str):
+        return normalize_url(chosen)
+    return None if chosen is None else chosen.url
 
 
 def require_embedded(
