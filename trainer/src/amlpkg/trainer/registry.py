@@ -226,18 +226,21 @@ def _insert(  # noqa: PLR0917 - a version's parts, in one private call
     """The version's rows, in the caller's transaction; the version as it now reads."""
     now = time.time()
     conn = ws.conn
-    conn.execute(
-        "INSERT INTO models (name, created) VALUES (?, ?) ON CONFLICT DO NOTHING", (name, now)
-    )
+    model_row = "INSERT INTO models (name, created) VALUES (?, ?) ON CONFLICT DO NOTHING"
+    first = ""
+    if conn.dialect == "postgresql":
+        first = f"WITH model AS ({model_row}) "  # one round trip for both rows
+    else:
+        conn.execute(model_row, (name, now))
     signature = json.dumps(content.signature, sort_keys=True)
     # The next number and the row in one statement; the lock keeps the number unique.
     number = conn.execute(
-        "INSERT INTO model_versions (name, version, sha256, size, opset, signature,"
+        f"{first}INSERT INTO model_versions (name, version, sha256, size, opset, signature,"
         " run_id, source, description, created)"
         " SELECT ?, COALESCE(MAX(version), 0) + 1, ?, ?, ?, ?, ?, ?, ?, ?"
         " FROM model_versions WHERE name = ? RETURNING version",
-        (name, content.sha256, content.size, content.opset, signature, content.run_id,
-         content.source, description, now, name),
+        ((name, now) if first else ()) + (name, content.sha256, content.size, content.opset,
+         signature, content.run_id, content.source, description, now, name),
     ).scalar()  # fmt: skip
     version = ModelVersion(
         name=name,
