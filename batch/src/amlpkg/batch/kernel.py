@@ -86,13 +86,21 @@ def _raw_tensor(column: pa.Array, binding: InputBinding, rows: int) -> np.ndarra
             f"column {binding.columns[0]!r}: {data.size} bytes are not {dtype} values"
         )
     flat = data.view(dtype) if data.ctypes.data % dtype.alignment == 0 else data.copy().view(dtype)
+    hint = "store each row's tensor flattened in C order, e.g. array.tobytes()"
+    return _per_row(flat, rows, binding, f"{dtype} values", hint)
+
+
+def _per_row(
+    flat: np.ndarray, rows: int, binding: InputBinding, what: str, hint: str
+) -> np.ndarray:
+    """``flat`` as ``rows`` samples of the input's per-row shape; else a 400 saying so."""
     try:
         return flat.reshape((rows, *binding.sample_shape))
     except ValueError:
         raise InvalidArgumentError(
-            f"column {binding.columns[0]!r}: {flat.size // max(rows, 1)} {dtype} values per row"
-            f" do not fit input {binding.tensor!r} of per-row shape {list(binding.sample_shape)}",
-            hint="store each row's tensor flattened in C order, e.g. array.tobytes()",
+            f"column {binding.columns[0]!r}: {flat.size // max(rows, 1)} {what} per row do not"
+            f" fit input {binding.tensor!r} of per-row shape {list(binding.sample_shape)}",
+            hint=hint,
         ) from None
 
 
@@ -117,14 +125,8 @@ def _array_tensor(batch: pa.RecordBatch, binding: InputBinding) -> np.ndarray:
                 hint=f"every row must hold one {binding.tensor!r} input of the same size",
             )
     flat = values.to_numpy(zero_copy_only=False).astype(np.dtype(binding.dtype), copy=False)
-    try:
-        return flat.reshape((n, *binding.sample_shape))
-    except ValueError:
-        raise InvalidArgumentError(
-            f"column {name!r}: {flat.size // max(n, 1)} values per row do not fit input"
-            f" {binding.tensor!r} of per-row shape {list(binding.sample_shape)}",
-            hint="store each row flattened in C order (e.g. channels, height, width)",
-        ) from None
+    hint = "store each row flattened in C order (e.g. channels, height, width)"
+    return _per_row(flat, n, binding, "values", hint)
 
 
 def _to_arrow(value: np.ndarray, rows: int, tensor: str, is_list: bool) -> pa.Array:
