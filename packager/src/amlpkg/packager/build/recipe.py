@@ -135,14 +135,14 @@ def _label_lines(labels: dict[str, str]) -> list[str]:
     return ["LABEL " + " \\\n      ".join(pairs)] if pairs else []
 
 
-def server_command() -> list[str]:
-    """The image's CMD: the runtime on the repository baked into the image."""
+def server_command(repository: str = MODELS) -> list[str]:
+    """The image's CMD: the runtime on ``repository`` (default: the one baked into the image)."""
     return [
         "python",
         "-m",
         "amlpkg.runtime",
         "--model-repository",
-        MODELS,
+        repository,
         "--http-port",
         str(HTTP_PORT),
         "--grpc-port",

@@ -21,8 +21,14 @@ from typing import Any
 
 import yaml
 
-HTTP_PORT, GRPC_PORT, METRICS_PORT = 8000, 8001, 8002
-USER_ID = 10001
+from amlpkg.packager.build.recipe import (
+    GRPC_PORT,
+    HTTP_PORT,
+    METRICS_PORT,
+    USER_ID,
+    server_command,
+)
+
 GPU_FLAVORS = ("cuda", "tensorrt")
 APP = "amlpkg-scoring"
 
@@ -106,23 +112,6 @@ def _probe(path: str, period: int, failures: int) -> dict[str, Any]:
     }
 
 
-def _server_args() -> list[str]:
-    """The runtime's command on the mounted repository (the image's CMD names /models)."""
-    return [
-        "python",
-        "-m",
-        "amlpkg.runtime",
-        "--model-repository",
-        MODEL_MOUNT,
-        "--http-port",
-        str(HTTP_PORT),
-        "--grpc-port",
-        str(GRPC_PORT),
-        "--metrics-port",
-        str(METRICS_PORT),
-    ]
-
-
 def _modelcar(opts: K8sOptions) -> bool:
     """KServe gets a modelcar image as its storage URI (it mounts it at /mnt/models)."""
     return opts.kserve and opts.model_oci is not None and opts.model_oci_kind == "image"
@@ -169,7 +158,8 @@ def container(opts: K8sOptions) -> dict[str, Any]:
     """The scoring container: probes on the V2 health endpoints, non-root, read-only root."""
     scoring = _scoring_container(opts)
     if opts.model_oci is not None:
-        scoring["args"] = _server_args()
+        # the image's command on the mounted repository (its CMD names /models)
+        scoring["args"] = server_command(MODEL_MOUNT)
         if _modelcar(opts):
             # KServe's storage URI of a custom container; it injects the modelcar itself.
             scoring["env"] = [{"name": "STORAGE_URI", "value": opts.model_oci}]
