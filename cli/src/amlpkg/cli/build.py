@@ -138,6 +138,7 @@ def _build_oci(
 
 def _build_oci_agent(
     home: Path | None,
+    tracking_uri: str | None,
     as_json: bool,
     *,
     tag: str | None,
@@ -151,6 +152,7 @@ def _build_oci_agent(
     from amlpkg.packager.build.oci_builder.agent import build_oci_agent_image
     from amlpkg.packager.build.oci_builder.build import OciOptions
     from amlpkg.packager.build.options import BuildOptions, Hooks
+    from amlpkg.packager.build.remote import build_agent_on_server
     from amlpkg.store.workspace import open_workspace
 
     chosen = tuple(p.strip() for p in (platforms or "").split(",") if p.strip())
@@ -158,8 +160,14 @@ def _build_oci_agent(
         flavor="edge-agent", tag=tag, push=True, python_version=python_version, amlpkg_wheel=wheel
     )
     oci = OciOptions(platforms=chosen, base_image=base_image, base_image_arm64=base_image_arm64)
-    with _progress(as_json) as (on_status, on_step), open_workspace(home) as ws:
-        built = build_oci_agent_image(ws, options, oci, Hooks(on_status, on_step))
+    server = tracking_server(home, tracking_uri)
+    with _progress(as_json) as (on_status, on_step):
+        hooks = Hooks(on_status, on_step)
+        if server is not None:
+            built = build_agent_on_server(server, options, hooks, oci)
+        else:
+            with open_workspace(home) as ws:
+                built = build_oci_agent_image(ws, options, oci, hooks)
     _report(built.to_dict(), as_json)
 
 
@@ -250,7 +258,7 @@ def register(app: typer.Typer) -> None:
         from amlpkg.packager.build.api import build_image
         from amlpkg.packager.build.options import BuildOptions, Hooks
         from amlpkg.packager.build.package_dir import make_package
-        from amlpkg.packager.build.remote import build_on_server
+        from amlpkg.packager.build.remote import build_agent_on_server, build_on_server
         from amlpkg.store.workspace import open_workspace
 
         if builder not in ("docker", "oci"):
@@ -258,9 +266,8 @@ def register(app: typer.Typer) -> None:
                 f"unknown builder {builder!r}", hint="use --builder docker or --builder oci"
             )
         if builder == "oci":
-            require_embedded("amlpkg build --builder oci", home, tracking_uri)
             if flavor == "edge-agent" and ref is None and not local_base:
-                _build_oci_agent(home, as_json, tag=tag, platforms=platform,
+                _build_oci_agent(home, tracking_uri, as_json, tag=tag, platforms=platform,
                                  base_image=base_image, base_image_arm64=base_image_arm64,
                                  python_version=python_version, wheel=wheel)  # fmt: skip
                 return
@@ -270,6 +277,7 @@ def register(app: typer.Typer) -> None:
                     hint="amlpkg build NAME:VERSION --builder oci --tag REGISTRY/NAME:TAG"
                     " [--platform linux/amd64,linux/arm64] [--base-image REF]",
                 )
+            require_embedded("amlpkg build --builder oci", home, tracking_uri)
             _build_oci(ref, home, as_json, tag=tag, flavor=flavor, platforms=platform,
                        base_image=base_image, base_image_arm64=base_image_arm64,
                        python_version=python_version, max_batch_size=max_batch_size,
@@ -307,11 +315,11 @@ def register(app: typer.Typer) -> None:
                     hint="amlpkg build NAME:VERSION [--flavor cpu|...], or amlpkg build"
                     " --flavor edge-agent",
                 )
-            if agent:
-                require_embedded("amlpkg build --flavor edge-agent", home, tracking_uri)
-            elif (server := tracking_server(home, tracking_uri)) is not None:
-                assert ref is not None
-                _report(build_on_server(server, ref, options, hooks).to_dict(), as_json)
+            if (server := tracking_server(home, tracking_uri)) is not None:
+                if ref is None:  # the edge agent (checked above)
+                    _report(build_agent_on_server(server, options, hooks).to_dict(), as_json)
+                else:
+                    _report(build_on_server(server, ref, options, hooks).to_dict(), as_json)
                 return
             with open_workspace(home) as ws:
                 if agent:

@@ -1,17 +1,22 @@
 """``amlpkg build`` / ``amlpkg package`` against a team server: built here, recorded there.
 
-The image or folder is made on the user's machine (their Docker engine, their
-registry, their caches); :class:`ServerSite` fetches the version, or the variant
-``amlpkg optimize --auto`` chose on the server, sha256 checked, and records the
-package row and its lineage edges on the server. A version signed on the server
-has its signature copied into the build's cache workspace, so the build places it
-beside the model (and ``--require-signature`` builds) as an embedded build does.
+The image or folder (or the edge agent's image) is made on the user's machine
+(their Docker engine, their registry, their caches); :class:`ServerSite` fetches the
+version, or the variant ``amlpkg optimize --auto`` chose on the server, sha256
+checked, and records the package row and its lineage edges on the server. A version
+signed on the server has its signature copied into the build's cache workspace, so
+the build places it beside the model (and ``--require-signature`` builds) as an
+embedded build does.
+An edge agent image is recorded as its lineage arrow (``POST /agent-images``), where
+``deploy --target iotedge`` against the server finds it.
 """
 
 from __future__ import annotations
 
 import tempfile
+from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from amlpkg.packager.build.options import BuildOptions, Hooks
 from amlpkg.packager.build.recipe import ModelFacts
@@ -20,7 +25,9 @@ from amlpkg.packager.build.sites import Made
 from amlpkg.packager.build.source import ModelSource
 from amlpkg.store.workspace import Workspace, open_workspace
 from amlpkg.trainer.remote.backend import RemoteBackend
+from amlpkg.trainer.remote.client import TeamClient
 from amlpkg.trainer.remote.config import Server, cache_dir
+from amlpkg.trainer.remote.edge_records import record_agent_image
 from amlpkg.trainer.remote.model_files import (
     download_variant_file,
     download_version_file,
@@ -29,6 +36,10 @@ from amlpkg.trainer.remote.model_files import (
     require_contributor,
 )
 from amlpkg.trainer.remote.signatures import keep_signature
+
+if TYPE_CHECKING:
+    from amlpkg.packager.build.agent_image import AgentImage
+    from amlpkg.packager.build.oci_builder.build import OciOptions
 
 
 class ServerSite:
@@ -104,3 +115,20 @@ def build_on_server(
             return make_package(ws, ref, options, hooks, site=site)
     finally:
         backend.close()
+
+
+def build_agent_on_server(
+    server: Server, options: BuildOptions, hooks: Hooks | None = None, oci: OciOptions | None = None
+) -> AgentImage:
+    """Build the edge agent's image here (the Docker engine, or daemonless with ``oci``) and
+    record it on the team server; caches live in the same folder as :func:`build_on_server`."""
+    from amlpkg.packager.build.agent_image import build_agent_image
+    from amlpkg.packager.build.oci_builder.agent import build_oci_agent_image
+
+    with TeamClient(server) as client:
+        require_contributor(client, "amlpkg build --flavor edge-agent")
+        record = partial(record_agent_image, client)
+        with open_workspace(cache_dir() / "build-workspace") as ws:
+            if oci is None:
+                return build_agent_image(ws, options, hooks, record=record)
+            return build_oci_agent_image(ws, options, oci, hooks, record=record)

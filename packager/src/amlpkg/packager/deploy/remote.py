@@ -8,7 +8,8 @@ the deployment (ids kept, with their config and state). Model versions and packa
 are read from the server (:class:`ServerSite`, files sha256 checked), and every row
 the lifecycle writes goes to the server as it is written (:class:`ServerJournal`):
 a new revision is recorded there before anything starts, and refused when someone
-else recorded that number first.
+else recorded that number first. The server's newest pushed edge agent images are
+mirrored too, so ``--target iotedge`` pins one without ``--agent-image``.
 
 What runs on one machine only (a local deployment's supervisor, containers on a
 Docker engine reached through its local socket) can be checked, changed or stopped
@@ -39,6 +40,7 @@ from amlpkg.trainer.remote import deployment_rows
 from amlpkg.trainer.remote.backend import RemoteBackend
 from amlpkg.trainer.remote.client import TeamClient
 from amlpkg.trainer.remote.config import Server, cache_dir, is_loopback
+from amlpkg.trainer.remote.edge_records import agent_images
 from amlpkg.trainer.remote.model_files import download_version_file, require_contributor
 
 if TYPE_CHECKING:
@@ -197,11 +199,20 @@ def _on_server(
         backend.close()
 
 
+def _mirror_agent_images(client: TeamClient, ws: Workspace, target: str) -> None:
+    """For ``--target iotedge``: the server's newest pushed edge agent images, in ``ws``."""
+    from amlpkg.packager.build.agent_image import mirror_agent_images
+
+    if target == "iotedge":
+        mirror_agent_images(ws, agent_images(client))
+
+
 def deploy(
     server: Server, source: str, *, target: str, name: str, options: api.Options | None = None
 ) -> DeploymentRecord:
     """:func:`api.deploy` of a server's model version or package, recorded on the server."""
     with _on_server(server, name, "amlpkg deploy") as (ws, site):
+        _mirror_agent_images(site.client, ws, target)
         _check_reachable(ws, records.serving(ws, name), f"deploy ... --name {name}")
         return api.deploy(source, target=target, name=name, options=options, workspace=ws,
                           site=site)  # fmt: skip
@@ -215,6 +226,7 @@ def plan(
     try:
         with open_workspace(workspace_home(server)) as ws:
             site = ServerSite(backend, ws)
+            _mirror_agent_images(backend.client, ws, target)
             return api.plan(source, target=target, name=name, options=options, workspace=ws,
                             site=site)  # fmt: skip
     finally:
@@ -239,4 +251,5 @@ def rollback(server: Server, name: str) -> DeploymentRecord:
     """:func:`api.rollback` of a deployment recorded on the server, as a new revision there."""
     with _on_server(server, name, f"amlpkg deployments rollback {name}") as (ws, site):
         _check_reachable(ws, records.serving(ws, name), f"deployments rollback {name}")
+        _mirror_agent_images(site.client, ws, records.rollback_source(ws, name).target)
         return api.rollback(name, workspace=ws, site=site)
