@@ -18,8 +18,6 @@ URL = "http://127.0.0.1:9"  # nothing listens there: a refusal must not need the
 
 COMMANDS = {
     "amlpkg build --builder oci": ["build", "iris:1", "--builder", "oci"],
-    "amlpkg build --flavor edge-agent": ["build", "--flavor", "edge-agent"],
-    "amlpkg telemetry serve": ["telemetry", "serve", "--port", "9"],
     "amlpkg serve --model": ["serve", "--model", "iris:1"],
     "amlpkg rollout create": ["rollout", "create", "iris:2", "--fleet", "id=cam-*"],
     "amlpkg rollout status": ["rollout", "status", "r1"],

@@ -13,7 +13,7 @@ from rich.table import Table
 from amlpkg.cli.output import console, print_json, print_table
 from amlpkg.cli.runs import HomeOption, JsonOption, TrackingUriOption, when
 from amlpkg.trainer.remote.fleet import open_fleet
-from amlpkg.trainer.remote.guard import require_embedded
+from amlpkg.trainer.remote.guard import configured_url
 
 telemetry_app = typer.Typer(help="Collect and show telemetry from runtimes and edge devices.")
 
@@ -97,8 +97,18 @@ def serve(
     ] = None,
     home: HomeOption = None,
 ) -> None:
-    """Receive OTLP traces/metrics and device telemetry into the workspace until Ctrl-C."""
-    require_embedded("amlpkg telemetry serve", home)
+    """Receive OTLP traces/metrics and device telemetry into the workspace until Ctrl-C.
+
+    With a team server configured nothing starts here: the server receives telemetry
+    itself, and the command says where to point runtimes and devices.
+    """
+    from amlpkg.trainer.remote.receivers import server_receivers
+
+    url = configured_url(home)
+    if url is not None:
+        for line in server_receivers(url, mqtt_host):
+            console.print(line, markup=False, highlight=False)
+        return
     from amlpkg.collector.server import MqttOptions, running_collector
     from amlpkg.store.workspace import open_workspace
 
