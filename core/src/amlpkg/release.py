@@ -10,9 +10,11 @@ made. Standard library only: the trainer writes it, the runtime and agent read i
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 MODEL_FILE = "model.onnx"
@@ -23,6 +25,7 @@ SIGNED_FILES = (MODEL_FILE, RELEASE_FILE)
 MAX_RELEASE_BYTES = 64 * 1024
 RELEASE_SCHEMA = "https://amlpkg.dev/release/v1"
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+_CHUNK = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,3 +65,14 @@ class Release:
             "provenance_sha256": self.provenance_sha256,
         }
         return json.dumps(doc, sort_keys=True, indent=1).encode() + b"\n"
+
+
+def sha256_file(path: Path) -> tuple[str, int]:
+    """The sha256 hex digest and size of the file at ``path`` (as a release names its model)."""
+    digest = hashlib.sha256()
+    size = 0
+    with path.open("rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size

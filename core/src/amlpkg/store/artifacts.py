@@ -21,21 +21,11 @@ from pathlib import Path
 from typing import BinaryIO, Protocol
 
 from amlpkg.errors import IntegrityError, InvalidArgumentError, NotFoundError
+from amlpkg.release import sha256_file
 
 _CHUNK = 1024 * 1024
 _DIGEST = re.compile(r"^[0-9a-f]{64}$")
 TEMP_PREFIX = ".tmp-"
-
-
-def sha256_file(path: Path) -> tuple[str, int]:
-    """The sha256 hex digest and size of the file at ``path``."""
-    digest = hashlib.sha256()
-    size = 0
-    with path.open("rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-            size += len(chunk)
-    return digest.hexdigest(), size
 
 
 def _fsync_dir(path: Path) -> None:

@@ -10,7 +10,6 @@ layer (:mod:`amlpkg.edge_agent.oci`), which is then fetched the same way.
 from __future__ import annotations
 
 import base64
-import hashlib
 import http.client
 import os
 import shutil
@@ -22,17 +21,9 @@ from pathlib import Path
 from amlpkg.edge_agent.desired import DesiredModel
 from amlpkg.edge_agent.oci import model_blob_url
 from amlpkg.errors import IntegrityError, InvalidArgumentError, UnavailableError
+from amlpkg.release import sha256_file
 
 CHUNK = 1024 * 1024
-
-
-def sha256_file(path: Path) -> str:
-    """Hex SHA-256 of a file."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while block := handle.read(CHUNK):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def verify_signature(sha256_hex: str, signature_b64: str | None, public_key_pem: bytes) -> None:
@@ -107,7 +98,7 @@ def fetch_model(
     staging.mkdir(parents=True, exist_ok=True)
     cache.mkdir(parents=True, exist_ok=True)
     final = cache / f"{desired.sha256}.onnx"
-    if final.is_file() and sha256_file(final) == desired.sha256:
+    if final.is_file() and sha256_file(final)[0] == desired.sha256:
         return final
     part = staging / f"{desired.sha256}.part"
     # An OCI artifact: its model layer is a plain blob, fetched (and resumed) by URL.
@@ -125,7 +116,7 @@ def fetch_model(
             f"download of {url} failed: {exc!r}",
             hint="the partial download is kept and resumes on the next try",
         ) from None
-    actual = sha256_file(part)
+    actual = sha256_file(part)[0]
     if actual != desired.sha256:
         part.unlink(missing_ok=True)
         raise IntegrityError(

@@ -32,6 +32,7 @@ from amlpkg.release import (
     SIGNATURE_FILE,
     SIGNED_FILES,
     Release,
+    sha256_file,
 )
 
 MAX_BUNDLE_BYTES = 1024 * 1024
@@ -133,10 +134,10 @@ class Trust:
             release = Release.parse((folder / RELEASE_FILE).read_bytes())
         except ValueError as exc:
             raise SignatureError(f"{folder.name}: {exc}", hint="sign the model again") from None
-        model_digest = _sha256(folder / MODEL_FILE)
+        model_digest = sha256_file(folder / MODEL_FILE)[0]
         if model_digest != release.model_sha256:  # the file changed after verification
             raise SignatureError(f"{folder.name}: {MODEL_FILE} changed while being verified")
-        return Verified(release, self.signer, _sha256(bundle))
+        return Verified(release, self.signer, sha256_file(bundle)[0])
 
 
 def _fingerprint(pem: bytes, certificate: bool, path: Path) -> str:
@@ -166,14 +167,6 @@ def _fingerprint(pem: bytes, certificate: bool, path: Path) -> str:
 def _short(exc: BaseException) -> str:
     text = str(exc) or type(exc).__name__
     return text if len(text) <= 400 else text[:400] + "…"
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def check_not_older(release: Release, floor: int | None, what: str) -> None:

@@ -19,7 +19,6 @@ hold a signature that verifies against it (the same check as ``amlpkg pull --tru
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import shutil
@@ -32,7 +31,7 @@ from typing import Any
 from amlpkg.errors import IntegrityError, InvalidArgumentError, NotFoundError
 from amlpkg.packager.oci import modelpack
 from amlpkg.packager.oci.registry import Reference, Registry
-from amlpkg.release import MODEL_FILE, RELEASE_FILE, SIGNATURE_FILE
+from amlpkg.release import MODEL_FILE, RELEASE_FILE, SIGNATURE_FILE, sha256_file
 from amlpkg.store.lineage_edges import add_edge
 from amlpkg.store.workspace import Workspace
 from amlpkg.trainer.registry import MODEL_VERSION_KIND, ModelVersion, resolve_model_file
@@ -180,14 +179,6 @@ def _extract_models(blob: Path, dest: Path) -> int:
     return found
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _image(
     registry: Registry, where: Reference, manifest: dict[str, Any], digest: str, root: Path
 ) -> OciModel:
@@ -214,7 +205,7 @@ def _image(
     model = unpacked / name / version / MODEL_FILE
     if not model.is_file():
         raise NotFoundError(f"{pinned}: /models/{name}/{version}/{MODEL_FILE} is missing")
-    sha256 = _sha256(model)
+    sha256 = sha256_file(model)[0]
     labelled = labels.get(f"{LABEL}.sha256")
     if labelled and labelled != sha256:
         raise IntegrityError(

@@ -9,7 +9,6 @@ message.
 
 from __future__ import annotations
 
-import hashlib
 import random
 import time
 from collections.abc import Iterator
@@ -32,6 +31,7 @@ from amlpkg.errors import (
     UnauthenticatedError,
     UnavailableError,
 )
+from amlpkg.release import sha256_file
 from amlpkg.trainer.remote.config import Server
 from amlpkg.trainer.store.runs import RunInfo
 
@@ -98,15 +98,7 @@ def error_from(response: httpx.Response) -> AmlpkgError:
     )
 
 
-def file_sha256(path: Path) -> tuple[str, int]:
-    """``(sha256 hex, size)`` of a file, read in chunks."""
-    digest = hashlib.sha256()
-    size = 0
-    with path.open("rb") as source:
-        for chunk in iter(lambda: source.read(_CHUNK), b""):
-            digest.update(chunk)
-            size += len(chunk)
-    return digest.hexdigest(), size
+file_sha256 = sha256_file  # ``(sha256 hex, size)`` of a file, read in chunks
 
 
 def file_chunks(path: Path) -> Iterator[bytes]:
