@@ -78,3 +78,9 @@ def test_build_edge_agent_oci_records_on_the_server(team: TeamServer, tmp_path: 
     _upload_model(team, tmp_path)
     planned = amlpkg("deploy", "scorer:1", *EDGE, env=team.env("contributor"))
     assert _agent_module(planned.stdout)["settings"]["image"] == pinned
+
+
+def test_a_reader_is_refused_before_the_docker_build(team: TeamServer) -> None:
+    done = amlpkg("build", "--flavor", "edge-agent", env=team.env("reader"), check=False)
+    assert done.returncode != 0 and "reader token may not" in done.stderr
+    assert "Traceback" not in done.stderr
