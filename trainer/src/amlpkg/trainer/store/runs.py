@@ -6,7 +6,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from amlpkg.errors import InvalidArgumentError, NotFoundError
 from amlpkg.store.db import write_tx
@@ -149,16 +149,23 @@ def _require_run(ws: Workspace, run_id: str) -> None:
         raise NotFoundError(f"no run {run_id!r} in {ws.home}", hint="list runs: amlpkg runs list")
 
 
-def log_params(ws: Workspace, run_id: str, params: dict[str, Any]) -> None:
-    """Record parameters; a key logged again keeps its latest value."""
-    rows = [(run_id, check_key("param", k), str(v)) for k, v in params.items()]
+def _set_pairs(
+    ws: Workspace, run_id: str, table: Literal["params", "tags"], kind: str, values: dict[str, Any]
+) -> None:
+    """Upsert ``values`` (keys checked as ``kind`` names, values as text) into ``table``."""
+    rows = [(run_id, check_key(kind, k), str(v)) for k, v in values.items()]
     _require_run(ws, run_id)
     with write_tx(ws.conn) as conn:
         conn.executemany(
-            "INSERT INTO params (run_id, key, value) VALUES (?, ?, ?)"
+            f"INSERT INTO {table} (run_id, key, value) VALUES (?, ?, ?)"
             " ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value",
             rows,
         )
+
+
+def log_params(ws: Workspace, run_id: str, params: dict[str, Any]) -> None:
+    """Record parameters; a key logged again keeps its latest value."""
+    _set_pairs(ws, run_id, "params", "param", params)
 
 
 def log_metrics(ws: Workspace, run_id: str, metrics: dict[str, float], step: int | None) -> None:
@@ -220,14 +227,7 @@ def log_metric_points(
 
 def set_tags(ws: Workspace, run_id: str, tags: dict[str, Any]) -> None:
     """Set tags on a run (overwriting keys that exist)."""
-    rows = [(run_id, check_key("tag", k), str(v)) for k, v in tags.items()]
-    _require_run(ws, run_id)
-    with write_tx(ws.conn) as conn:
-        conn.executemany(
-            "INSERT INTO tags (run_id, key, value) VALUES (?, ?, ?)"
-            " ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value",
-            rows,
-        )
+    _set_pairs(ws, run_id, "tags", "tag", tags)
 
 
 def add_artifact(ws: Workspace, run_id: str, path: str, sha256: str, size: int) -> None:
