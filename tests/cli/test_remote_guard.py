@@ -17,7 +17,6 @@ __all__ = ["_isolated_user"]  # own config folder, no AMLPKG_* from outside
 URL = "http://127.0.0.1:9"  # nothing listens there: a refusal must not need the server
 
 COMMANDS = {
-    "amlpkg build --builder oci": ["build", "iris:1", "--builder", "oci"],
     "amlpkg serve --model": ["serve", "--model", "iris:1"],
     "amlpkg rollout create": ["rollout", "create", "iris:2", "--fleet", "id=cam-*"],
     "amlpkg rollout status": ["rollout", "status", "r1"],

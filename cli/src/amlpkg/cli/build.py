@@ -13,7 +13,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from amlpkg.cli.output import console, error_console, print_json
 from amlpkg.cli.runs import HomeOption, JsonOption, TrackingUriOption
 from amlpkg.trainer.remote.config import tracking_server
-from amlpkg.trainer.remote.guard import require_embedded
 
 RefArgument = Annotated[str, typer.Argument(help="NAME:VERSION, NAME@ALIAS or NAME (latest).")]
 FlavorOption = Annotated[
@@ -99,6 +98,7 @@ def _report(package: dict[str, object], as_json: bool) -> None:
 def _build_oci(
     ref: str,
     home: Path | None,
+    tracking_uri: str | None,
     as_json: bool,
     *,
     tag: str | None,
@@ -116,6 +116,7 @@ def _build_oci(
     """``amlpkg build --builder oci``: parse, then delegate to the library."""
     from amlpkg.packager.build.oci_builder.build import OciOptions, build_oci_image
     from amlpkg.packager.build.options import BuildOptions, Hooks
+    from amlpkg.packager.build.remote import build_on_server
     from amlpkg.store.workspace import open_workspace
 
     chosen = tuple(p.strip() for p in (platforms or "").split(",") if p.strip())
@@ -131,8 +132,14 @@ def _build_oci(
         trust=trust,
     )
     oci = OciOptions(platforms=chosen, base_image=base_image, base_image_arm64=base_image_arm64)
-    with _progress(as_json) as (on_status, on_step), open_workspace(home) as ws:
-        package = build_oci_image(ws, ref, options, oci, Hooks(on_status, on_step))
+    server = tracking_server(home, tracking_uri)
+    with _progress(as_json) as (on_status, on_step):
+        hooks = Hooks(on_status, on_step)
+        if server is not None:
+            package = build_on_server(server, ref, options, hooks, oci)
+        else:
+            with open_workspace(home) as ws:
+                package = build_oci_image(ws, ref, options, oci, hooks)
     _report(package.to_dict(), as_json)
 
 
@@ -277,8 +284,7 @@ def register(app: typer.Typer) -> None:
                     hint="amlpkg build NAME:VERSION --builder oci --tag REGISTRY/NAME:TAG"
                     " [--platform linux/amd64,linux/arm64] [--base-image REF]",
                 )
-            require_embedded("amlpkg build --builder oci", home, tracking_uri)
-            _build_oci(ref, home, as_json, tag=tag, flavor=flavor, platforms=platform,
+            _build_oci(ref, home, tracking_uri, as_json, tag=tag, flavor=flavor, platforms=platform,
                        base_image=base_image, base_image_arm64=base_image_arm64,
                        python_version=python_version, max_batch_size=max_batch_size,
                        original=original, wheel=wheel, require_signature=require_signature,

@@ -92,14 +92,20 @@ class ServerSite:
 
 
 def build_on_server(
-    server: Server, ref: str, options: BuildOptions, hooks: Hooks | None = None
+    server: Server,
+    ref: str,
+    options: BuildOptions,
+    hooks: Hooks | None = None,
+    oci: OciOptions | None = None,
 ) -> Package:
     """Build ``ref`` of the team server here (image, dir, tar or triton); record it there.
 
+    With ``oci`` the image is written and pushed daemonless (``--builder oci``).
     The build's caches (wheels, contexts) live in a workspace in the user's cache
     folder, which holds no model or package rows.
     """
     from amlpkg.packager.build.api import build_image
+    from amlpkg.packager.build.oci_builder.build import build_oci_image
     from amlpkg.packager.build.package_dir import make_package
 
     backend = RemoteBackend(server)
@@ -110,6 +116,8 @@ def build_on_server(
             tempfile.TemporaryDirectory(prefix="amlpkg-remote-build-") as scratch,
         ):
             site = ServerSite(backend, Path(scratch), ws)
+            if oci is not None:
+                return build_oci_image(ws, ref, options, oci, hooks, site=site)
             if options.format == "image":
                 return build_image(ws, ref, options, hooks, site=site)
             return make_package(ws, ref, options, hooks, site=site)

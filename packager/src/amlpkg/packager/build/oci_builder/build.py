@@ -46,7 +46,8 @@ from amlpkg.packager.build.oci_builder.site import build_venv
 from amlpkg.packager.build.options import BuildOptions, Hooks, host_platform_name
 from amlpkg.packager.build.recipe import APP, MODELS, VENV, ModelFacts, image_labels, model_config
 from amlpkg.packager.build.records import Package
-from amlpkg.packager.build.source import ModelSource, resolve
+from amlpkg.packager.build.sites import BuildSite, WorkspaceSite
+from amlpkg.packager.build.source import ModelSource
 from amlpkg.packager.build.wheelhouse import (
     amlpkg_wheel,
     extract_runtime,
@@ -181,9 +182,16 @@ def build_oci_image(
     options: BuildOptions,
     oci: OciOptions | None = None,
     hooks: Hooks | None = None,
+    *,
+    site: BuildSite | None = None,
 ) -> Package:
-    """Build and push the image (or index) of ``ref`` without a Docker engine; record it."""
+    """Build and push the image (or index) of ``ref`` without a Docker engine; record it.
+
+    ``site`` is where the model comes from and the package is recorded (default: ``ws``,
+    else a team server's :class:`~amlpkg.packager.build.remote.ServerSite`).
+    """
     hooks, oci = hooks or Hooks(), oci or OciOptions()
+    site = site or WorkspaceSite(ws)
     if options.tag is None:
         raise InvalidArgumentError(
             "--builder oci pushes as it builds: it needs --tag REGISTRY/NAME:TAG",
@@ -211,7 +219,7 @@ def build_oci_image(
     assert opts.glibc is not None
     epoch = source_date_epoch(oci.source_date_epoch)
     started = time.monotonic()
-    src = resolve(ws, ref, opts.flavor, use_variant=opts.use_variant)
+    src = site.resolve(ref, opts.flavor, use_variant=opts.use_variant)
     if opts.require_signature and find_signature(ws, src.version.ref, src.variant_id) is None:
         api.refuse_unsigned(src)
     labels = _labels(src, opts, oci, epoch)
@@ -251,7 +259,7 @@ def build_oci_image(
                 digest = registry.push_manifest(index, tag=target.tag)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    return _record(ws, src, opts=opts, pushed=target.pinned(digest), images=images,
+    return _record(site, src, opts=opts, pushed=target.pinned(digest), images=images,
                    labels=labels, started=started)  # fmt: skip
 
 
@@ -367,7 +375,7 @@ def attach_documents(
 
 
 def _record(
-    ws: Workspace,
+    site: BuildSite,
     src: ModelSource,
     *,
     opts: BuildOptions,
@@ -400,4 +408,4 @@ def _record(
         build_seconds=round(time.monotonic() - started, 3),
     )
     made = ((api.IMAGE_KIND, pushed.by_digest()), api.PUSHED_AS)
-    return records.record_package(ws, package, made)
+    return site.record(package, made)
