@@ -11,6 +11,10 @@ module (``python -m amlpkg.runtime``, as the IoT Edge manifest deploys it) that 
 agent pushes verified models to (with ``AMLPKG_EDGE_SCORING_TOKEN`` as its auth
 token, if it has one); without it the agent serves them in-process on
 ``--host``/``--http-port``/``--grpc-port``.
+
+Telemetry into a team server (standalone): the receiver wants a contributor token,
+read from ``--telemetry-token-file`` or ``AMLPKG_TELEMETRY_TOKEN`` (never from the
+command line, for the same reason) and sent as ``Authorization: Bearer``.
 """
 
 from __future__ import annotations
@@ -65,6 +69,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="poll this desired-state JSON file or URL instead of IoT Hub",
     )
     add("--telemetry-url", help="standalone: collector base URL (POST /v1/devices)")
+    add(
+        "--telemetry-token-file",
+        type=Path,
+        help="standalone: file holding the collector's token, e.g. a team server's contributor"
+        " token (default $AMLPKG_TELEMETRY_TOKEN; sent as Authorization: Bearer)",
+    )
     add("--poll-interval", type=float, default=10.0, help="standalone poll seconds")
     add("--ca-file", type=Path, help="CA certificate of the hub/gateway (outside IoT Edge)")
     add("--public-key", type=Path, help="Ed25519 public key (PEM): require signed models")
@@ -108,6 +118,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def telemetry_token(token_file: Path | None) -> str | None:
+    """The collector's token: the file's content, else ``$AMLPKG_TELEMETRY_TOKEN``, else none."""
+    if token_file is None:
+        return os.environ.get("AMLPKG_TELEMETRY_TOKEN", "").strip() or None
+    try:
+        token = token_file.read_text().strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidArgumentError(
+            f"cannot read --telemetry-token-file {token_file.name}: {exc.__class__.__name__}",
+            hint="the file must hold the token as text, readable by the agent",
+        ) from None
+    if not token:
+        raise InvalidArgumentError(
+            f"--telemetry-token-file {token_file.name} is empty",
+            hint="write the token (e.g. a contributor token of the team server) into it",
+        )
+    return token
+
+
 def _link(args: argparse.Namespace) -> Link:
     if args.standalone:
         from amlpkg.edge_agent.standalone import StandaloneLink
@@ -116,6 +145,7 @@ def _link(args: argparse.Namespace) -> Link:
             args.standalone,
             args.state_dir,
             telemetry_url=args.telemetry_url,
+            telemetry_token=telemetry_token(args.telemetry_token_file),
             poll_interval_s=args.poll_interval,
         )
     from amlpkg.edge_agent.hub import HubLink

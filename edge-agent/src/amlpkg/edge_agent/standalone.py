@@ -2,7 +2,9 @@
 
 Reported state goes to ``<state_dir>/reported.json``; telemetry is POSTed as JSON to
 the collector's ``/v1/devices`` endpoint when ``telemetry_url`` is set (otherwise it
-stays in the bounded outbox, whose drops are counted and reported).
+stays in the bounded outbox, whose drops are counted and reported). A team server's
+receiver wants a contributor token: ``telemetry_token`` is sent as
+``Authorization: Bearer``; a 401/403 keeps the telemetry queued and says why.
 """
 
 from __future__ import annotations
@@ -51,11 +53,16 @@ class StandaloneLink:
         state_dir: Path,
         *,
         telemetry_url: str | None = None,
+        telemetry_token: str | None = None,
         poll_interval_s: float = 10.0,
     ) -> None:
         self.source = source
         self.state_dir = state_dir
         self.telemetry_url = telemetry_url.rstrip("/") if telemetry_url else None
+        self._headers = {"Content-Type": "application/json"}
+        if telemetry_token:
+            self._headers["Authorization"] = f"Bearer {telemetry_token}"
+        self._refused = False  # the last POST was refused for its token: said once
         self.poll_interval_s = poll_interval_s
         self._last: bytes | None = None
         self._poller: asyncio.Task[None] | None = None
@@ -105,7 +112,7 @@ class StandaloneLink:
         request = urllib.request.Request(
             f"{self.telemetry_url}/v1/devices",
             message.body,
-            {"Content-Type": "application/json"},
+            self._headers,
             method="POST",
         )
 
@@ -116,6 +123,8 @@ class StandaloneLink:
         try:
             await asyncio.to_thread(post)
         except urllib.error.HTTPError as exc:
+            if exc.code in (401, 403):
+                raise self._unauthorized(exc.code) from None
             if 400 <= exc.code < 500 and exc.code not in (408, 429):
                 # The collector refuses this message for good: retrying would block the queue.
                 log.error("collector rejected telemetry %s: HTTP %d", message.message_id, exc.code)
@@ -125,6 +134,28 @@ class StandaloneLink:
             raise UnavailableError(
                 f"telemetry POST to {self.telemetry_url} failed: {exc}"
             ) from None
+        if self._refused:
+            log.warning("telemetry accepted by %s again", self.telemetry_url)
+            self._refused = False
+
+    def _unauthorized(self, code: int) -> UnavailableError:
+        """A refused token keeps the telemetry queued: fixing the token delivers it."""
+        if "Authorization" not in self._headers:
+            why = "needs a token"
+            hint = (
+                "give a contributor token: --telemetry-token-file FILE or $AMLPKG_TELEMETRY_TOKEN"
+            )
+        elif code == 401:
+            why = "refused the token (unknown, expired or revoked)"
+            hint = "create a new contributor token and restart the agent with it"
+        else:
+            why = "refused the token's role"
+            hint = "sending telemetry needs a contributor (or admin) token, not a reader's"
+        message = f"the collector at {self.telemetry_url} {why} (HTTP {code})"
+        if not self._refused:  # once per outage, not once per retry
+            log.error("%s; telemetry stays in the outbox. hint: %s", message, hint)
+            self._refused = True
+        return UnavailableError(f"{message}; telemetry stays in the outbox", hint=hint)
 
     async def close(self) -> None:
         """Stop polling."""
