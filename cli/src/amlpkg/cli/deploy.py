@@ -178,6 +178,20 @@ def register(app: typer.Typer) -> None:
                 " (local, docker and kubernetes targets)."
             ),
         ] = None,
+        telemetry_token_file: Annotated[
+            str | None,
+            _opt(
+                "File holding --telemetry's token (a team server's contributor token), given to"
+                " the runtime as OTEL_EXPORTER_OTLP_HEADERS, never recorded (local, docker)."
+            ),
+        ] = None,
+        telemetry_token_secret: Annotated[
+            str | None,
+            _opt(
+                "NAME/KEY of a Secret holding --telemetry's token; the pods read it by"
+                " secretKeyRef (kubernetes)."
+            ),
+        ] = None,
         home: HomeOption = None,
         tracking_uri: TrackingUriOption = None,
         as_json: JsonOption = False,

@@ -21,6 +21,7 @@ from typing import Any
 
 import yaml
 
+from amlpkg.errors import InvalidArgumentError
 from amlpkg.packager.build.recipe import (
     GRPC_PORT,
     HTTP_PORT,
@@ -28,6 +29,7 @@ from amlpkg.packager.build.recipe import (
     USER_ID,
     server_command,
 )
+from amlpkg.packager.deploy.otel import secret_token_env
 
 GPU_FLAVORS = ("cuda", "tensorrt")
 APP = "amlpkg-scoring"
@@ -69,6 +71,8 @@ class K8sOptions:
     edge agent's image: it carries the daemonless OCI client)."""
     env: dict[str, str] = field(default_factory=dict)
     """More environment of the scoring container (its OTLP telemetry settings)."""
+    token_secret: str | None = None
+    """``NAME/KEY`` of the Secret whose token the OTLP exporters send (with ``env``)."""
 
 
 MODEL_MOUNT = "/mnt/models"  # where KServe mounts a modelcar; ours too, for one layout
@@ -166,8 +170,15 @@ def container(opts: K8sOptions) -> dict[str, Any]:
         else:
             mount = {"name": "model", "mountPath": MODEL_MOUNT, "readOnly": True}
             scoring["volumeMounts"].append(mount)
+    if opts.token_secret is not None and not opts.env:
+        raise InvalidArgumentError(
+            "--telemetry-token-secret is the token of --telemetry's endpoint",
+            hint="add --telemetry URL, or leave the secret out",
+        )
     if opts.env:
-        extra = [{"name": k, "value": v} for k, v in sorted(opts.env.items())]
+        extra: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in sorted(opts.env.items())]
+        if opts.token_secret is not None:
+            extra += secret_token_env(opts.token_secret)
         scoring["env"] = [*scoring.get("env", []), *extra]
     return scoring
 

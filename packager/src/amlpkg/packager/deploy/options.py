@@ -44,7 +44,7 @@ class DeployOptions(BaseModel):
         return {key: data[key] for key in sorted(data) if key not in _SECRETS}
 
 
-_SECRETS = frozenset({"iothub_connection_string"})
+_SECRETS = frozenset({"iothub_connection_string", "telemetry_token_file"})
 
 
 class FrontOptions(DeployOptions):
@@ -58,6 +58,9 @@ class FrontOptions(DeployOptions):
     """Seconds the replaced revision may finish what it got."""
     telemetry_endpoint: str | None = None
     """OTLP/HTTP endpoint the runtime exports its traces to."""
+    telemetry_token_file: str | None = None
+    """File holding the endpoint's token (a team server's contributor token): read at deploy
+    time into the runtime's ``OTEL_EXPORTER_OTLP_HEADERS``, never recorded."""
 
 
 class LocalOptions(FrontOptions):
@@ -109,6 +112,9 @@ class KubernetesOptions(DeployOptions):
     telemetry_endpoint: str | None = None
     """OTLP/HTTP endpoint (reachable from the pods) the runtime exports its traces and
     output summaries to, tagged with the revision's deployment id: what a canary gate reads."""
+    telemetry_token_secret: str | None = None
+    """``NAME/KEY`` of a Secret holding the endpoint's token: the pods read it with
+    ``valueFrom.secretKeyRef`` into ``OTEL_EXPORTER_OTLP_HEADERS``; no token in the manifest."""
 
 
 class IotEdgeOptions(DeployOptions):

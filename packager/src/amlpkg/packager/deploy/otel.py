@@ -2,8 +2,21 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
 
-def telemetry_env(endpoint: str | None, deployment_id: str) -> dict[str, str]:
+from amlpkg.errors import InvalidArgumentError
+
+HEADERS = "OTEL_EXPORTER_OTLP_HEADERS"
+TOKEN_VAR = "AMLPKG_TELEMETRY_TOKEN"
+_SECRET = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?/[-._a-zA-Z0-9]+$")
+
+
+def telemetry_env(
+    endpoint: str | None, deployment_id: str, *, token_file: str | Path | None = None
+) -> dict[str, str]:
     """Environment for a runtime process or container of ``deployment_id``.
 
     The standard ``OTEL_*`` variables: the runtime exports its traces by OTLP/HTTP to
@@ -12,14 +25,65 @@ def telemetry_env(endpoint: str | None, deployment_id: str) -> dict[str, str]:
     to the deployment record (and so to the model version). The runtime also counts
     its output summaries and exports them as OTLP metrics every few seconds, so a
     canary gate can check ``drift`` between any two revisions that report telemetry.
-    No endpoint, no change.
+    ``token_file`` (a team server's contributor token) becomes the standard
+    ``OTEL_EXPORTER_OTLP_HEADERS=Authorization=Bearer%20TOKEN`` of this environment
+    only: it is read here, never recorded. No endpoint, no change.
     """
     if not endpoint:
+        if token_file is not None:
+            raise InvalidArgumentError(
+                "--telemetry-token-file is the token of --telemetry's endpoint",
+                hint="add --telemetry URL, or leave the token file out",
+            )
         return {}
-    return {
+    env = {
         "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint.rstrip("/"),
         "OTEL_RESOURCE_ATTRIBUTES": f"amlpkg.deployment={deployment_id}",
         "OTEL_BSP_SCHEDULE_DELAY": "1000",  # ms: telemetry shows up within seconds
         "OTEL_METRIC_EXPORT_INTERVAL": "5000",  # ms: the output summaries' deltas
         "AMLPKG_SERVER_OUTPUT_SUMMARIES": "true",
     }
+    if token_file is not None:
+        env[HEADERS] = bearer_header(read_token_file(Path(token_file)))
+    return env
+
+
+def bearer_header(token: str) -> str:
+    """``OTEL_EXPORTER_OTLP_HEADERS`` carrying ``token``: the SDK URL-decodes the value."""
+    return f"Authorization=Bearer%20{quote(token, safe='')}"
+
+
+def read_token_file(path: Path) -> str:
+    """The token in ``path`` (surrounding white space removed)."""
+    try:
+        token = path.read_text().strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidArgumentError(
+            f"cannot read the telemetry token file {path.name}: {exc.__class__.__name__}",
+            hint="--telemetry-token-file names a readable text file holding the token",
+        ) from None
+    if not token:
+        raise InvalidArgumentError(
+            f"the telemetry token file {path.name} is empty",
+            hint="write the token (e.g. a contributor token of the team server) into it",
+        )
+    return token
+
+
+def secret_token_env(secret: str) -> list[dict[str, Any]]:
+    """Kubernetes ``env`` entries taking the token from Secret ``NAME/KEY`` (no clear text).
+
+    The token variable comes first: Kubernetes expands ``$(VAR)`` only from earlier entries.
+    """
+    if not _SECRET.match(secret):
+        raise InvalidArgumentError(
+            f"--telemetry-token-secret {secret!r} is not NAME/KEY",
+            hint="e.g. --telemetry-token-secret amlpkg-telemetry/token"
+            " (kubectl create secret generic amlpkg-telemetry --from-file=token=FILE)",
+        )
+    name, key = secret.split("/", 1)
+    ref = {"secretKeyRef": {"name": name, "key": key}}
+    return [
+        {"name": TOKEN_VAR, "valueFrom": ref},
+        {"name": HEADERS, "value": f"Authorization=Bearer%20$({TOKEN_VAR})"},
+    ]

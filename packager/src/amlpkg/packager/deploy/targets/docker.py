@@ -108,7 +108,9 @@ def run_options(
         },
         "read_only": True,
         "tmpfs": {"/tmp": "rw,size=64m"},
-        "environment": telemetry_env(opts.telemetry_endpoint, deployment_id),
+        "environment": telemetry_env(
+            opts.telemetry_endpoint, deployment_id, token_file=opts.telemetry_token_file
+        ),
     }
     if opts.cpus is not None:
         options["nano_cpus"] = int(opts.cpus * _SECOND)

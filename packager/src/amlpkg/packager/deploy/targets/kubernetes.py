@@ -126,6 +126,7 @@ def options_of(
         canary_percent=opts.canary_percent if canary else None,
         stable_replicas=opts.replicas,
         env=telemetry_env(opts.telemetry_endpoint, deployment_id or request.name),
+        token_secret=opts.telemetry_token_secret,
         **_oci_fields(request, image, fetcher),
     )
 

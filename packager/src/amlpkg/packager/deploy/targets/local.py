@@ -87,7 +87,7 @@ class LocalTarget(Lifecycle):
         info = sv.ensure_supervisor(folder, **front_ports(opts, rev.previous))
         log = folder / f"r{rev.record.revision}.log"
         ports = {"http_port": _free_port(), "grpc_port": _free_port()}
-        env = telemetry_env(opts.telemetry_endpoint, key)
+        env = telemetry_env(opts.telemetry_endpoint, key, token_file=opts.telemetry_token_file)
         rev.live.update(folder=folder, info=info, model_name=model_name, signature=signature)
         sv.call(folder, "start", key=key, repository=str(repo), log=str(log), env=env, **ports)
         rev.live["started"] = True
