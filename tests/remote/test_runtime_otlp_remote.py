@@ -89,7 +89,7 @@ def test_a_token_file_is_read_at_deploy_time_and_never_recorded(tmp_path: Path) 
     options = DockerOptions(telemetry_endpoint="http://team:8080", telemetry_token_file="t")
     assert options.recorded() == {"telemetry_endpoint": "http://team:8080"}
     token_file.write_text(" \n")
-    with pytest.raises(InvalidArgumentError, match="token file token is empty"):
+    with pytest.raises(InvalidArgumentError, match="--telemetry-token-file token is empty"):
         telemetry_env("http://team:8080", DEPLOYMENT, token_file=token_file)
     with pytest.raises(InvalidArgumentError, match="--telemetry URL"):
         telemetry_env(None, DEPLOYMENT, token_file=token_file)

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from amlpkg.errors import AmlpkgError, InvalidArgumentError
+from amlpkg.token_file import read_token_file
 
 if TYPE_CHECKING:
     from amlpkg.edge_agent.link import Link
@@ -122,19 +123,7 @@ def telemetry_token(token_file: Path | None) -> str | None:
     """The collector's token: the file's content, else ``$AMLPKG_TELEMETRY_TOKEN``, else none."""
     if token_file is None:
         return os.environ.get("AMLPKG_TELEMETRY_TOKEN", "").strip() or None
-    try:
-        token = token_file.read_text().strip()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InvalidArgumentError(
-            f"cannot read --telemetry-token-file {token_file.name}: {exc.__class__.__name__}",
-            hint="the file must hold the token as text, readable by the agent",
-        ) from None
-    if not token:
-        raise InvalidArgumentError(
-            f"--telemetry-token-file {token_file.name} is empty",
-            hint="write the token (e.g. a contributor token of the team server) into it",
-        )
-    return token
+    return read_token_file(token_file, "--telemetry-token-file")
 
 
 def _link(args: argparse.Namespace) -> Link:

@@ -8,6 +8,7 @@ from typing import Any
 from urllib.parse import quote
 
 from amlpkg.errors import InvalidArgumentError
+from amlpkg.token_file import read_token_file
 
 HEADERS = "OTEL_EXPORTER_OTLP_HEADERS"
 TOKEN_VAR = "AMLPKG_TELEMETRY_TOKEN"
@@ -44,30 +45,14 @@ def telemetry_env(
         "AMLPKG_SERVER_OUTPUT_SUMMARIES": "true",
     }
     if token_file is not None:
-        env[HEADERS] = bearer_header(read_token_file(Path(token_file)))
+        token = read_token_file(Path(token_file), "--telemetry-token-file")
+        env[HEADERS] = bearer_header(token)
     return env
 
 
 def bearer_header(token: str) -> str:
     """``OTEL_EXPORTER_OTLP_HEADERS`` carrying ``token``: the SDK URL-decodes the value."""
     return f"Authorization=Bearer%20{quote(token, safe='')}"
-
-
-def read_token_file(path: Path) -> str:
-    """The token in ``path`` (surrounding white space removed)."""
-    try:
-        token = path.read_text().strip()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InvalidArgumentError(
-            f"cannot read the telemetry token file {path.name}: {exc.__class__.__name__}",
-            hint="--telemetry-token-file names a readable text file holding the token",
-        ) from None
-    if not token:
-        raise InvalidArgumentError(
-            f"the telemetry token file {path.name} is empty",
-            hint="write the token (e.g. a contributor token of the team server) into it",
-        )
-    return token
 
 
 def secret_token_env(secret: str) -> list[dict[str, Any]]:
