@@ -107,11 +107,15 @@ def _task(plan: ScorePlan, model: Any, columns: list[str], staging: str, batch_r
         from pyspark import TaskContext
 
         index, piece = item
-        session = session_for(digest, lambda: model.value, threads=task_cores())
+        cores = task_cores()
+        session = session_for(digest, lambda: model.value, threads=cores)
         reader = pq.ParquetFile(piece.path)
+        # pyarrow's thread pool only for a task of several cores: on one it takes the other
+        # tasks' cores (and its hand-offs cost more than they save on 1-core tasks).
         batches: Iterator[pa.RecordBatch] = reader.iter_batches(
-            batch_size=batch_rows, row_groups=list(piece.row_groups), columns=columns
-        )
+            batch_size=batch_rows, row_groups=list(piece.row_groups), columns=columns,
+            use_threads=cores > 1,
+        )  # fmt: skip
         context = TaskContext.get()
         attempt = context.attemptNumber() if context is not None else 0
         part = f"{staging}/part-{index:05d}.parquet"
