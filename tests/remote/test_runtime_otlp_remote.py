@@ -81,13 +81,20 @@ def test_runtime_exports_traces_and_summaries_into_the_server(
     assert outputs >= 1  # the output summaries arrived too
 
 
-def test_a_token_file_is_read_at_deploy_time_and_never_recorded(tmp_path: Path) -> None:
+def test_a_token_file_is_read_at_deploy_time_and_only_its_path_recorded(tmp_path: Path) -> None:
     token_file = tmp_path / "token"
     token_file.write_text("amlpkg_a+b/c\n")
     env = telemetry_env("http://team:8080/", DEPLOYMENT, token_file=token_file)
     assert env["OTEL_EXPORTER_OTLP_HEADERS"] == "Authorization=Bearer%20amlpkg_a%2Bb%2Fc"
-    options = DockerOptions(telemetry_endpoint="http://team:8080", telemetry_token_file="t")
-    assert options.recorded() == {"telemetry_endpoint": "http://team:8080"}
+    # The path is kept, so a rollback (which redeploys from the record) reads it again.
+    options = DockerOptions(
+        telemetry_endpoint="http://team:8080", telemetry_token_file=str(token_file)
+    )
+    assert options.recorded() == {
+        "telemetry_endpoint": "http://team:8080",
+        "telemetry_token_file": str(token_file),
+    }
+    assert "amlpkg_a+b/c" not in str(options.recorded())
     token_file.write_text(" \n")
     with pytest.raises(InvalidArgumentError, match="--telemetry-token-file token is empty"):
         telemetry_env("http://team:8080", DEPLOYMENT, token_file=token_file)

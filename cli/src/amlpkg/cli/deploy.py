@@ -182,7 +182,8 @@ def register(app: typer.Typer) -> None:
             str | None,
             _opt(
                 "File holding --telemetry's token (a team server's contributor token), given to"
-                " the runtime as OTEL_EXPORTER_OTLP_HEADERS, never recorded (local, docker)."
+                " the runtime as OTEL_EXPORTER_OTLP_HEADERS; the path is recorded (a rollback"
+                " reads it again), the token never (local, docker)."
             ),
         ] = None,
         telemetry_token_secret: Annotated[

@@ -44,7 +44,7 @@ class DeployOptions(BaseModel):
         return {key: data[key] for key in sorted(data) if key not in _SECRETS}
 
 
-_SECRETS = frozenset({"iothub_connection_string", "telemetry_token_file"})
+_SECRETS = frozenset({"iothub_connection_string"})
 
 
 class FrontOptions(DeployOptions):
@@ -60,7 +60,8 @@ class FrontOptions(DeployOptions):
     """OTLP/HTTP endpoint the runtime exports its traces to."""
     telemetry_token_file: str | None = None
     """File holding the endpoint's token (a team server's contributor token): read at deploy
-    time into the runtime's ``OTEL_EXPORTER_OTLP_HEADERS``, never recorded."""
+    time into the runtime's ``OTEL_EXPORTER_OTLP_HEADERS``. The path is recorded, so a
+    rollback reads the file again; the token never is."""
 
 
 class LocalOptions(FrontOptions):
