@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TypedDict, Unpack
 
 from amlpkg.packager.optimize.judge import Limits
 from amlpkg.packager.optimize.measure import DEFAULT_BATCH_SIZES
@@ -36,6 +36,20 @@ class OptimizeOptions:
     budget_s: float = 0.25
     """Time spent measuring each batch size of each variant."""
 
-    def with_fields(self, **fields: Any) -> OptimizeOptions:
+    def with_fields(self, **fields: Unpack[OptimizeFields]) -> OptimizeOptions:
         """These options with ``fields`` (names of this class's fields) replaced."""
         return replace(self, **fields) if fields else self
+
+
+class OptimizeFields(TypedDict, total=False):
+    """:class:`OptimizeOptions`' fields as keywords (``optimize(ref, target="cuda")``),
+    so a type checker checks each name and type."""
+
+    target: str
+    precision: str | None
+    auto: bool
+    validation: Path | None
+    calibration: Path | None
+    limits: Limits | None
+    batch_sizes: tuple[int, ...]
+    budget_s: float

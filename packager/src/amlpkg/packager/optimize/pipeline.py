@@ -12,12 +12,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
 from amlpkg.errors import InvalidArgumentError
 from amlpkg.packager.optimize import data, measure
 from amlpkg.packager.optimize.judge import Limits, choose, decide
-from amlpkg.packager.optimize.options import OptimizeOptions
+from amlpkg.packager.optimize.options import OptimizeFields, OptimizeOptions
 from amlpkg.packager.optimize.recipe import GRAPH, ORT_PROVIDERS, VariantSpec, plan
 from amlpkg.packager.optimize.report import OptimizeReport
 from amlpkg.packager.optimize.signing import sign_variants
@@ -108,7 +108,7 @@ def optimize(
     workspace: Workspace | None = None,
     on_step: Callable[[str], None] | None = None,
     sign_key: Path | None = None,
-    **fields: Any,
+    **fields: Unpack[OptimizeFields],
 ) -> OptimizeReport:
     """Make the ``target`` variants of the version ``ref``, measure, check and register them.
 
