@@ -23,8 +23,9 @@ def server_receivers(url: str, mqtt_host: str | None = None) -> list[str]:
         raise FailedPreconditionError(
             f"the team server ({url}) receives device telemetry over HTTP ({url}/v1/devices);"
             " it bridges no MQTT broker",
-            hint="send device telemetry to that URL with a contributor token, or bridge the"
-            " broker into a local workspace: amlpkg telemetry serve --home DIR --mqtt-host ...",
+            hint="send device telemetry to that URL with a contributor token, or run the bridge"
+            " beside the server on the team's store: AMLPKG_STORE=<the server's store URL>"
+            " AMLPKG_ARTIFACTS=<its artifacts URL> amlpkg telemetry serve --mqtt-host ...",
         )
     return [
         f"the team server {url} receives telemetry itself; nothing to start here",
