@@ -8,11 +8,13 @@ queued messages, which ``amlpkg telemetry show`` then reads from the server.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 import signal
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -124,3 +126,17 @@ def test_an_empty_token_file_is_refused_with_a_hint(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert "--telemetry-token-file token is empty" in done.stderr
     assert str(tmp_path) not in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_refused_post_leaves_no_socket_open(team: TeamServer, tmp_path: Path) -> None:
+    """The refusal (HTTPError) holds the answer's socket: the agent closes it, or each
+    retry of a long outage would leak one until the garbage collector ran."""
+    link = StandaloneLink("unused", tmp_path, telemetry_url=team.url)  # no token: 401
+    message = OutboxMessage(1, "x1", 1.0, b"{}")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        for _ in range(3):
+            with pytest.raises(UnavailableError, match="needs a token"):
+                asyncio.run(link.send(message))
+        gc.collect()
+    assert [w for w in caught if issubclass(w.category, ResourceWarning)] == []

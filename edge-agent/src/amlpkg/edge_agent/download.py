@@ -56,6 +56,7 @@ def _resume_http(url: str, part: Path) -> None:
     try:
         response = urllib.request.urlopen(request, timeout=60)
     except urllib.error.HTTPError as exc:
+        exc.close()  # it holds the answer's socket
         if exc.code == 416 and have:  # already complete
             return
         raise UnavailableError(f"download of {url} failed: HTTP {exc.code}") from None

@@ -81,6 +81,7 @@ def _manifest(ref: OciReference) -> dict[str, Any]:
         with urllib.request.urlopen(request, timeout=30) as response:
             body = response.read(MAX_MANIFEST_BYTES + 1)
     except urllib.error.HTTPError as exc:
+        exc.close()  # it holds the answer's socket
         if exc.code == 404:
             raise NotFoundError(
                 f"no manifest {target} in {ref.host}/{ref.repo}",

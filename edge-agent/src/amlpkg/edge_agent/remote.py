@@ -74,7 +74,8 @@ class RemoteBackend:
             with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
                 return int(response.status), bytes(response.read())
         except urllib.error.HTTPError as exc:
-            return int(exc.code), bytes(exc.read())
+            with exc:  # it holds the answer's socket
+                return int(exc.code), bytes(exc.read())
         except (OSError, ValueError) as exc:
             raise UnavailableError(
                 f"scoring module {self.base_url} is not reachable: {exc}",

@@ -123,6 +123,7 @@ class StandaloneLink:
         try:
             await asyncio.to_thread(post)
         except urllib.error.HTTPError as exc:
+            exc.close()  # it holds the answer's socket
             if exc.code in (401, 403):
                 raise self._unauthorized(exc.code) from None
             if 400 <= exc.code < 500 and exc.code not in (408, 429):
