@@ -44,12 +44,13 @@ from amlpkg.packager.build.oci_builder.build import (
     base_for,
     chosen_platforms,
     platform_venv,
+    push_index,
     push_platform_image,
     source_date_epoch,
 )
 from amlpkg.packager.build.oci_builder.config import Process
 from amlpkg.packager.build.oci_builder.layers import Layer, write_layer
-from amlpkg.packager.build.oci_builder.push import copy_base_layers, index_document
+from amlpkg.packager.build.oci_builder.push import copy_base_layers
 from amlpkg.packager.build.oci_builder.registry_io import ImageRef, OciRegistry
 from amlpkg.packager.build.options import BuildOptions, Hooks
 from amlpkg.packager.build.recipe import APP, USER_ID
@@ -144,10 +145,7 @@ def build_oci_agent_image(
                     wheel_dirs=[wheelhouse, wheels], labels=labels, epoch=epoch)  # fmt: skip
                 shutil.rmtree(venv.parent, ignore_errors=True)
             step("pushing the index" if len(platforms) > 1 else "recording the build")
-            digest = images[0].digest
-            if len(platforms) > 1:
-                index = index_document([(i.platform, i.manifest) for i in images])
-                digest = registry.push_manifest(index, tag=target.tag)
+            digest = push_index(registry, target, images)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     pinned = target.pinned(digest).by_digest()

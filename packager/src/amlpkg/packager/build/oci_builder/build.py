@@ -253,10 +253,7 @@ def build_oci_image(
                     labels=labels, epoch=epoch)  # fmt: skip
                 shutil.rmtree(venv.parent, ignore_errors=True)
             step("pushing the index" if len(platforms) > 1 else "recording the build")
-            digest = images[0].digest
-            if len(platforms) > 1:
-                index = index_document([(i.platform, i.manifest) for i in images])
-                digest = registry.push_manifest(index, tag=target.tag)
+            digest = push_index(registry, target, images)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return _record(site, src, opts=opts, pushed=target.pinned(digest), images=images,
@@ -298,6 +295,15 @@ def platform_venv(
     layer = write_layer({VENV: venv}, venv.parent / "venv.tar.gz", epoch)
     registry.push_blob_file(layer.path, layer.digest, layer.size)
     return venv, wheelhouse, layer
+
+
+def push_index(registry: OciRegistry, target: ImageRef, images: list[PlatformImage]) -> str:
+    """The digest to pin: the one image's (already tagged as ``target``), or that of an
+    index of them all, pushed under ``target``'s tag."""
+    if len(images) == 1:
+        return images[0].digest
+    index = index_document([(i.platform, i.manifest) for i in images])
+    return registry.push_manifest(index, tag=target.tag)
 
 
 def push_platform_image(
