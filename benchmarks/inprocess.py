@@ -32,6 +32,13 @@ class InProcessResult:
     p50_ms: float
     calls: int
     threads: int = 0  # intra_op_num_threads (0: ORT's default)
+    cpu_s: float = 0.0  # this process's CPU seconds (user + sys) over the measured loop
+
+    @property
+    def cpu_us_per_sample(self) -> float | None:
+        """ONNX Runtime's CPU cost of one sample at this point (spinning included)."""
+        samples = self.calls * self.batch
+        return self.cpu_s / samples * 1e6 if samples and self.cpu_s > 0 else None
 
 
 def usable_cpus() -> int:
@@ -68,6 +75,7 @@ def measure(
     for _ in range(5):
         session.run(None, feed)
     latencies: list[float] = []
+    cpu0 = time.process_time()
     start = time.perf_counter()
     deadline = start + duration_s
     while len(latencies) < max_calls:
@@ -78,6 +86,7 @@ def measure(
         if t1 >= deadline:
             break
     wall = time.perf_counter() - start
+    cpu_s = time.process_time() - cpu0
     return InProcessResult(
         model=model.name,
         batch=batch,
@@ -86,6 +95,7 @@ def measure(
         p50_ms=float(np.percentile(latencies, 50)) * 1e3,
         calls=len(latencies),
         threads=threads,
+        cpu_s=cpu_s,
     )
 
 
@@ -113,3 +123,11 @@ def best_throughput(results: list[InProcessResult], model: str) -> InProcessResu
     """The point with the most samples/s for ``model`` (any batch, any spinning)."""
     mine = [r for r in results if r.model == model]
     return max(mine, key=lambda r: r.samples_per_s) if mine else None
+
+
+def cheapest_sample(results: list[InProcessResult], model: str) -> float | None:
+    """The least CPU (us) ONNX Runtime spent on one sample of ``model`` at any point:
+    what serving it costs any server, before its own work."""
+    costs = [r.cpu_us_per_sample for r in results if r.model == model]
+    known = [c for c in costs if c is not None]
+    return min(known) if known else None

@@ -13,7 +13,7 @@ import re
 from rich.table import Table
 
 from benchmarks.inprocess import InProcessResult, best_throughput
-from benchmarks.targets import PA, Row, Target, ok, ratio_text, verdict
+from benchmarks.targets import PA, Row, Target, ceiling_text, ok, ratio_text, verdict
 
 COLUMNS = [
     "server",
@@ -39,7 +39,15 @@ _NUMERIC = {
     "server CPU (cores)",
     "client CPU (cores)",
 }
-TARGET_COLUMNS = ["target", "path", "measured", "ratio", "needed", "verdict"]
+TARGET_COLUMNS = [
+    "target",
+    "path",
+    "measured",
+    "ratio",
+    "any server's ceiling here",
+    "needed",
+    "verdict",
+]
 INPROC_COLUMNS = ["model", "batch", "spinning", "intra-op threads", "samples/s", "p50 ms per call"]
 
 
@@ -72,7 +80,15 @@ def row_cells(row: Row, inproc: list[InProcessResult]) -> list[str]:
 def target_cells(target: Target) -> list[str]:
     """One target row (verdict without markup)."""
     need = f"{target.required:.2f}" + ("" if "cores" in target.goal else "x")
-    return [target.goal, target.protocol, target.detail, ratio_text(target), need, verdict(target)]
+    return [
+        target.goal,
+        target.protocol,
+        target.detail,
+        ratio_text(target),
+        ceiling_text(target),
+        need,
+        verdict(target),
+    ]
 
 
 def inproc_cells(point: InProcessResult) -> list[str]:

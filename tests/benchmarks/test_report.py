@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
+
 from benchmarks.inprocess import InProcessResult
 from benchmarks.loadgen import LoadResult
 from benchmarks.report import markdown, put_section, section
@@ -154,3 +156,23 @@ def test_another_configuration_of_ours_is_checked_on_its_own_rows() -> None:
     p50 = goals[("amlpkg-workers: MLP c1 lowest p50 of all", "grpc")]
     assert p50.ratio == 0.40 / 0.45 and p50.met is False  # pytriton, not the default config
     assert goals[("amlpkg-workers: CNN c16 >= 0.6x in-process ORT", "grpc")].met is None
+
+
+def test_the_ceiling_any_server_could_reach_comes_from_ort_and_client_cpu(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # ORT: 0.32 CPU-s over 100 calls of 32 = 100 us per sample; perf_analyzer: 0.3 cores
+    # at 16,000 req/s = 18.75 us per request; on 2 cores a server costing nothing could
+    # answer at most 2 / 118.75 us = 16,842 req/s = 0.84x of 20,000 samples/s.
+    monkeypatch.setattr("benchmarks.targets.usable_cpus", lambda: 2)
+    inproc = [replace(INPROC[0], cpu_s=0.32), replace(INPROC[1], cpu_s=0.2)]
+    goals = {(t.goal, t.protocol): t for t in check_targets(ROWS, inproc)}
+    http = goals[("CNN c16 >= 0.75x in-process ORT", "http")]
+    assert http.ceiling is not None and abs(http.ceiling - 2e6 / 118.75 / 20000) < 1e-9
+    assert "ORT 100 us CPU/sample + perf_analyzer 19 us/request on 2 cores" in http.detail
+    cores = goals[("server >= 1.6 cores at CNN c16", "http")]
+    assert cores.ceiling is not None and abs(cores.ceiling - 1.7) < 1e-9
+    # Without the in-process CPU, no ceiling is claimed.
+    assert _goals()[("CNN c16 >= 0.75x in-process ORT", "http")].ceiling is None
+    text = markdown(ROWS, inproc, check_targets(ROWS, inproc), {}, [])
+    assert "| 0.84x |" in text
