@@ -31,7 +31,11 @@ pytestmark = pytest.mark.slow
 AMLPKG = str(Path(sys.executable).parent / "amlpkg")
 DEVICES = 30
 STAGES = "10%,50%,100%"
-GATE = "p95_ms<=3*control,error_rate<0.05"  # generous on latency: 30 agents share 2 cores
+# Generous on latency: 30 agents share 2 cores, and the last stage has no control group,
+# so its p95 is compared with the previous stage's, measured at another moment of the
+# machine's load (3x tripped under a load average of ~10). The bad version is caught by
+# its error rate; latency gates are tested in tests/rollout/test_engine.py.
+GATE = "p95_ms<=5*control,error_rate<0.05"
 SOAK = "5s"
 
 
