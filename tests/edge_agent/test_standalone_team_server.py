@@ -2,7 +2,8 @@
 
 The server's receiver wants a contributor token: without one the agent says why and keeps
 its telemetry in the outbox; restarted with ``--telemetry-token-file`` it delivers the
-queued messages, which ``amlpkg telemetry show`` then reads from the server.
+queued messages, which ``amlpkg telemetry show`` then reads from the server. A token
+file that is rewritten is re-read by the running agent: rotation needs no restart.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import pytest
 
 from amlpkg.edge_agent.outbox import Outbox, OutboxMessage
 from amlpkg.edge_agent.standalone import StandaloneLink
-from amlpkg.errors import UnavailableError
+from amlpkg.errors import InvalidArgumentError, UnavailableError
 from amlpkg.store.workspace import open_workspace
 from tests.edge_agent.test_standalone import desired, wait_for
 from tests.remote.conftest import TeamServer, _isolated_user, amlpkg, team
@@ -99,6 +100,45 @@ def test_telemetry_waits_for_a_token_then_lands_on_the_server(
     shown = amlpkg("telemetry", "show", "--device", DEVICE, "--json", env=team.env("reader"))
     [device] = json.loads(shown.stdout)["devices"]
     assert (device["key"], device["models"]) == (DEVICE, ["m:1"])
+
+
+@pytest.mark.slow
+def test_a_rotated_token_file_is_read_without_a_restart(team: TeamServer, tmp_path: Path) -> None:
+    state_file = tmp_path / "desired.json"
+    state_file.write_text(json.dumps(desired(tmp_path, 1.0, 1)))
+    token_file = tmp_path / "token"
+    token_file.write_text("amlpkg_old-revoked-token\n")
+    proc, log = _agent(tmp_path, team, state_file, "--telemetry-token-file", str(token_file))
+    try:
+        wait_for(lambda: "refused the token (unknown" in log.read_text(), 60, "the refusal", proc)
+        queued = _queued(tmp_path)
+        assert queued and _stored(team) == set()
+        token_file.write_text(team.tokens["contributor"] + "\n")  # the same agent process
+        wait_for(lambda: set(queued) <= _stored(team), 60, "the queued telemetry", proc)
+        assert proc.poll() is None  # not restarted
+    finally:
+        output = _stop(proc, log)
+    assert "telemetry accepted by" in output
+    assert team.tokens["contributor"] not in output and "old-revoked" not in output
+
+
+def test_a_half_written_token_file_keeps_the_previous_token(
+    team: TeamServer, tmp_path: Path
+) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text(team.tokens["contributor"])
+    link = StandaloneLink("unused", tmp_path, telemetry_url=team.url,
+                          telemetry_token_file=token_file)  # fmt: skip
+    token_file.write_text("")  # caught between truncation and write
+    body = {"message_id": "h1", "device": "dev-h", "time": 1.0, "window_s": 1, "requests": 1}
+    asyncio.run(link.send(OutboxMessage(1, "h1", 1.0, json.dumps(body).encode())))
+    assert _stored(team, "dev-h") == {"h1"}
+    token_file.write_text(team.tokens["reader"])  # rotated to a token without the role
+    with pytest.raises(UnavailableError, match=r"HTTP 403"):
+        asyncio.run(link.send(OutboxMessage(2, "h2", 1.0, b"{}")))
+    token_file.unlink()
+    with pytest.raises(InvalidArgumentError, match="cannot read --telemetry-token-file token"):
+        StandaloneLink("unused", tmp_path, telemetry_url=team.url, telemetry_token_file=token_file)
 
 
 def test_a_reader_token_is_refused_and_the_message_kept(team: TeamServer, tmp_path: Path) -> None:

@@ -13,8 +13,9 @@ token, if it has one); without it the agent serves them in-process on
 ``--host``/``--http-port``/``--grpc-port``.
 
 Telemetry into a team server (standalone): the receiver wants a contributor token,
-read from ``--telemetry-token-file`` or ``AMLPKG_TELEMETRY_TOKEN`` (never from the
-command line, for the same reason) and sent as ``Authorization: Bearer``.
+read from ``--telemetry-token-file`` (re-read when the file changes, so a rotated token
+needs no restart) or ``AMLPKG_TELEMETRY_TOKEN`` (never from the command line, for the
+same reason) and sent as ``Authorization: Bearer``.
 """
 
 from __future__ import annotations
@@ -30,7 +31,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from amlpkg.errors import AmlpkgError, InvalidArgumentError
-from amlpkg.token_file import read_token_file
 
 if TYPE_CHECKING:
     from amlpkg.edge_agent.link import Link
@@ -120,10 +120,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def telemetry_token(token_file: Path | None) -> str | None:
-    """The collector's token: the file's content, else ``$AMLPKG_TELEMETRY_TOKEN``, else none."""
+    """``$AMLPKG_TELEMETRY_TOKEN`` when no token file is given (the link reads the file)."""
     if token_file is None:
         return os.environ.get("AMLPKG_TELEMETRY_TOKEN", "").strip() or None
-    return read_token_file(token_file, "--telemetry-token-file")
+    return None
 
 
 def _link(args: argparse.Namespace) -> Link:
@@ -135,6 +135,7 @@ def _link(args: argparse.Namespace) -> Link:
             args.state_dir,
             telemetry_url=args.telemetry_url,
             telemetry_token=telemetry_token(args.telemetry_token_file),
+            telemetry_token_file=args.telemetry_token_file,
             poll_interval_s=args.poll_interval,
         )
     from amlpkg.edge_agent.hub import HubLink

@@ -3,8 +3,10 @@
 Reported state goes to ``<state_dir>/reported.json``; telemetry is POSTed as JSON to
 the collector's ``/v1/devices`` endpoint when ``telemetry_url`` is set (otherwise it
 stays in the bounded outbox, whose drops are counted and reported). A team server's
-receiver wants a contributor token: ``telemetry_token`` is sent as
-``Authorization: Bearer``; a 401/403 keeps the telemetry queued and says why.
+receiver wants a contributor token: ``telemetry_token`` (or the content of
+``telemetry_token_file``) is sent as ``Authorization: Bearer``; a 401/403 keeps the
+telemetry queued and says why. The token file is re-read when it changes (a stat before
+each POST) and after each refusal, so rotating the token needs no restart.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Any
 from amlpkg.edge_agent.link import DesiredHandler, MethodHandler
 from amlpkg.edge_agent.outbox import OutboxMessage
 from amlpkg.errors import InvalidArgumentError, UnavailableError
+from amlpkg.token_file import read_token_file
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +47,45 @@ def _read_source(source: str) -> bytes:
         ) from None
 
 
+TOKEN_OPTION = "--telemetry-token-file"
+
+
+class _TokenFile:
+    """A token file read at start, and again whenever its stat (inode, size, mtime) changes.
+
+    A Kubernetes Secret is rotated by swapping a symlink, an operator rewrites the file:
+    either changes the stat. A file caught half-written (empty) keeps the previous token.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._stamp = self._stat()
+        self.token = read_token_file(path, TOKEN_OPTION)  # unreadable at start: refuse to start
+
+    def _stat(self) -> tuple[int, int, int] | None:
+        try:
+            st = self.path.stat()
+        except OSError:
+            return None
+        return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+    def current(self, *, force: bool = False) -> str:
+        """The token, re-read first if the file changed (or ``force``: after a refusal)."""
+        stamp = self._stat()
+        if stamp is None or (stamp == self._stamp and not force):
+            return self.token
+        self._stamp = stamp
+        try:
+            token = read_token_file(self.path, TOKEN_OPTION)
+        except InvalidArgumentError as exc:
+            log.warning("%s; keeping the previous telemetry token", exc.message)
+            return self.token
+        if token != self.token:
+            log.info("telemetry token re-read from %s", self.path.name)  # never the token itself
+            self.token = token
+        return self.token
+
+
 class StandaloneLink:
     """Polls ``source`` every ``poll_interval_s``; calls the handler when its content changes."""
 
@@ -54,14 +96,14 @@ class StandaloneLink:
         *,
         telemetry_url: str | None = None,
         telemetry_token: str | None = None,
+        telemetry_token_file: Path | None = None,
         poll_interval_s: float = 10.0,
     ) -> None:
         self.source = source
         self.state_dir = state_dir
         self.telemetry_url = telemetry_url.rstrip("/") if telemetry_url else None
-        self._headers = {"Content-Type": "application/json"}
-        if telemetry_token:
-            self._headers["Authorization"] = f"Bearer {telemetry_token}"
+        self._token_file = _TokenFile(telemetry_token_file) if telemetry_token_file else None
+        self._token = telemetry_token
         self._refused = False  # the last POST was refused for its token: said once
         self.poll_interval_s = poll_interval_s
         self._last: bytes | None = None
@@ -110,10 +152,7 @@ class StandaloneLink:
         if self.telemetry_url is None:
             raise UnavailableError("no --telemetry-url: telemetry stays in the outbox")
         request = urllib.request.Request(
-            f"{self.telemetry_url}/v1/devices",
-            message.body,
-            self._headers,
-            method="POST",
+            f"{self.telemetry_url}/v1/devices", message.body, self._headers(), method="POST"
         )
 
         def post() -> None:
@@ -139,16 +178,29 @@ class StandaloneLink:
             log.warning("telemetry accepted by %s again", self.telemetry_url)
             self._refused = False
 
+    def _headers(self) -> dict[str, str]:
+        headers = {"Content-Type": "application/json"}
+        if self._token_file is not None:
+            # After a refusal the file is read on every retry: a rewrite within the same
+            # mtime tick and size still counts.
+            self._token = self._token_file.current(force=self._refused)
+        if self._token:
+            headers["Authorization"] = f"Bearer {self._token}"
+        return headers
+
     def _unauthorized(self, code: int) -> UnavailableError:
         """A refused token keeps the telemetry queued: fixing the token delivers it."""
-        if "Authorization" not in self._headers:
+        if not self._token:
             why = "needs a token"
             hint = (
                 "give a contributor token: --telemetry-token-file FILE or $AMLPKG_TELEMETRY_TOKEN"
             )
         elif code == 401:
             why = "refused the token (unknown, expired or revoked)"
-            hint = "create a new contributor token and restart the agent with it"
+            hint = (
+                "write a new contributor token into the token file (it is re-read), or"
+                " restart the agent with one"
+            )
         else:
             why = "refused the token's role"
             hint = "sending telemetry needs a contributor (or admin) token, not a reader's"
