@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from amlpkg.packager.build.options import BuildOptions
-from amlpkg.packager.build.remote import build_on_server
+from amlpkg.packager.build.remote import build_on_server, build_workspace
+from amlpkg.packager.repository import find_signature
 from amlpkg.release import RELEASE_FILE, SIGNATURE_FILE
 from amlpkg.server import audit
 from amlpkg.store.workspace import open_workspace
@@ -150,6 +151,12 @@ def test_a_folder_build_places_the_servers_signature_beside_the_model(
         if signed:
             assert (folder / RELEASE_FILE).read_text() == kept["release"]
             assert (folder / SIGNATURE_FILE).read_text() == kept["bundle"]
+    # The signature sits in this server's build cache only, not in another server's.
+    with open_workspace(build_workspace(server)) as ws:
+        assert find_signature(ws, f"{MODEL}:2") is not None
+    other = Server(f"http://localhost:{team.port}", team.tokens["contributor"])
+    assert build_workspace(other) != build_workspace(server)
+    assert not build_workspace(other).exists()
 
 
 def test_an_image_build_requiring_signatures_refuses_an_unsigned_server_version(

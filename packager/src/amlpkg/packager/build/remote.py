@@ -26,7 +26,7 @@ from amlpkg.packager.build.source import ModelSource
 from amlpkg.store.workspace import Workspace, open_workspace
 from amlpkg.trainer.remote.backend import RemoteBackend
 from amlpkg.trainer.remote.client import TeamClient
-from amlpkg.trainer.remote.config import Server, cache_dir
+from amlpkg.trainer.remote.config import Server, server_cache_dir
 from amlpkg.trainer.remote.edge_records import record_agent_image
 from amlpkg.trainer.remote.model_files import (
     download_variant_file,
@@ -91,6 +91,12 @@ class ServerSite:
         return package
 
 
+def build_workspace(server: Server) -> Path:
+    """The cache workspace of builds against ``server``: one per server, so a signature
+    fetched from one never sits beside another server's same-named model."""
+    return server_cache_dir("build", server)
+
+
 def build_on_server(
     server: Server,
     ref: str,
@@ -101,8 +107,8 @@ def build_on_server(
     """Build ``ref`` of the team server here (image, dir, tar or triton); record it there.
 
     With ``oci`` the image is written and pushed daemonless (``--builder oci``).
-    The build's caches (wheels, contexts) live in a workspace in the user's cache
-    folder, which holds no model or package rows.
+    The build's caches (wheels, contexts, signatures) live in that server's workspace in
+    the user's cache folder (:func:`build_workspace`), which holds no model or package rows.
     """
     from amlpkg.packager.build.api import build_image
     from amlpkg.packager.build.oci_builder.build import build_oci_image
@@ -112,7 +118,7 @@ def build_on_server(
     try:
         require_contributor(backend.client, "amlpkg build")
         with (
-            open_workspace(cache_dir() / "build-workspace") as ws,
+            open_workspace(build_workspace(server)) as ws,
             tempfile.TemporaryDirectory(prefix="amlpkg-remote-build-") as scratch,
         ):
             site = ServerSite(backend, Path(scratch), ws)
@@ -136,7 +142,7 @@ def build_agent_on_server(
     with TeamClient(server) as client:
         require_contributor(client, "amlpkg build --flavor edge-agent")
         record = partial(record_agent_image, client)
-        with open_workspace(cache_dir() / "build-workspace") as ws:
+        with open_workspace(build_workspace(server)) as ws:
             if oci is None:
                 return build_agent_image(ws, options, hooks, record=record)
             return build_oci_agent_image(ws, options, oci, hooks, record=record)

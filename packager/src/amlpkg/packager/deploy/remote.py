@@ -18,9 +18,7 @@ only from the machine that deployed it; elsewhere the commands say so.
 
 from __future__ import annotations
 
-import hashlib
 import os
-import re
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -39,7 +37,7 @@ from amlpkg.trainer.registry import ModelVersion
 from amlpkg.trainer.remote import deployment_rows
 from amlpkg.trainer.remote.backend import RemoteBackend
 from amlpkg.trainer.remote.client import TeamClient
-from amlpkg.trainer.remote.config import Server, cache_dir, is_loopback
+from amlpkg.trainer.remote.config import Server, is_loopback, server_cache_dir
 from amlpkg.trainer.remote.edge_records import agent_images
 from amlpkg.trainer.remote.model_files import download_version_file, require_contributor
 
@@ -113,8 +111,7 @@ class ServerJournal:
 
 def workspace_home(server: Server) -> Path:
     """This server's cache workspace: local deployments' state, model files, rows."""
-    where = re.sub(r"[^A-Za-z0-9.-]+", "_", server.url.split("://", 1)[-1])[:60]
-    return cache_dir() / "deploy" / f"{where}-{hashlib.sha256(server.url.encode()).hexdigest()[:8]}"
+    return server_cache_dir("deploy", server)
 
 
 def _origin(ws: Workspace) -> str:

@@ -18,8 +18,10 @@ project, with mode 0600. Standard library only: the script API imports this.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,6 +88,13 @@ def cache_dir() -> Path:
     """The user's amlpkg cache folder (metric spools live here)."""
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "amlpkg"
+
+
+def server_cache_dir(kind: str, server: Server) -> Path:
+    """``<cache>/<kind>/<host-port>-<hash>``: one cache folder per team server, so rows or
+    signatures fetched from one server never sit beside another's same-named ones."""
+    where = re.sub(r"[^A-Za-z0-9.-]+", "_", server.url.split("://", 1)[-1])[:60]
+    return cache_dir() / kind / f"{where}-{hashlib.sha256(server.url.encode()).hexdigest()[:8]}"
 
 
 def credentials_path() -> Path:
