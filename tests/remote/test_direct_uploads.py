@@ -6,6 +6,7 @@ is written, and a server keeping artifacts in a folder still takes files through
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import signal
 import subprocess
@@ -17,7 +18,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from amlpkg.errors import InvalidArgumentError
 from amlpkg.server import audit
+from amlpkg.settings import WorkspaceSettings
+from amlpkg.store import s3_direct
 from amlpkg.store.s3 import S3ArtifactStore
 from amlpkg.store.workspace import open_workspace
 from amlpkg.trainer.remote.client import TeamClient
@@ -58,6 +62,10 @@ def _healthy(url: str) -> bool:
 
 @pytest.fixture
 def bucket_server(team_store: TeamStore, tmp_path: Path) -> Iterator[BucketServer]:  # noqa: F811
+    yield from _bucket_server(team_store, tmp_path)
+
+
+def _bucket_server(team_store: TeamStore, tmp_path: Path) -> Iterator[BucketServer]:  # noqa: F811
     server = BucketServer(tmp_path / "server-home", free_port(), tmp_path / "server.log")
     server.team = team_store
     env = {"AMLPKG_HOME": str(server.home)}
@@ -191,6 +199,61 @@ def test_a_folder_store_takes_large_files_through_the_server(
         run = client.create_run("exp", None)["id"]
         stored = client.upload_artifact(run, "f.bin", tmp_path / "f.bin")
     assert stored["size"] == 5000 and stored["sha256"] == _sha(b"y" * 5000)
+
+
+def test_urls_are_signed_for_the_public_endpoint_when_one_is_set(
+    team_store: TeamStore,  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The server reaches the bucket at 127.0.0.1; its clients are told ``localhost``
+    (standing for a cluster-internal name and the public one)."""
+    internal = os.environ["AMLPKG_S3_ENDPOINT_URL"]
+    public = internal.replace("127.0.0.1", "localhost")
+    assert public != internal
+    monkeypatch.setenv("AMLPKG_S3_PUBLIC_ENDPOINT_URL", public)
+    data = os.urandom(5000)
+    for server in _bucket_server(team_store, tmp_path):
+        with server.api("contributor") as api:
+            run = api.post("/runs", json={"experiment": "exp"}).json()["id"]
+            grant = api.post("/uploads", json={"sha256": _sha(data), "size": len(data)}).json()
+            [url] = grant["urls"]
+            assert url.startswith(f"{public}/") and "127.0.0.1" not in url
+            assert httpx.put(url, content=data, headers=grant["headers"]).status_code == 200
+            commit = {"sha256": _sha(data), "size": len(data), "run": run, "path": "p.bin"}
+            done = api.post(f"/uploads/{grant['upload_id']}/artifact", json=commit)
+            assert done.status_code == 201, done.text
+            assert api.get(f"/runs/{run}/artifacts/p.bin").content == data
+    # Multipart: every part's URL on the public endpoint; the bucket joins the parts.
+    big = os.urandom(s3_direct.MIN_PART_BYTES + 1000)
+    with open_workspace(tmp_path / "mp", store=team_store.store,
+                        artifacts=team_store.artifacts) as ws:  # fmt: skip
+        assert isinstance(ws.artifacts, S3ArtifactStore)
+        grant_mp = s3_direct.start(ws.artifacts, _sha(big), len(big),
+                                   part_bytes=s3_direct.MIN_PART_BYTES)  # fmt: skip
+        assert len(grant_mp.urls) == math.ceil(len(big) / grant_mp.part_bytes) == 2
+        assert all(u.startswith(f"{public}/") for u in grant_mp.urls)
+        etags = []
+        for n, part_url in enumerate(grant_mp.urls):
+            chunk = big[n * grant_mp.part_bytes : (n + 1) * grant_mp.part_bytes]
+            sent = httpx.put(part_url, content=chunk)
+            assert sent.status_code == 200, sent.text
+            etags.append(sent.headers["etag"])
+        s3_direct.finish(ws.artifacts, grant_mp.upload_id, _sha(big), len(big),
+                         multipart_id=grant_mp.multipart_id, etags=etags)  # fmt: skip
+        assert ws.artifacts.exists(_sha(big))
+
+
+def test_a_public_endpoint_that_is_no_url_is_refused(
+    team_store: TeamStore,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    with pytest.raises(InvalidArgumentError, match="is not a URL") as err:
+        open_workspace(tmp_path / "bad", settings=WorkspaceSettings(
+            home=tmp_path / "bad", store=team_store.store, artifacts=team_store.artifacts,
+            s3_public_endpoint_url="seaweedfs:8333",
+        ))  # fmt: skip
+    assert err.value.hint is not None and "AMLPKG_S3_PUBLIC_ENDPOINT_URL" in err.value.hint
 
 
 def _sha(data: bytes) -> str:

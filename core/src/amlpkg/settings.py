@@ -40,6 +40,12 @@ class WorkspaceSettings(BaseSettings):
         description="S3 endpoint for an S3-compatible server; unset, boto3's own"
         " (AWS_ENDPOINT_URL, then AWS).",
     )
+    s3_public_endpoint_url: str | None = Field(
+        default=None,
+        description="S3 endpoint as clients reach it, used only to sign the URLs of direct"
+        " uploads, when the server's own (s3_endpoint_url) is internal, e.g."
+        " http://seaweedfs:8333 inside a cluster; unset, the server's own.",
+    )
     busy_timeout_s: float = Field(
         default=60.0,
         gt=0,

@@ -82,21 +82,46 @@ def _not_found(err: Exception) -> bool:
 class S3ArtifactStore:
     """Blobs keyed by sha256 in ``bucket`` under ``prefix``, with a verified local cache."""
 
-    def __init__(self, client: Any, bucket: str, prefix: str, cache: Path) -> None:
+    def __init__(
+        self, client: Any, bucket: str, prefix: str, cache: Path, *, signer: Any = None
+    ) -> None:
         self.client = client
+        # Signs the URLs handed to clients: a client on the public endpoint, when the
+        # server reaches the bucket at an address its clients cannot (inside a cluster).
+        self.signer = client if signer is None else signer
         self.bucket = bucket
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
         self.cache = ArtifactStore(cache)
         self.url = f"s3://{bucket}/{self.prefix}"
 
     @classmethod
-    def from_url(cls, url: str, *, cache: Path, endpoint_url: str | None = None) -> S3ArtifactStore:
-        """The store ``s3://BUCKET/PREFIX`` names; checks the bucket answers."""
+    def from_url(
+        cls,
+        url: str,
+        *,
+        cache: Path,
+        endpoint_url: str | None = None,
+        public_endpoint_url: str | None = None,
+    ) -> S3ArtifactStore:
+        """The store ``s3://BUCKET/PREFIX`` names; checks the bucket answers.
+
+        ``public_endpoint_url``: where clients reach the bucket, used only to sign the
+        URLs handed to them (direct uploads); unset, ``endpoint_url``.
+        """
         parsed = urlparse(url)
         if parsed.scheme != "s3" or not parsed.netloc:
             raise InvalidArgumentError(f"not an S3 URL: {url!r}", hint="use s3://BUCKET/PREFIX")
         from botocore.exceptions import BotoCoreError, ClientError
 
+        signer = None
+        if public_endpoint_url:
+            try:
+                signer = _client(public_endpoint_url, os.getpid())
+            except ValueError:
+                raise InvalidArgumentError(
+                    f"the public S3 endpoint {public_endpoint_url!r} is not a URL",
+                    hint="set AMLPKG_S3_PUBLIC_ENDPOINT_URL to http(s)://HOST[:PORT]",
+                ) from None
         try:
             client = _client(endpoint_url, os.getpid())
             client.head_bucket(Bucket=parsed.netloc)
@@ -106,7 +131,7 @@ class S3ArtifactStore:
                     f"the bucket {parsed.netloc!r} does not exist", hint="create it first"
                 ) from err
             raise _s3_error(err, f"cannot open the artifact store {url}") from err
-        return cls(client, parsed.netloc, parsed.path, cache)
+        return cls(client, parsed.netloc, parsed.path, cache, signer=signer)
 
     def key_for(self, digest: str) -> str:
         """The object key of the blob with ``digest``."""

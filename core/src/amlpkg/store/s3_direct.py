@@ -3,7 +3,9 @@
 The server never carries the bytes: :func:`start` answers presigned URLs for a
 temporary key (one PUT, or the parts of a multipart upload for a large file), the
 client sends the file there, and :func:`finish` checks what the bucket holds before
-the blob is stored under its digest:
+the blob is stored under its digest. The URLs are signed for the store's public
+endpoint (``AMLPKG_S3_PUBLIC_ENDPOINT_URL``) when the server's own is internal.
+Checks:
 
 - the size (HEAD) must be the one announced;
 - the sha256 must be the one announced: a single PUT is signed with its
@@ -74,18 +76,18 @@ def start(store: S3ArtifactStore, sha256: str, size: int, *, part_bytes: int = P
         raise InvalidArgumentError(f"size {size} is out of range", hint=f"0 to {MAX_BYTES} bytes")
     upload_id = uuid.uuid4().hex
     key = _temp_key(store, upload_id)
-    client, bucket = store.client, store.bucket
+    client, signer, bucket = store.client, store.signer, store.bucket
     try:
         if size <= part_bytes:
             checksum = base64.b64encode(bytes.fromhex(sha256)).decode()
             params = {"Bucket": bucket, "Key": key, "ChecksumSHA256": checksum}
-            url = client.generate_presigned_url("put_object", Params=params, ExpiresIn=EXPIRES_S)
+            url = signer.generate_presigned_url("put_object", Params=params, ExpiresIn=EXPIRES_S)
             headers = {"x-amz-checksum-sha256": checksum}
             return Grant(upload_id, None, max(size, 1), [url], headers, EXPIRES_S)
         part = part_bytes_for(size, part_bytes)
         multipart = client.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
         urls = [
-            client.generate_presigned_url(
+            signer.generate_presigned_url(
                 "upload_part",
                 Params={"Bucket": bucket, "Key": key, "UploadId": multipart, "PartNumber": n},
                 ExpiresIn=EXPIRES_S,

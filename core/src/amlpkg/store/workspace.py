@@ -57,6 +57,8 @@ class Workspace:
             env["AMLPKG_ARTIFACTS"] = self.settings.artifacts
         if self.settings.s3_endpoint_url is not None:
             env["AMLPKG_S3_ENDPOINT_URL"] = self.settings.s3_endpoint_url
+        if self.settings.s3_public_endpoint_url is not None:
+            env["AMLPKG_S3_PUBLIC_ENDPOINT_URL"] = self.settings.s3_public_endpoint_url
         return env
 
     def close(self) -> None:
@@ -84,7 +86,10 @@ def open_artifacts(settings: WorkspaceSettings, home: Path) -> Artifacts:
         from amlpkg.store.s3 import S3ArtifactStore
 
         return S3ArtifactStore.from_url(
-            url, cache=home / "cache" / "artifacts", endpoint_url=settings.s3_endpoint_url
+            url,
+            cache=home / "cache" / "artifacts",
+            endpoint_url=settings.s3_endpoint_url,
+            public_endpoint_url=settings.s3_public_endpoint_url,
         )
     raise InvalidArgumentError(
         f"unsupported artifact store {url!r}",
