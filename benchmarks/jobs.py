@@ -56,6 +56,8 @@ def _pa_wire(path: str) -> str:
 def jobs_for(defn: ServerDef, model: BenchModel, settings: Settings) -> list[Job]:
     """Every row to measure for ``defn`` serving ``model``."""
     paths = [p for p in settings.paths if split_path(p)[0] == "http" or defn.grpc]
+    if defn.only_paths:
+        paths = [p for p in paths if p in defn.only_paths]
     jobs: list[Job] = []
     if settings.perf_analyzer and defn.v2_http:
         jobs += [Job(p, PA, _pa_wire(p), c) for p in paths for c in settings.levels]

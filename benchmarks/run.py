@@ -5,7 +5,8 @@
 in-process ONNX Runtime first (the limit), then each server in turn, one model at a
 time, measured by NVIDIA perf_analyzer over HTTP, gRPC and system shared memory.
 Each server is started and killed by the harness; every loop is bounded in time.
-Default full run (amlpkg and PyTriton, 48 rows of 10 s): about 12 minutes on 2 cores.
+Default full run (amlpkg and PyTriton: 48 rows of 10 s; bare grpcio floors: 12 more):
+about 14 minutes on 2 cores.
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ from benchmarks.targets import OURS, PATHS, Row, check_targets
 BENCH_DIR = Path(__file__).resolve().parent
 CONCURRENCY = (1, 4, 16)
 DEFAULT_DURATION_S = 10.0
-DEFAULT_SERVERS = ("amlpkg", "pytriton")  # the servers perf_analyzer can measure
+# The servers perf_analyzer can measure, and bare grpcio (the gRPC target's ceiling).
+DEFAULT_SERVERS = ("amlpkg", "pytriton", "grpcio-aio-floor", "grpcio-sync-floor")
 
 
 def _positive(text: str) -> float:

@@ -65,12 +65,13 @@ class ServerDef:
     """A server kind: its name, category, what it speaks, how it launches."""
 
     name: str
-    category: str  # "ours", "python" (a Python peer) or "triton"
+    category: str  # "ours", "python" (a Python peer), "triton" or "reference" (a floor)
     grpc: bool
     http_binary: bool
     http_json: Wire  # V2_JSON, or the server's own JSON when it has no V2 protocol
     launcher: Callable[[BenchModel, Path, Ports], Launch]
     available: Callable[[], str | None]  # None when it can run, else why not
+    only_paths: tuple[str, ...] = ()  # the paths it serves, when not every one
 
     @property
     def v2_http(self) -> bool:
@@ -222,6 +223,23 @@ def _pytriton(model: BenchModel, workdir: Path, ports: Ports) -> Launch:
     return Launch(argv, f"/v2/models/{model.name}/ready", env)
 
 
+def _grpc_floor(mode: str) -> Callable[[BenchModel, Path, Ports], Launch]:
+    def launch(model: BenchModel, workdir: Path, ports: Ports) -> Launch:
+        argv = [sys.executable, str(APPS_DIR / "grpc_floor_app.py"), "--mode", mode]
+        argv += ["--model-path", str(_model_file(model, workdir)), "--model-name", model.name]
+        argv += ["--sample-shape", ",".join(map(str, model.sample_shape))]
+        argv += ["--grpc-port", str(ports.grpc), "--http-port", str(ports.http)]
+        return Launch(argv, "/ready", {})
+
+    return launch
+
+
+def _floor_def(mode: str) -> ServerDef:
+    launch, v2 = _grpc_floor(mode), Wire.V2_JSON
+    name = f"grpcio-{mode}-floor"
+    return ServerDef(name, "reference", True, False, v2, launch, _ours_available, ("grpc",))
+
+
 def _peer_available(name: str) -> Callable[[], str | None]:
     def check() -> str | None:
         if peer(name).python.exists():
@@ -241,6 +259,9 @@ def server_defs() -> list[ServerDef]:
         ServerDef("litserve", "python", False, False, lit, _litserve, _peer_available("litserve")),
         ServerDef("bentoml", "python", False, False, bento, _bentoml, _peer_available("bentoml")),
         ServerDef("pytriton", "triton", True, True, v2, _pytriton, _peer_available("pytriton")),
+        # What grpcio alone costs per call (no batching, ORT inline): the most any Python
+        # gRPC front end could serve here. Reference rows, not peers.
+        *(_floor_def(mode) for mode in ("aio", "sync")),
     ]
 
 

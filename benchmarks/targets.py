@@ -30,7 +30,7 @@ class Row:
     """One (server, path, model, concurrency) measurement, or why it has none."""
 
     server: str
-    category: str  # "ours", "python" or "triton"
+    category: str  # "ours", "python", "triton" or "reference" (a floor, not a peer)
     protocol: str  # "http", "grpc", "http+shm" or "grpc+shm" (tensors in system shm)
     wire: str
     model: str
@@ -151,7 +151,7 @@ def _shm_vs_inprocess(rows: list[Row], inproc: list[InProcessResult], ours: str)
 def lowest_p50(rows: list[Row], model: str, path: str, server: str = OURS) -> Target:
     """Ours against the other server with the lowest p50 at concurrency 1."""
     ours = find(rows, server, model, path, 1)
-    servers = sorted({r.server for r in rows if r.category != "ours"})
+    servers = sorted({r.server for r in rows if r.category not in ("ours", "reference")})
     found = [find(rows, server, model, path, 1) for server in servers]
     measured = [r for r in found if r is not None and r.result is not None]
     best = min(measured, key=lambda r: r.result.p50_ms if r.result else math.inf, default=None)
@@ -181,7 +181,17 @@ def _targets(rows: list[Row], inproc: list[InProcessResult], ours: str) -> list[
     http, grpc = (_rps(find(rows, ours, "mlp", p, 16)) for p in ("http", "grpc"))
     ratio = grpc / http if grpc is not None and http else None
     detail = f"gRPC {fmt(grpc)} req/s vs HTTP {fmt(http)} req/s"
-    targets.append(_target("MLP c16 gRPC >= 0.8x HTTP", "grpc", detail, ratio, 0.8))
+    floors = [r for r in rows if r.category == "reference"]
+    floor = max(
+        (f for f in (find(floors, s, "mlp", "grpc", 16) for s in {r.server for r in floors}) if f),
+        key=lambda r: _rps(r) or 0.0,
+        default=None,
+    )
+    floor_rps = _rps(floor)
+    ceiling = floor_rps / http if floor_rps is not None and http else None
+    if floor is not None:
+        detail += f"; bare grpcio ({floor.server}, ORT inline) {fmt(floor_rps)} req/s"
+    targets.append(_target("MLP c16 gRPC >= 0.8x HTTP", "grpc", detail, ratio, 0.8, ceiling))
     targets += [lowest_p50(rows, model, path, ours) for model in ("mlp", "cnn") for path in PATHS]
     cnn = find(rows, ours, "cnn", "http", 16)
     cores = cnn.result.server_cpu if cnn is not None and cnn.result is not None else None

@@ -74,3 +74,14 @@ def test_report_and_failure_parsing(tmp_path: Path) -> None:
     assert failure(out) == "Pass [1] cb::Error: No valid requests / Thread [0] had error: x"
     assert failure("a\nb\nc\n") == "b / c"
     assert failure("Request concurrency: 1", -11).startswith("killed by SIGSEGV")
+
+
+def test_grpcio_floors_are_measured_over_grpc_only() -> None:
+    for mode in ("aio", "sync"):
+        floor = DEFS[f"grpcio-{mode}-floor"]
+        assert floor.category == "reference"
+        jobs = jobs_for(floor, build_cnn(), _settings())
+        assert [(j.path, j.client, j.level) for j in jobs] == [
+            ("grpc", "perf_analyzer", 1),
+            ("grpc", "perf_analyzer", 16),
+        ]

@@ -176,3 +176,17 @@ def test_the_ceiling_any_server_could_reach_comes_from_ort_and_client_cpu(
     assert _goals()[("CNN c16 >= 0.75x in-process ORT", "http")].ceiling is None
     text = markdown(ROWS, inproc, check_targets(ROWS, inproc), {}, [])
     assert "| 0.84x |" in text
+
+
+def test_grpc_target_ceiling_is_the_best_bare_grpcio_floor_and_floors_are_no_peers() -> None:
+    floors = [
+        replace(_row("grpcio-aio-floor", "mlp", 16, 4200, 3.0, "grpc"), category="reference"),
+        replace(_row("grpcio-sync-floor", "mlp", 16, 5600, 2.0, "grpc"), category="reference"),
+        # Faster at c1 than ours, but a floor is not a server: it does not count for p50.
+        replace(_row("grpcio-sync-floor", "mlp", 1, 3000, 0.10, "http"), category="reference"),
+    ]
+    goals = {(t.goal, t.protocol): t for t in check_targets(ROWS + floors, INPROC)}
+    grpc = goals[("MLP c16 gRPC >= 0.8x HTTP", "grpc")]
+    assert grpc.ceiling == 5600 / 7000 and grpc.met is False
+    assert "bare grpcio (grpcio-sync-floor, ORT inline) 5,600 req/s" in grpc.detail
+    assert goals[("MLP c1 lowest p50 of all", "http")].met is True

@@ -52,7 +52,7 @@ def test_run_with_perf_analyzer_measures_both_paths(tmp_path: Path) -> None:
 
 def test_defaults_are_the_issue_11_run() -> None:
     args = parse([])
-    assert args.only == "amlpkg,pytriton"
+    assert args.only == "amlpkg,pytriton,grpcio-aio-floor,grpcio-sync-floor"
     assert args.paths == "http,grpc,http+shm,grpc+shm"
     assert args.concurrency == "1,4,16" and args.duration == 10.0
     assert not args.socket_clients

@@ -7,10 +7,12 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
+import onnxruntime as ort
 import pytest
 
-from benchmarks.models import BenchModel, build_mlp
-from benchmarks.payloads import Wire
+from benchmarks.models import INPUT_NAME, BenchModel, build_mlp
+from benchmarks.payloads import Wire, build_payload
 from benchmarks.servers import (
     Launch,
     Ports,
@@ -20,6 +22,7 @@ from benchmarks.servers import (
     serve,
     server_defs,
 )
+from benchmarks.verify import WrongAnswerError, check_answer
 
 
 def _http_server(model: BenchModel, workdir: Path, ports: Ports) -> Launch:
@@ -88,3 +91,18 @@ def test_free_ports_are_distinct_and_bindable() -> None:
     for port in ports:
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", port))
+
+
+@pytest.mark.parametrize("mode", ["aio", "sync"])
+def test_the_grpcio_floor_answers_what_onnx_runtime_computes(tmp_path: Path, mode: str) -> None:
+    model = build_mlp()
+    sample = model.sample(1, seed=3)
+    session = ort.InferenceSession(model.proto.SerializeToString())
+    (expected,) = session.run(None, {INPUT_NAME: sample})
+    floor = next(d for d in server_defs() if d.name == f"grpcio-{mode}-floor")
+    with serve(floor, model, tmp_path) as endpoint:
+        payload = build_payload(Wire.GRPC_RAW, model.name, sample)
+        check_answer(payload, np.asarray(expected), None, endpoint.grpc_target)
+        wrong = build_payload(Wire.GRPC_RAW, model.name, model.sample(1, seed=4))
+        with pytest.raises(WrongAnswerError, match="differs from in-process"):
+            check_answer(wrong, np.asarray(expected), None, endpoint.grpc_target)
