@@ -1,6 +1,6 @@
 """``amlpkg build --flavor edge-agent --builder oci``: the edge agent's image, no Docker engine.
 
-The same daemonless, reproducible recipe as a scoring image (:mod:`.build`), with the
+The same daemonless, reproducible recipe as a scoring image (:mod:`.platforms`), with the
 agent's content: a venv of the core, runtime (with ``[signing]``) and edge-agent
 requirements installed on the host for each platform (no emulation, so arm64 is built
 on an amd64 host), the three roles' code, and ``/var/lib/amlpkg`` owned by the agent's
@@ -37,20 +37,14 @@ from amlpkg.packager.build.agent_image import (
 )
 from amlpkg.packager.build.flavors import check_platform
 from amlpkg.packager.build.oci_builder.base import BASE_PYTHON
-from amlpkg.packager.build.oci_builder.build import (
-    OciOptions,
-    PlatformImage,
-    attach_documents,
-    base_for,
-    chosen_platforms,
-    platform_venv,
-    push_index,
-    push_platform_image,
-    source_date_epoch,
-)
+from amlpkg.packager.build.oci_builder.build import OciOptions, chosen_platforms, source_date_epoch
 from amlpkg.packager.build.oci_builder.config import Process
 from amlpkg.packager.build.oci_builder.layers import Layer, write_layer
-from amlpkg.packager.build.oci_builder.push import copy_base_layers
+from amlpkg.packager.build.oci_builder.platforms import (
+    ImageContent,
+    PlatformBuild,
+    push_images,
+)
 from amlpkg.packager.build.oci_builder.registry_io import ImageRef, OciRegistry
 from amlpkg.packager.build.options import BuildOptions, Hooks
 from amlpkg.packager.build.recipe import APP, USER_ID
@@ -114,38 +108,24 @@ def build_oci_agent_image(
     revision = oci.revision or api.checkout_revision() or "unknown"
     step = hooks.counted(1 + 3 * len(platforms) + 1)
     scratch = api.build_scratch(ws, "oci-agent-")
-    images: list[PlatformImage] = []
-    labels: dict[str, str] = {}
+
+    def labels(platform: str) -> dict[str, str]:
+        return agent_labels(platform=platform, amlpkg_version=amlpkg_version(), created=epoch) | {
+            "org.opencontainers.image.revision": revision
+        }
+
     try:
         step("writing the agent's code and state layers")
-        state_layer, app_layer = _shared_layers(wheels, scratch, epoch)
+        content = ImageContent(
+            requirements, _shared_layers(wheels, scratch, epoch), labels, app=scratch / "app",
+            wheels=wheels, history=HISTORY, process=AGENT_PROCESS, find_links=built_here,
+        )  # fmt: skip
+        build = PlatformBuild(
+            target=target, platforms=platforms, oci=oci, opts=opts, python=python,
+            scratch=scratch, epoch=epoch, cache=api.cache_root(ws), hooks=hooks, step=step,
+        )  # fmt: skip
         with OciRegistry(target) as registry:
-            for layer in (state_layer, app_layer):
-                registry.push_blob_file(layer.path, layer.digest, layer.size)
-            for platform in platforms:
-                step(f"{platform}: base image")
-                base = base_for(platform, oci, target.host, hooks)
-                copy_base_layers(registry, base)
-                venv, wheelhouse, venv_layer = platform_venv(
-                    registry, requirements, platform=platform, opts=opts, python=python,
-                    scratch=scratch, epoch=epoch, cache=api.cache_root(ws), hooks=hooks,
-                    step=step, find_links=built_here)  # fmt: skip
-                labels = agent_labels(
-                    platform=platform, amlpkg_version=amlpkg_version(), created=epoch
-                ) | {"org.opencontainers.image.revision": revision}
-                images.append(push_platform_image(
-                    registry, base, platform=platform, opts=opts, python=python, labels=labels,
-                    layers=[venv_layer, state_layer, app_layer], epoch=epoch,
-                    tag=target.tag if len(platforms) == 1 else None,
-                    process=AGENT_PROCESS, history=HISTORY))  # fmt: skip
-                attach_documents(
-                    registry, target, image=images[-1], model=None, ref="",
-                    site_dirs=[venv / "lib" / f"python{python}" / "site-packages",
-                               scratch / "app"],
-                    wheel_dirs=[wheelhouse, wheels], labels=labels, epoch=epoch)  # fmt: skip
-                shutil.rmtree(venv.parent, ignore_errors=True)
-            step("pushing the index" if len(platforms) > 1 else "recording the build")
-            digest = push_index(registry, target, images)
+            images, digest = push_images(registry, content, build)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     pinned = target.pinned(digest).by_digest()
@@ -157,7 +137,7 @@ def build_oci_agent_image(
         repo_digest=pinned,
         platform=",".join(platforms),
         size_bytes=images[0].size,
-        labels={**labels, "ai.amlpkg.platform": ",".join(platforms)},
+        labels={**labels(platforms[-1]), "ai.amlpkg.platform": ",".join(platforms)},
         build_seconds=round(time.monotonic() - started, 3),
         context=None,
     )

@@ -1,10 +1,11 @@
 """``amlpkg build --builder oci``: a scoring image written and pushed without a Docker engine.
 
-Per platform: the base is pulled by digest (made in the registry when none is given),
-the wheels are installed on the host for that platform, and our three layers (venv,
-amlpkg's runtime, the model) are written reproducibly; the config carries the Docker
-builder's user, environment, command, health check and labels. Several platforms make
-an OCI image index. Each image gets its SBOM and provenance as OCI 1.1 referrers.
+Per platform (:mod:`.platforms`): the base is pulled by digest (made in the registry
+when none is given), the wheels are installed on the host for that platform, and our
+three layers (venv, amlpkg's runtime, the model) are written reproducibly; the config
+carries the Docker builder's user, environment, command, health check and labels.
+Several platforms make an OCI image index. Each image gets its SBOM and provenance as
+OCI 1.1 referrers.
 The same inputs and ``SOURCE_DATE_EPOCH`` give the same digest.
 """
 
@@ -14,54 +15,35 @@ import os
 import shutil
 import subprocess
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from amlpkg.errors import InvalidArgumentError
 from amlpkg.packager.build import api, records
 from amlpkg.packager.build.context import add_model
-from amlpkg.packager.build.errors import BuildError
 from amlpkg.packager.build.flavors import check_platform, runtime_requirements
-from amlpkg.packager.build.oci_builder import provenance, sbom
-from amlpkg.packager.build.oci_builder.base import BASE_PYTHON, ensure_base
-from amlpkg.packager.build.oci_builder.config import Process, image_config
-from amlpkg.packager.build.oci_builder.elf import foreign_binaries
+from amlpkg.packager.build.oci_builder.base import BASE_PYTHON
 from amlpkg.packager.build.oci_builder.layers import Layer, write_layer
-from amlpkg.packager.build.oci_builder.push import (
-    BaseImage,
-    attach,
-    copy_base_layers,
-    index_document,
-    pull_base,
+from amlpkg.packager.build.oci_builder.platforms import (
+    BASE_DIGEST,
+    BASE_NAME,
+    ImageContent,
+    PlatformBuild,
+    PlatformImage,
+    push_images,
 )
-from amlpkg.packager.build.oci_builder.registry_io import (
-    CONFIG_TYPE,
-    ImageRef,
-    OciRegistry,
-    image_manifest,
-    manifest_bytes,
-)
-from amlpkg.packager.build.oci_builder.site import build_venv
+from amlpkg.packager.build.oci_builder.registry_io import ImageRef, OciRegistry
 from amlpkg.packager.build.options import BuildOptions, Hooks, host_platform_name
-from amlpkg.packager.build.recipe import APP, MODELS, VENV, ModelFacts, image_labels, model_config
+from amlpkg.packager.build.recipe import APP, MODELS, image_labels, model_config
 from amlpkg.packager.build.records import Package
 from amlpkg.packager.build.sites import BuildSite, WorkspaceSite
 from amlpkg.packager.build.source import ModelSource
-from amlpkg.packager.build.wheelhouse import (
-    amlpkg_wheel,
-    extract_runtime,
-    gather_wheelhouse,
-    installed_requires,
-)
+from amlpkg.packager.build.wheelhouse import amlpkg_wheel, extract_runtime, installed_requires
 from amlpkg.packager.build.wheelhouse import source_root as checkout_root
-from amlpkg.packager.oci.registry import MANIFEST
 from amlpkg.packager.repository import find_signature, place_signature
 from amlpkg.store.workspace import Workspace
 
 FALLBACK_EPOCH = 315532800  # 1980-01-01, the oldest time a zip (wheel) can hold
-BASE_NAME = "org.opencontainers.image.base.name"
-BASE_DIGEST = "org.opencontainers.image.base.digest"
 PLATFORMS_LABEL = "ai.amlpkg.oci.platforms"
 
 
@@ -79,17 +61,6 @@ class OciOptions:
     """Every timestamp; default: ``SOURCE_DATE_EPOCH``, else the checkout's commit time."""
     revision: str | None = None
     """amlpkg's revision in the labels; default: the checkout's commit."""
-
-
-@dataclass(frozen=True)
-class PlatformImage:
-    """One platform's pushed image."""
-
-    platform: str
-    digest: str
-    manifest: dict[str, object]
-    base: ImageRef
-    size: int
 
 
 def source_date_epoch(explicit: int | None) -> int:
@@ -121,15 +92,6 @@ def chosen_platforms(oci: OciOptions) -> tuple[str, ...]:
     if len(set(chosen)) != len(chosen):
         raise InvalidArgumentError(f"--platform lists a platform twice: {','.join(chosen)}")
     return tuple(chosen)
-
-
-def base_for(platform: str, oci: OciOptions, host: str, hooks: Hooks) -> BaseImage:
-    """The base of ``platform``: the one given, else the Debian Python base in ``host``."""
-    given = oci.base_image_arm64 if platform == "linux/arm64" else None
-    given = given or oci.base_image
-    if given is not None:
-        return pull_base(ImageRef.parse(given, "base image"), platform)
-    return pull_base(ensure_base(host, platform, hooks.on_status), platform)
 
 
 def _common_layers(
@@ -226,158 +188,23 @@ def build_oci_image(
     requirements = runtime_requirements(installed_requires(), flavor, api.image_extras(opts))
     step = hooks.counted(2 + 3 * len(platforms) + 1)
     scratch = api.build_scratch(ws, "oci-")
-    images: list[PlatformImage] = []
     try:
         step("writing the amlpkg and model layers")
         app_layer, model_layer, wheels = _common_layers(ws, src, opts, scratch, epoch)
+        content = ImageContent(
+            requirements, (app_layer, model_layer), lambda _platform: labels,
+            app=scratch / "app", wheels=wheels, model=src.facts, ref=ref,
+        )  # fmt: skip
+        build = PlatformBuild(
+            target=target, platforms=platforms, oci=oci, opts=opts, python=python,
+            scratch=scratch, epoch=epoch, cache=api.cache_root(ws), hooks=hooks, step=step,
+        )  # fmt: skip
         with OciRegistry(target) as registry:
-            for layer in (app_layer, model_layer):
-                registry.push_blob_file(layer.path, layer.digest, layer.size)
-            for platform in platforms:
-                step(f"{platform}: base image")
-                base = base_for(platform, oci, target.host, hooks)
-                copy_base_layers(registry, base)
-                venv, wheelhouse, venv_layer = platform_venv(
-                    registry, requirements, platform=platform, opts=opts, python=python,
-                    scratch=scratch, epoch=epoch, cache=api.cache_root(ws), hooks=hooks,
-                    step=step)  # fmt: skip
-                images.append(push_platform_image(
-                    registry, base, platform=platform, opts=opts, python=python, labels=labels,
-                    layers=[venv_layer, app_layer, model_layer], epoch=epoch,
-                    tag=target.tag if len(platforms) == 1 else None))  # fmt: skip
-                site_dirs = [venv / "lib" / f"python{python}" / "site-packages", scratch / "app"]
-                attach_documents(
-                    registry, target, image=images[-1], model=src.facts, ref=ref,
-                    site_dirs=site_dirs,
-                    wheel_dirs=[wheelhouse, wheels if wheels.is_dir() else wheels.parent],
-                    labels=labels, epoch=epoch)  # fmt: skip
-                shutil.rmtree(venv.parent, ignore_errors=True)
-            step("pushing the index" if len(platforms) > 1 else "recording the build")
-            digest = push_index(registry, target, images)
+            images, digest = push_images(registry, content, build)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return _record(site, src, opts=opts, pushed=target.pinned(digest), images=images,
                    labels=labels, started=started)  # fmt: skip
-
-
-def platform_venv(
-    registry: OciRegistry,
-    requirements: list[str],
-    *,
-    platform: str,
-    opts: BuildOptions,
-    python: str,
-    scratch: Path,
-    epoch: int,
-    cache: Path,
-    hooks: Hooks,
-    step: Callable[[str], None],
-    find_links: Path | None = None,
-) -> tuple[Path, Path, Layer]:
-    """``platform``'s venv installed on the host (no emulation), checked for foreign
-    binaries and pushed as a layer: ``(venv, wheelhouse, layer)``."""
-    assert opts.glibc is not None
-    step(f"{platform}: installing wheels for {platform} (no emulation)")
-    wheelhouse = gather_wheelhouse(
-        requirements, python_version=python, platform=platform, glibc=opts.glibc,
-        cache_root=cache, on_status=hooks.on_status, find_links=find_links,
-    )  # fmt: skip
-    venv = build_venv(wheelhouse, scratch / platform.replace("/", "-") / "venv",
-                      flavor=opts.flavor_spec(), platform=platform, python_version=python,
-                      glibc=opts.glibc)  # fmt: skip
-    wrong = foreign_binaries(venv, platform)
-    if wrong:
-        raise BuildError(
-            f"binaries for another machine in the {platform} image: " + ", ".join(wrong[:5]),
-            hint="a wheel without a manylinux build for this platform got in",
-        )
-    step(f"{platform}: writing and pushing layers")
-    layer = write_layer({VENV: venv}, venv.parent / "venv.tar.gz", epoch)
-    registry.push_blob_file(layer.path, layer.digest, layer.size)
-    return venv, wheelhouse, layer
-
-
-def push_index(registry: OciRegistry, target: ImageRef, images: list[PlatformImage]) -> str:
-    """The digest to pin: the one image's (already tagged as ``target``), or that of an
-    index of them all, pushed under ``target``'s tag."""
-    if len(images) == 1:
-        return images[0].digest
-    index = index_document([(i.platform, i.manifest) for i in images])
-    return registry.push_manifest(index, tag=target.tag)
-
-
-def push_platform_image(
-    registry: OciRegistry,
-    base: BaseImage,
-    *,
-    platform: str,
-    opts: BuildOptions,
-    python: str,
-    labels: dict[str, str],
-    layers: list[Layer],
-    epoch: int,
-    tag: str | None,
-    process: Process | None = None,
-    history: tuple[str, ...] = ("venv (wheels installed on the host)", "amlpkg runtime", "model"),
-) -> PlatformImage:
-    """Push one platform's config and manifest over ``base`` and ``layers``.
-
-    ``process`` is what the image runs (default: the scoring server); ``history``
-    names each of ``layers``.
-    """
-    config = image_config(
-        base_config=base.config,
-        platform=platform,
-        flavor=opts.flavor_spec(),
-        python_version=python,
-        require_signature=opts.require_signature,
-        labels={**labels, BASE_NAME: f"{base.ref.host}/{base.ref.repository}",
-                BASE_DIGEST: str(base.ref.digest)},
-        diff_ids=[layer.diff_id for layer in layers],
-        history=list(history),
-        epoch=epoch,
-        process=process,
-    )  # fmt: skip
-    registry.push_blob(config)
-    manifest = image_manifest(
-        CONFIG_TYPE,
-        config,
-        [*base.layers, *(layer.descriptor() for layer in layers)],
-        {BASE_NAME: f"{base.ref.host}/{base.ref.repository}", BASE_DIGEST: str(base.ref.digest)},
-    )
-    digest = registry.push_manifest(manifest, tag=tag)
-    size = sum(int(layer["size"]) for layer in manifest["layers"])
-    return PlatformImage(platform, digest, manifest, base.ref, size)
-
-
-def attach_documents(
-    registry: OciRegistry,
-    target: ImageRef,
-    *,
-    image: PlatformImage,
-    model: ModelFacts | None,
-    ref: str,
-    site_dirs: list[Path],
-    wheel_dirs: list[Path],
-    labels: dict[str, str],
-    epoch: int,
-) -> None:
-    """The SBOM and the provenance of one platform's image, as its referrers."""
-    subject = {"mediaType": MANIFEST, "digest": image.digest,
-               "size": len(manifest_bytes(image.manifest))}  # fmt: skip
-    version = labels.get("ai.amlpkg.amlpkg.version", "")
-    document = sbom.cyclonedx(
-        image=target, platform=image.platform, site_dirs=site_dirs, wheel_dirs=wheel_dirs,
-        base=image.base, model=model, epoch=epoch, tool_version=version,
-    )  # fmt: skip
-    attach(registry, subject, sbom.MEDIA_TYPE, document)
-    statement = provenance.statement(
-        image=target, digest=image.digest, platform=image.platform, base=image.base,
-        model=model, model_ref=ref, flavor=labels.get("ai.amlpkg.flavor", ""),
-        wheel_dirs=wheel_dirs, revision=labels["org.opencontainers.image.revision"],
-        epoch=epoch, tool_version=version,
-    )  # fmt: skip
-    attach(registry, subject, provenance.MEDIA_TYPE, statement)
 
 
 def _record(
