@@ -16,7 +16,8 @@ def test_the_manifests_validate_and_reference_the_secret() -> None:
     done = CliRunner().invoke(
         app,
         ["server", "--artifacts", "s3://team/amlpkg", "manifests", "--image", "reg/amlpkg:1",
-         "--replicas", "3", "--namespace", "ml", "--s3-endpoint", "http://s3:8333"],
+         "--replicas", "3", "--namespace", "ml", "--s3-endpoint", "http://s3:8333",
+         "--s3-public-endpoint", "https://s3.example.com"],
     )  # fmt: skip
     assert done.exit_code == 0, done.output
     objects = list(yaml.safe_load_all(done.output))
@@ -33,6 +34,8 @@ def test_the_manifests_validate_and_reference_the_secret() -> None:
     }
     assert "value" not in env["AWS_SECRET_ACCESS_KEY"]
     assert env["AMLPKG_ARTIFACTS"]["value"] == "s3://team/amlpkg"
+    assert env["AMLPKG_S3_ENDPOINT_URL"]["value"] == "http://s3:8333"
+    assert env["AMLPKG_S3_PUBLIC_ENDPOINT_URL"]["value"] == "https://s3.example.com"
     for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
         assert container[probe]["httpGet"]["path"] == "/api/v1/health"
 
@@ -40,3 +43,10 @@ def test_the_manifests_validate_and_reference_the_secret() -> None:
 def test_replicas_need_a_bucket() -> None:
     with pytest.raises(InvalidArgumentError, match="bucket"):
         manifests(ServerManifest(image="x", artifacts="", secret="s"))
+
+
+def test_no_public_endpoint_unless_asked() -> None:
+    spec = ServerManifest(image="x", artifacts="s3://b/p", secret="s", s3_endpoint="http://s3:1")
+    container = manifests(spec)[0]["spec"]["template"]["spec"]["containers"][0]
+    names = {e["name"] for e in container["env"]}
+    assert "AMLPKG_S3_ENDPOINT_URL" in names and "AMLPKG_S3_PUBLIC_ENDPOINT_URL" not in names

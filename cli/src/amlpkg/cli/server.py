@@ -182,6 +182,13 @@ def manifests(
     s3_endpoint: Annotated[
         str | None, typer.Option(help="S3 endpoint for an S3-compatible server.")
     ] = None,
+    s3_public_endpoint: Annotated[
+        str | None,
+        typer.Option(
+            help="S3 endpoint clients reach, for presigned upload URLs, when --s3-endpoint"
+            " is only reachable inside the cluster."
+        ),
+    ] = None,
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")
     ] = None,
@@ -204,6 +211,7 @@ def manifests(
         namespace=namespace,
         replicas=replicas,
         s3_endpoint=s3_endpoint,
+        s3_public_endpoint=s3_public_endpoint,
     )
     text = to_yaml(build(spec))
     if output is None:

@@ -36,6 +36,8 @@ class ServerManifest:
     namespace: str | None = None
     replicas: int = 2
     s3_endpoint: str | None = None
+    # The endpoint clients reach, for presigned upload URLs when s3_endpoint is internal.
+    s3_public_endpoint: str | None = None
 
     def check(self) -> None:
         """Refuse what would not make a working team server."""
@@ -64,6 +66,8 @@ def _env(spec: ServerManifest) -> list[dict[str, Any]]:
     env.append({"name": "AMLPKG_HOME", "value": "/var/cache/amlpkg"})
     if spec.s3_endpoint:
         env.append({"name": "AMLPKG_S3_ENDPOINT_URL", "value": spec.s3_endpoint})
+    if spec.s3_public_endpoint:
+        env.append({"name": "AMLPKG_S3_PUBLIC_ENDPOINT_URL", "value": spec.s3_public_endpoint})
     return env
 
 
