@@ -101,25 +101,27 @@ def in_process_files(
     ref: str, home: Path, source: Path, inputs: Any, batch_rows: int, passes: int = 1
 ) -> float:
     """Rows per CPU-second of the same file-to-file work in this process, one ORT thread:
-    read ``source``'s batches as a task does, score them, write a Parquet file.
+    read ``source``'s batches as a task does (the library's reader), score them, write a
+    Parquet file.
 
     What one core does end to end when the rows come from a file and go to one; the
     ceiling of the executors' Parquet path per core."""
     from amlpkg.batch.kernel import score_batches, session_for
     from amlpkg.batch.model import resolve_model
+    from amlpkg.batch.parquet_in import parquet_batches
     from amlpkg.batch.parquet_out import ParquetOut
     from amlpkg.store.workspace import open_workspace
 
     with open_workspace(home) as ws:
         resolved = resolve_model(ref, workspace=ws)
     session = session_for(resolved.digest, lambda: resolved.data, threads=1)
-    plan = resolved.plan(pq.read_schema(source), inputs, None, ["id"])
+    schema = pq.read_schema(source)
+    plan = resolved.plan(schema, inputs, None, ["id"])
     target = source.with_name(f"{source.stem}-local.parquet")
     best, rows = float("inf"), 0
     for _ in range(passes):
         started = time.process_time()
-        reader = pq.ParquetFile(source)
-        batches = reader.iter_batches(batch_size=batch_rows, use_threads=False)
+        batches = parquet_batches(source, batch_rows, columns=plan.read_names(schema))
         writer, rows = None, 0
         for out in score_batches(session, plan, batches, batch_rows):
             writer = writer or ParquetOut(target, out.schema)  # as the executors write
@@ -280,7 +282,12 @@ def measure(spark: Any, case: Case, home: Path, roots: list[int], rounds: int) -
 
 
 def run(
-    iris_rows: int, cnn_rows: int, udf_rows: int, rounds: int, folder: Path
+    iris_rows: int,
+    cnn_rows: int,
+    udf_rows: int,
+    rounds: int,
+    folder: Path,
+    only: str | None = None,
 ) -> list[dict[str, Any]]:
     """Train/register the models, start the cluster, measure both models."""
     from pyspark.sql import SparkSession
@@ -332,7 +339,8 @@ def run(
                     (cnn_file, "input", ["image"], (3, 64, 64)), min(256, cnn_rows),
                 ),
             ]  # fmt: skip
-            return [measure(spark, case, home, c.pids(), rounds) for case in cases]
+            chosen = [case for case in cases if only is None or case.label.startswith(only)]
+            return [measure(spark, case, home, c.pids(), rounds) for case in chosen]
         finally:
             spark.stop()
 
@@ -448,6 +456,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--udf-rows", type=int, default=20_000)
     parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds (best counts)")
     parser.add_argument("--write", action="store_true", help="put the section into RESULTS.md")
+    parser.add_argument("--only", choices=["iris", "cnn"], help="measure one model")
     args = parser.parse_args(argv)
     if os.environ.get("ARROW_DEFAULT_MEMORY_POOL") != ARROW_POOL:
         # pyarrow picks its pool at import: this process (the in-process file to file,
@@ -457,7 +466,7 @@ def main(argv: list[str] | None = None) -> None:
         os.execv(sys.executable, [sys.executable, "-m", "benchmarks.batch_scoring", *argv])
     before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="amlpkg-batch-bench-") as tmp:
-        rows = run(args.iris_rows, args.cnn_rows, args.udf_rows, args.rounds, Path(tmp))
+        rows = run(args.iris_rows, args.cnn_rows, args.udf_rows, args.rounds, Path(tmp), args.only)
     text = markdown(rows, (before, os.getloadavg()[0]), args.rounds)
     print(text)
     if args.write:

@@ -63,6 +63,42 @@ def test_score_file_equals_in_process_onnx_runtime_and_records_lineage(
     assert into == {result.output_id}
 
 
+def test_images_are_read_without_holding_the_file_and_score_as_onnx_runtime_does(
+    models: Models, tmp_path: Path
+) -> None:
+    from amlpkg.trainer.registry import resolve_model_file
+
+    rng = np.random.default_rng(3)
+    images = rng.standard_normal((1024, 3, 64, 64)).astype(np.float32)  # 48 MiB, 48 KiB a row
+    raw = pa.array([row.tobytes() for row in images], pa.binary())
+    table = pa.table({"id": np.arange(1024), "image": raw, "note": ["unread"] * 1024})
+    pq.write_table(table, tmp_path / "in.parquet", row_group_size=32)
+    # A fresh process: the Arrow pool's peak is its own. pyarrow's pre-buffering reader
+    # (and the dataset scanner) held every row read until the end: 48 MiB here.
+    script = (
+        "import json, sys, pyarrow as pa\n"
+        "from amlpkg.batch.local import score_file\n"
+        "r = score_file(sys.argv[1], sys.argv[2], sys.argv[3], inputs={'input': 'image'},\n"
+        "    keep=['id'], batch_rows=16, home=sys.argv[4])\n"
+        "print(json.dumps([r.rows, pa.default_memory_pool().max_memory()]))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, models.cnn, str(tmp_path / "in.parquet"),
+         str(tmp_path / "out.parquet"), str(models.home)],
+        capture_output=True, text=True, timeout=180, check=True,
+    )  # fmt: skip
+    rows, peak = json.loads(done.stdout)
+    assert rows == 1024
+    assert peak < 24 * 1024 * 1024, f"{peak} bytes of Arrow memory at the peak"  # 4 MiB reads
+    got = pq.read_table(tmp_path / "out.parquet")
+    assert got.schema.names == ["id", "output"]
+    _, path = resolve_model_file(models.cnn, home=models.home)
+    session = ort.InferenceSession(str(path))
+    runs = [session.run(None, {"input": images[i : i + 16]})[0] for i in range(0, 1024, 16)]
+    want = np.concatenate(runs)
+    assert np.array_equal(np.stack(got.column("output").to_numpy(zero_copy_only=False)), want)
+
+
 @pytest.mark.slow
 def test_the_cli_scores_csv_to_csv_and_refuses_to_overwrite(models: Models, tmp_path: Path) -> None:
     pacsv.write_csv(_table(100), tmp_path / "in.csv")

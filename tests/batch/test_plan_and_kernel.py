@@ -53,9 +53,24 @@ def test_an_array_column_is_reshaped_and_outputs_are_appended() -> None:
     assert out.schema.names == ["id", "img", "y", "s"]
     assert out.column("y").to_pylist()[1] == [8.0, 10.0, 12.0, 14.0]
     assert out.column("s").to_pylist() == [6.0, 22.0, 38.0, 54.0, 70.0]
-    sliced = list(score_batches(session, plan, [batch], max_rows=2))
-    assert [b.num_rows for b in sliced] == [2, 2, 1]
+    runs = _Recording(session)
+    sliced = list(score_batches(runs, plan, [batch], max_rows=2))
+    assert runs.rows == [2, 2, 1]  # the model runs on slices of the batch ...
+    assert [b.num_rows for b in sliced] == [5]  # ... converted and returned whole
     assert pa.Table.from_batches(sliced).column("s").to_pylist() == [6.0, 22.0, 38.0, 54.0, 70.0]
+    assert sliced[0].column("y").to_pylist() == out.column("y").to_pylist()
+
+
+class _Recording:
+    """A real session that notes the rows of every run."""
+
+    def __init__(self, session: object) -> None:
+        self.session = session
+        self.rows: list[int] = []
+
+    def run(self, names: list[str], feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        self.rows.append(len(next(iter(feeds.values()))))
+        return self.session.run(names, feeds)  # type: ignore[attr-defined,no-any-return]
 
 
 def test_feature_columns_make_the_matrix_of_a_two_dimensional_input() -> None:

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from amlpkg.batch.arrays import to_arrow, to_numpy
 from amlpkg.batch.plan import InputBinding, ScorePlan
 from amlpkg.errors import IntegrityError, InvalidArgumentError
 
@@ -63,7 +64,7 @@ def _feature_matrix(batch: pa.RecordBatch, binding: InputBinding) -> np.ndarray:
                 f"column {name!r} has {column.null_count} null values in a batch",
                 hint="drop or fill the nulls before scoring",
             )
-        out[:, j] = column.to_numpy(zero_copy_only=False)
+        out[:, j] = to_numpy(column)
     return out
 
 
@@ -118,13 +119,13 @@ def _array_tensor(batch: pa.RecordBatch, binding: InputBinding) -> np.ndarray:
         raise InvalidArgumentError(f"column {name!r} has null elements inside its arrays")
     n = batch.num_rows
     if not pa.types.is_fixed_size_list(column.type) and n:
-        lengths = np.diff(column.offsets.to_numpy())
+        lengths = np.diff(to_numpy(column.offsets))
         if lengths.min() != lengths.max():
             raise InvalidArgumentError(
                 f"column {name!r} has arrays of lengths {lengths.min()} to {lengths.max()}",
                 hint=f"every row must hold one {binding.tensor!r} input of the same size",
             )
-    flat = values.to_numpy(zero_copy_only=False).astype(np.dtype(binding.dtype), copy=False)
+    flat = to_numpy(values).astype(np.dtype(binding.dtype), copy=False)
     hint = "store each row flattened in C order (e.g. channels, height, width)"
     return _per_row(flat, n, binding, "values", hint)
 
@@ -136,30 +137,58 @@ def _to_arrow(value: np.ndarray, rows: int, tensor: str, is_list: bool) -> pa.Ar
             hint="the model must keep the batch dimension first in every output",
         )
     if not is_list:
-        return pa.array(value.reshape(rows))
+        return to_arrow(value.reshape(rows))
     flat = value.reshape(rows, -1)
-    offsets = pa.array(np.arange(0, flat.size + 1, max(flat.shape[1], 1), dtype=np.int32))
+    offsets = np.arange(0, flat.size + 1, max(flat.shape[1], 1), dtype=np.int32)
     if flat.shape[1] == 0:
-        offsets = pa.array(np.zeros(rows + 1, dtype=np.int32))
-    return pa.ListArray.from_arrays(offsets, pa.array(flat.reshape(-1)))
+        offsets = np.zeros(rows + 1, dtype=np.int32)
+    return pa.ListArray.from_arrays(to_arrow(offsets), to_arrow(flat.reshape(-1)))
 
 
-def score_batch(session: Any, plan: ScorePlan, batch: pa.RecordBatch) -> pa.RecordBatch:
-    """``batch`` with the model's outputs appended as the plan's columns."""
+def _run(session: Any, plan: ScorePlan, feeds: dict[str, np.ndarray], rows: int, step: int) -> list:
+    """The model's outputs over ``rows`` rows of ``feeds``, run ``step`` rows at a time.
+
+    Slices of the feeds are views (the batch dimension is the first), so converting a
+    large batch once and running the model on slices of it costs no copy of the inputs.
+    """
+    names = [o.tensor for o in plan.outputs]
+    if rows <= step:
+        return list(session.run(names, feeds))
+    parts: list[list[np.ndarray]] = [[] for _ in names]
+    for start in range(0, rows, step):
+        chunk = {k: v[start : start + step] for k, v in feeds.items()}
+        for i, result in enumerate(session.run(names, chunk)):
+            value = np.asarray(result)
+            expected = min(step, rows - start)
+            if value.shape[:1] != (expected,):  # checked per run: a concatenation hides it
+                raise InvalidArgumentError(
+                    f"output {names[i]!r} has {value.shape[:1]} rows for a batch of {expected}",
+                    hint="the model must keep the batch dimension first in every output",
+                )
+            parts[i].append(value)
+    return [np.concatenate(p) for p in parts]
+
+
+def score_batch(
+    session: Any, plan: ScorePlan, batch: pa.RecordBatch, max_rows: int | None = None
+) -> pa.RecordBatch:
+    """``batch`` with the model's outputs appended as the plan's columns.
+
+    ``max_rows``: the most rows the model is run on at once (None: the whole batch); the
+    batch is converted once and the model runs on slices of it.
+    """
     feeds = {
         b.tensor: _array_tensor(batch, b) if b.from_array else _feature_matrix(batch, b)
         for b in plan.inputs
     }
-    names = [o.tensor for o in plan.outputs]
-    values = session.run(names, feeds) if batch.num_rows else None
+    rows = batch.num_rows
+    values = _run(session, plan, feeds, rows, max_rows or rows) if rows else None
     columns = [batch.column(n) for n in plan.kept_names(batch.schema)]
     for i, out in enumerate(plan.outputs):
         if values is None:
             columns.append(pa.array([], type=out.arrow_type))
         else:
-            columns.append(
-                _to_arrow(np.asarray(values[i]), batch.num_rows, out.tensor, out.is_list)
-            )
+            columns.append(_to_arrow(np.asarray(values[i]), rows, out.tensor, out.is_list))
     schema = plan.output_schema(batch.schema)
     return pa.RecordBatch.from_arrays(columns, schema=schema)
 
@@ -167,7 +196,7 @@ def score_batch(session: Any, plan: ScorePlan, batch: pa.RecordBatch) -> pa.Reco
 def score_batches(
     session: Any, plan: ScorePlan, batches: Iterable[pa.RecordBatch], max_rows: int
 ) -> Iterator[pa.RecordBatch]:
-    """Score each batch in slices of at most ``max_rows`` rows (a zero-copy split)."""
+    """Score each batch, running the model on at most ``max_rows`` rows at a time; one
+    scored batch per batch read (the reader's batch may be larger than the model's)."""
     for batch in batches:
-        for start in range(0, max(batch.num_rows, 1), max_rows):
-            yield score_batch(session, plan, batch.slice(start, max_rows))
+        yield score_batch(session, plan, batch, max_rows)

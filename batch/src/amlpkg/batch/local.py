@@ -21,6 +21,7 @@ import pyarrow.dataset as pads
 
 from amlpkg.batch.kernel import score_batches, session_for
 from amlpkg.batch.lineage import local_dataset_id
+from amlpkg.batch.parquet_in import parquet_batches
 from amlpkg.batch.parquet_out import ParquetOut
 from amlpkg.batch.plan import InputsSpec, OutputsSpec
 from amlpkg.batch.sites import scoring_site
@@ -64,15 +65,29 @@ def file_format(path: Path, given: str | None = None) -> str:
     )
 
 
-def read_batches(path: Path, fmt: str, batch_rows: int) -> tuple[pa.Schema, Iterator[Any]]:
-    """The schema and a stream of record batches of the dataset at ``path``."""
+def open_dataset(path: Path, fmt: str) -> pads.FileSystemDataset:
+    """The dataset (one file or a folder of parts) at ``path``."""
     if not path.exists():
         raise NotFoundError(f"input {path} does not exist", hint="check the path")
     try:
-        dataset = pads.dataset(str(path), format=fmt)
+        return pads.dataset(str(path), format=fmt)
     except (pa.ArrowInvalid, OSError) as exc:
         raise InvalidArgumentError(f"cannot read {path} as {fmt}: {exc}") from exc
-    return dataset.schema, iter(dataset.to_batches(batch_size=batch_rows))
+
+
+def read_batches(
+    dataset: pads.FileSystemDataset, fmt: str, batch_rows: int, columns: list[str]
+) -> Iterator[pa.RecordBatch]:
+    """The ``columns`` of ``dataset`` as record batches for a model run on ``batch_rows``.
+
+    Parquet is read without pre-buffering (:func:`parquet_batches`: the dataset scanner,
+    like pyarrow's default reader, keeps what it read ahead until the end).
+    """
+    if fmt != "parquet":
+        yield from dataset.to_batches(columns=columns, batch_size=batch_rows)
+        return
+    for file in dataset.files:
+        yield from parquet_batches(file, batch_rows, columns=columns, use_threads=True)
 
 
 def _csv_ready(batch: pa.RecordBatch) -> pa.RecordBatch:
@@ -153,8 +168,10 @@ def score_file(
     started = time.perf_counter()
     with scoring_site(home) as site:
         resolved = site.resolve(model)
-        schema, batches = read_batches(source, in_fmt, batch_rows)
+        dataset = open_dataset(source, in_fmt)
+        schema = dataset.schema
         plan = resolved.plan(schema, inputs, outputs, keep)
+        batches = read_batches(dataset, in_fmt, batch_rows, plan.read_names(schema))
         session = session_for(resolved.digest, lambda: resolved.data, threads=threads)
         partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
         writer = _Writer(partial, out_fmt)

@@ -88,6 +88,11 @@ class ScorePlan:
             list(schema.names) if self.keep is None else [n for n in schema.names if n in self.keep]
         )
 
+    def read_names(self, schema: pa.Schema) -> list[str]:
+        """The columns worth reading: those kept and those the inputs take, in order."""
+        wanted = set(self.kept_names(schema)) | {c for b in self.inputs for c in b.columns}
+        return [n for n in schema.names if n in wanted]
+
     def output_fields(self) -> list[pa.Field]:
         """The fields appended to each batch, in order."""
         return [pa.field(o.column, o.arrow_type) for o in self.outputs]

@@ -31,6 +31,7 @@ import pyarrow.parquet as pq
 
 from amlpkg.batch.kernel import score_batches, session_for
 from amlpkg.batch.model import ResolvedModel
+from amlpkg.batch.parquet_in import open_parquet, parquet_batches
 from amlpkg.batch.parquet_out import ParquetOut
 from amlpkg.batch.plan import InputsSpec, OutputsSpec, ScorePlan
 from amlpkg.errors import InvalidArgumentError, NotFoundError
@@ -93,46 +94,46 @@ def split_pieces(files: list[Path], tasks: int) -> list[Piece]:
     return pieces
 
 
-def _needed(plan: ScorePlan, schema: pa.Schema) -> list[str]:
-    """The columns a task reads: those kept and those the model's inputs take, in order."""
-    wanted = set(plan.kept_names(schema)) | {c for b in plan.inputs for c in b.columns}
-    return [n for n in schema.names if n in wanted]
+def _score_piece(
+    plan: ScorePlan, model: Any, piece: Piece, columns: list[str], *, path: str, batch_rows: int
+) -> int:
+    """Read, score and write ``piece`` as the Parquet file ``path``; the rows written."""
+    cores = task_cores()
+    session = session_for(plan.digest, lambda: model.value, threads=cores)
+    reader = open_parquet(piece.path)
+    # pyarrow's thread pool only for a task of several cores: on one it takes the other
+    # tasks' cores (and its hand-offs cost more than they save on 1-core tasks).
+    batches: Iterator[pa.RecordBatch] = parquet_batches(
+        reader, batch_rows, row_groups=piece.row_groups, columns=columns, use_threads=cores > 1
+    )
+    scored = score_batches(session, plan, batches, batch_rows)
+    first = next(scored, None)
+    if first is None:  # no rows: an empty part with the output's schema
+        read = pa.schema([reader.schema_arrow.field(c) for c in columns])
+        schema = plan.output_schema(read)
+    else:
+        schema = first.schema
+    rows = 0
+    writer = ParquetOut(path, schema)
+    for out in itertools.chain([first] if first is not None else [], scored):
+        writer.write(out)
+        rows += out.num_rows
+    writer.close()
+    return rows
 
 
 def _task(plan: ScorePlan, model: Any, columns: list[str], staging: str, batch_rows: int) -> Any:
     """The function every task runs (a closure Spark pickles to the executors)."""
-    digest = plan.digest
 
     def run(item: tuple[int, Piece]) -> int:
         from pyspark import TaskContext
 
         index, piece = item
-        cores = task_cores()
-        session = session_for(digest, lambda: model.value, threads=cores)
-        reader = pq.ParquetFile(piece.path)
-        # pyarrow's thread pool only for a task of several cores: on one it takes the other
-        # tasks' cores (and its hand-offs cost more than they save on 1-core tasks).
-        batches: Iterator[pa.RecordBatch] = reader.iter_batches(
-            batch_size=batch_rows, row_groups=list(piece.row_groups), columns=columns,
-            use_threads=cores > 1,
-        )  # fmt: skip
         context = TaskContext.get()
         attempt = context.attemptNumber() if context is not None else 0
         part = f"{staging}/part-{index:05d}.parquet"
         scratch = f"{part}.{attempt}.tmp"
-        scored = score_batches(session, plan, batches, batch_rows)
-        first = next(scored, None)
-        if first is None:  # no rows: an empty part with the output's schema
-            read = pa.schema([reader.schema_arrow.field(c) for c in columns])
-            schema = plan.output_schema(read)
-        else:
-            schema = first.schema
-        rows = 0
-        writer = ParquetOut(scratch, schema)
-        for out in itertools.chain([first] if first is not None else [], scored):
-            writer.write(out)
-            rows += out.num_rows
-        writer.close()
+        rows = _score_piece(plan, model, piece, columns, path=scratch, batch_rows=batch_rows)
         os.replace(scratch, part)
         return rows
 
@@ -168,7 +169,7 @@ def score_parquet_files(
     staging.mkdir(parents=True)
     broadcast = context.broadcast(resolved.data)
     try:
-        task = _task(plan, broadcast, _needed(plan, schema), str(staging), batch_rows)
+        task = _task(plan, broadcast, plan.read_names(schema), str(staging), batch_rows)
         items = list(enumerate(pieces))
         counts = call_spark(
             lambda: context.parallelize(items, max(len(items), 1)).map(task).collect(),

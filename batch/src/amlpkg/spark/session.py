@@ -14,11 +14,12 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 _MAX_MESSAGE = 2000
-# pyarrow's default pool (mimalloc) returned and re-faulted the memory of every row group
-# read: on the benchmark's VM half the executors' CPU went to the kernel and the Parquet
-# path scored about 25% fewer rows per CPU-second than with jemalloc. Read at pyarrow's
-# import, so it is set in the executors' environment (their Python workers inherit it).
-ARROW_POOL = "jemalloc"
+# pyarrow's default pool, set for the executors so that a cluster's environment cannot
+# change it. With Parquet read without pre-buffering (amlpkg.batch.parquet_in), mimalloc
+# hands freed blocks back batch after batch at any row-group size; pyarrow's jemalloc
+# returned the pages of large blocks to the kernel whatever its decay settings (row
+# groups of 96 MiB: 20 page faults a row, 0.68x in-process ONNX Runtime against 0.87x).
+ARROW_POOL = "mimalloc"
 
 
 def spark_session(master: str, app_name: str = "amlpkg-score") -> SparkSession:
@@ -26,8 +27,8 @@ def spark_session(master: str, app_name: str = "amlpkg-score") -> SparkSession:
 
     Executors start ``PYSPARK_PYTHON``; it defaults to this interpreter, so the
     executors import the same amlpkg, ONNX Runtime and pyarrow as the driver. Their
-    pyarrow allocates from jemalloc (:data:`ARROW_POOL`) unless
-    ``ARROW_DEFAULT_MEMORY_POOL`` says otherwise here.
+    pyarrow allocates from :data:`ARROW_POOL`, like the local engine's by default,
+    unless ``ARROW_DEFAULT_MEMORY_POOL`` says otherwise here.
     """
     try:
         from pyspark.sql import SparkSession
