@@ -61,3 +61,37 @@ def test_a_file_without_batches_is_valid_and_empty(tmp_path: Path) -> None:
     ParquetOut(tmp_path / "e.parquet", _batch(0, 1).schema).close()
     table = pq.read_table(tmp_path / "e.parquet")
     assert table.num_rows == 0 and table.column_names == ["id", "label", "probabilities"]
+
+
+def test_columns_passed_through_keep_the_inputs_codec_and_dictionary_choice(
+    tmp_path: Path,
+) -> None:
+    rng = np.random.default_rng(5)
+    raw = [rng.standard_normal(48).astype(np.float32).tobytes() for _ in range(64)]
+    source = pa.table(
+        {"id": np.arange(64), "image": pa.array(raw, pa.binary()), "note": ["n"] * 64}
+    )
+    pq.write_table(
+        source, tmp_path / "in.parquet", use_dictionary=["id", "note"],
+        compression={"id": "snappy", "image": "none", "note": "zstd"},
+    )  # fmt: skip
+    like = pq.read_metadata(tmp_path / "in.parquet")
+    scored = source.append_column("score", pa.array(np.ones(64, np.float32)))
+    writer = ParquetOut(tmp_path / "out.parquet", scored.schema, like=like)
+    writer.write(scored.to_batches()[0])
+    writer.close()
+    group = pq.read_metadata(tmp_path / "out.parquet").row_group(0)
+    got = {
+        group.column(i).path_in_schema: (
+            group.column(i).compression,
+            any("DICTIONARY" in e for e in group.column(i).encodings),
+        )
+        for i in range(group.num_columns)
+    }
+    assert got == {
+        "id": ("SNAPPY", True),
+        "image": ("UNCOMPRESSED", False),  # as stored: no codec, no dictionary of tensors
+        "note": ("ZSTD", True),
+        "score": ("SNAPPY", False),  # the model's outputs: our own rules
+    }
+    assert pq.read_table(tmp_path / "out.parquet").column("image").to_pylist() == raw

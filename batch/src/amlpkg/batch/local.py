@@ -18,6 +18,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.dataset as pads
+import pyarrow.parquet as pq
 
 from amlpkg.batch.kernel import score_batches, session_for
 from amlpkg.batch.lineage import local_dataset_id
@@ -121,18 +122,21 @@ class _CsvOut:
 
 
 class _Writer:
-    """Parquet or CSV writer opened on the first batch (CSV's columns depend on it)."""
+    """Parquet or CSV writer opened on the first batch (CSV's columns depend on it);
+    ``like``: a Parquet input, whose columns passed through keep its encodings."""
 
-    def __init__(self, path: Path, fmt: str) -> None:
-        self.path, self.fmt = path, fmt
+    def __init__(self, path: Path, fmt: str, like: pq.FileMetaData | None) -> None:
+        self.path, self.fmt, self.like = path, fmt, like
         self.inner: Any = None
 
     def write(self, batch: pa.RecordBatch) -> None:
         if self.fmt == "csv":
             batch = _csv_ready(batch)
         if self.inner is None:
-            opener = ParquetOut if self.fmt == "parquet" else _CsvOut
-            self.inner = opener(self.path, batch.schema)
+            if self.fmt == "parquet":
+                self.inner = ParquetOut(self.path, batch.schema, like=self.like)
+            else:
+                self.inner = _CsvOut(self.path, batch.schema)
         self.inner.write(batch)
 
     def close(self, schema: pa.Schema) -> None:
@@ -174,7 +178,8 @@ def score_file(
         batches = read_batches(dataset, in_fmt, batch_rows, plan.read_names(schema))
         session = session_for(resolved.digest, lambda: resolved.data, threads=threads)
         partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
-        writer = _Writer(partial, out_fmt)
+        like = pq.read_metadata(dataset.files[0]) if in_fmt == "parquet" and dataset.files else None
+        writer = _Writer(partial, out_fmt, like)
         rows = 0
         try:
             for scored in score_batches(session, plan, batches, batch_rows):

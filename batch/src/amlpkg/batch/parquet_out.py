@@ -9,6 +9,17 @@ columns (labels, passed-through ids and strings) and left off for floating-point
 Scoring batches are small (Spark's 10,000 rows); one row group per batch would leave
 files of hundreds of tiny row groups, so batches are gathered into row groups of up to
 :data:`ROW_GROUP_ROWS` rows or :data:`ROW_GROUP_BYTES` bytes.
+
+A column passed through from a Parquet input (an id, or an image kept beside its scores)
+is written as the input had it: its codec and whether it was dictionary-encoded. pyarrow
+cannot copy compressed pages, so the column is encoded again whatever is chosen; keeping
+the input's choice keeps the output's size what the user's data had, at the cost the
+user already accepted. For a float image column the choice weighs: measured per 48 KiB
+row of 3x64x64 float32, snappy compressed normalized 8-bit images to 0.51 of their size
+at 66 us a row (about what the CNN's ONNX Runtime takes a row) and random floats not at
+all at 4 us, where writing them uncompressed costs only the copy. An input stored
+uncompressed so stays uncompressed, and no dictionary is built for tensors that never
+repeat. The model's outputs get the rules above, compressed with snappy.
 """
 
 from __future__ import annotations
@@ -35,13 +46,43 @@ def dictionary_columns(schema: pa.Schema) -> list[str]:
     return [f.name for f in schema if not _floating(f.type)]
 
 
+_CODECS = {"UNCOMPRESSED": "none", "LZ4_RAW": "lz4", "LZ4": "lz4"}
+_WRITABLE = {"none", "snappy", "gzip", "brotli", "zstd", "lz4"}
+
+
+def input_encodings(meta: pq.FileMetaData) -> dict[str, tuple[str, bool]]:
+    """Each top-level column of a Parquet input: its codec (as pyarrow writes it) and whether
+    it was dictionary-encoded, as its first row group has them."""
+    if not meta.num_row_groups:
+        return {}
+    group = meta.row_group(0)
+    found: dict[str, tuple[str, bool]] = {}
+    for i in range(group.num_columns):
+        column = group.column(i)
+        codec = _CODECS.get(column.compression, column.compression.lower())
+        dictionary = any("DICTIONARY" in e for e in column.encodings)
+        found.setdefault(
+            column.path_in_schema.split(".")[0],
+            (codec if codec in _WRITABLE else "snappy", dictionary),
+        )
+    return found
+
+
 class ParquetOut:
     """A Parquet file written batch by batch, in row groups of a sensible size."""
 
-    def __init__(self, path: str | Path, schema: pa.Schema) -> None:
+    def __init__(
+        self, path: str | Path, schema: pa.Schema, like: pq.FileMetaData | None = None
+    ) -> None:
+        """``like``: the Parquet input, whose columns passed through keep its encodings."""
         self.schema = schema
+        kept = input_encodings(like) if like is not None else {}
+        dictionary = [n for n in dictionary_columns(schema) if n not in kept] + [
+            n for n in schema.names if kept.get(n, ("", False))[1]
+        ]
+        codecs = {n: kept[n][0] if n in kept else "snappy" for n in schema.names}
         self._writer = pq.ParquetWriter(
-            str(path), schema, use_dictionary=dictionary_columns(schema)
+            str(path), schema, use_dictionary=dictionary, compression=codecs
         )
         self._pending: list[pa.RecordBatch] = []
         self._rows = 0

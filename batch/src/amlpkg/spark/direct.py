@@ -114,7 +114,7 @@ def _score_piece(
     else:
         schema = first.schema
     rows = 0
-    writer = ParquetOut(path, schema)
+    writer = ParquetOut(path, schema, like=reader.metadata)  # passed-through columns as read
     for out in itertools.chain([first] if first is not None else [], scored):
         writer.write(out)
         rows += out.num_rows
