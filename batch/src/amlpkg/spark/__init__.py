@@ -23,7 +23,7 @@ from amlpkg.batch.model import ResolvedModel
 from amlpkg.batch.plan import InputsSpec, OutputsSpec, ScorePlan
 from amlpkg.batch.sites import scoring_site
 from amlpkg.errors import InvalidArgumentError
-from amlpkg.spark.session import task_cores
+from amlpkg.spark.session import settle_worker, task_cores
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -41,6 +41,7 @@ def _scorer(
     def score_partition(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         # `model.value` is read (from the executor's broadcast block) only on a cache miss.
         session = session_for(digest, lambda: model.value, threads=task_cores())
+        settle_worker()
         yield from score_batches(session, plan, batches, batch_rows)
 
     return score_partition

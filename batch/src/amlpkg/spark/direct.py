@@ -35,7 +35,7 @@ from amlpkg.batch.parquet_in import open_parquet, parquet_batches
 from amlpkg.batch.parquet_out import ParquetOut
 from amlpkg.batch.plan import InputsSpec, OutputsSpec, ScorePlan
 from amlpkg.errors import InvalidArgumentError, NotFoundError
-from amlpkg.spark.session import call_spark, task_cores
+from amlpkg.spark.session import call_spark, settle_worker, task_cores
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -100,6 +100,7 @@ def _score_piece(
     """Read, score and write ``piece`` as the Parquet file ``path``; the rows written."""
     cores = task_cores()
     session = session_for(plan.digest, lambda: model.value, threads=cores)
+    settle_worker()
     reader = open_parquet(piece.path)
     # pyarrow's thread pool only for a task of several cores: on one it takes the other
     # tasks' cores (and its hand-offs cost more than they save on 1-core tasks).
