@@ -43,6 +43,13 @@ def method_notes(
         "(all three in its server CPU); its token protection of the statistics API is off "
         "(perf_analyzer reads it), and its stub gets this interpreter's libpython on "
         "LD_LIBRARY_PATH (otherwise Debian's 3.11.2 meets the venv's newer standard library).",
+        "grpcio-aio-floor and grpcio-sync-floor are reference rows, not peers: the V2 gRPC API "
+        "on bare grpcio (grpc.aio; `grpc.server` with 4 threads), ONNX Runtime run inline in "
+        "each call, no batching, validation or statistics: the most a Python gRPC front end "
+        "serves here. They never count in the p50 target; the best of them over our HTTP rate "
+        "is the MLP gRPC target's ceiling. 'Any server's ceiling here' for the CNN = the cores "
+        "/ (ONNX Runtime's least CPU per sample in the in-process points + perf_analyzer's CPU "
+        "per request at that row); for the cores target, what perf_analyzer leaves.",
         "perf_analyzer needs Triton's model-configuration extension: MLServer, LitServe and "
         "BentoML cannot be measured with it (`--socket-clients` adds wrk and grpc.aio rows, "
         f"{warmup_s:g} s warm-up each, for any server).",
