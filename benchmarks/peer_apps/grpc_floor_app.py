@@ -150,11 +150,12 @@ def _ready_http(port: int) -> None:
     threading.Thread(target=server.serve_forever, daemon=True).start()
 
 
-async def _serve_aio(floor: Floor, port: int) -> None:
+async def _serve_aio(floor: Floor, port: int, ready_port: int) -> None:
     server = grpc.aio.server()
     pb_grpc.add_GRPCInferenceServiceServicer_to_server(AioServicer(floor), server)
     server.add_insecure_port(f"127.0.0.1:{port}")
     await server.start()
+    _ready_http(ready_port)  # ready only once the gRPC port listens
     await server.wait_for_termination()
 
 
@@ -171,8 +172,7 @@ def main() -> None:
     shape = tuple(int(d) for d in args.sample_shape.split(","))
     floor = Floor(args.model_path, args.model_name, shape)
     if args.mode == "aio":
-        _ready_http(args.http_port)
-        asyncio.run(_serve_aio(floor, args.grpc_port))
+        asyncio.run(_serve_aio(floor, args.grpc_port, args.http_port))
         return
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=args.threads))
     pb_grpc.add_GRPCInferenceServiceServicer_to_server(SyncServicer(floor), server)
