@@ -50,8 +50,9 @@ class Target:
     ratio: float | None
     required: float
     met: bool | None  # None: a side of the comparison was not measured
-    # The most any server could reach here, on the target's own scale: ORT's own CPU
-    # per sample and the client's per request, measured in this run, on these cores.
+    # The most any server could reach here, on the target's own scale, worked out from
+    # this run (the CNN: ORT's CPU per sample and the client's per request on these
+    # cores; the cores: what the client leaves; MLP gRPC: bare grpcio over our HTTP).
     ceiling: float | None = None
 
 
@@ -98,16 +99,14 @@ def client_us_per_request(row: Row | None) -> float | None:
 
 
 def free_server_ceiling(
-    row: Row | None, inproc: list[InProcessResult], limit: InProcessResult | None
+    ort_us: float | None, client_us: float | None, limit: InProcessResult | None
 ) -> float | None:
-    """The ratio to in-process ORT that a server costing no CPU at all could reach at
-    ``row``'s point: the cores here / (ORT's CPU per sample + the client's per request).
-    The client runs on the same cores, so a target above it is out of reach for any server."""
-    client = client_us_per_request(row)
-    ort_us = cheapest_sample(inproc, "cnn")
-    if client is None or ort_us is None or limit is None:
+    """The ratio to in-process ORT that a server costing no CPU at all could reach: the
+    cores here / (ORT's CPU per sample + the client's per request). The client runs on the
+    same cores, so a target above it is out of reach for any server."""
+    if client_us is None or ort_us is None or limit is None:
         return None
-    return usable_cpus() * 1e6 / (ort_us + client) / limit.samples_per_s
+    return usable_cpus() * 1e6 / (ort_us + client_us) / limit.samples_per_s
 
 
 def _vs_inprocess(
@@ -126,9 +125,9 @@ def _vs_inprocess(
         f"ours {fmt(rps)} req/s vs in-process "
         f"{fmt(limit.samples_per_s if limit else None)} samples/s{where}"
     )
-    ceiling = free_server_ceiling(row, inproc, limit)
     ort_us, client_us = cheapest_sample(inproc, "cnn"), client_us_per_request(row)
-    if ceiling is not None and ort_us is not None and client_us is not None:
+    ceiling = free_server_ceiling(ort_us, client_us, limit)
+    if ceiling is not None:
         detail += (
             f"; ORT {ort_us:.0f} us CPU/sample + perf_analyzer {client_us:.0f} us/request"
             f" on {usable_cpus()} cores"
@@ -181,12 +180,9 @@ def _targets(rows: list[Row], inproc: list[InProcessResult], ours: str) -> list[
     http, grpc = (_rps(find(rows, ours, "mlp", p, 16)) for p in ("http", "grpc"))
     ratio = grpc / http if grpc is not None and http else None
     detail = f"gRPC {fmt(grpc)} req/s vs HTTP {fmt(http)} req/s"
-    floors = [r for r in rows if r.category == "reference"]
-    floor = max(
-        (f for f in (find(floors, s, "mlp", "grpc", 16) for s in {r.server for r in floors}) if f),
-        key=lambda r: _rps(r) or 0.0,
-        default=None,
-    )
+    floors = {r.server for r in rows if r.category == "reference"}
+    measured = [f for f in (find(rows, s, "mlp", "grpc", 16) for s in floors) if f is not None]
+    floor = max(measured, key=lambda r: _rps(r) or 0.0, default=None)
     floor_rps = _rps(floor)
     ceiling = floor_rps / http if floor_rps is not None and http else None
     if floor is not None:
